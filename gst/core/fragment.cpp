@@ -1,0 +1,191 @@
+#include "fragment.h"
+
+#include "box.h"
+#include "bytes.h"
+
+namespace fmp4ws::core {
+
+static int64_t
+ToNs (uint64_t t, uint32_t timescale)
+{
+  if (timescale == 0)
+    return -1;
+  // t * 1e9 / timescale without overflow for any realistic t.
+  unsigned __int128 v = (unsigned __int128) t * 1000000000u / timescale;
+  return v > (unsigned __int128) INT64_MAX ? INT64_MAX : int64_t (v);
+}
+
+int64_t
+FragmentInfo::decode_time_ns () const
+{
+  return timing < 0 ? -1 : ToNs (trafs[timing].decode_time, trafs[timing].timescale);
+}
+
+int64_t
+FragmentInfo::duration_ns () const
+{
+  return timing < 0 ? -1 : ToNs (trafs[timing].duration, trafs[timing].timescale);
+}
+
+std::optional<FragmentInfo>
+ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init, std::string *error)
+{
+  BoxHeader h;
+  if (ParseBoxHeader (moof, size, size, &h) != HeaderStatus::kOk || h.type != FourCC ("moof") ||
+      h.size != size) {
+    *error = "not a moof box";
+    return std::nullopt;
+  }
+  FragmentInfo info;
+  bool video_sync = false;
+  BoxIterator it (moof + h.header_size, size - h.header_size);
+  while (it.Next ()) {
+    if (it.type () == FourCC ("mfhd")) {
+      Reader r (it.payload (), it.payload_size ());
+      r.Skip (4);
+      info.sequence = r.U32 ();
+      continue;
+    }
+    if (it.type () != FourCC ("traf"))
+      continue;
+    TrafTiming tt;
+    bool have_default_flags = false, have_default_duration = false;
+    uint32_t default_flags = 0, default_duration = 0;
+    bool first_flags_known = false;
+    uint32_t first_flags = 0;
+    bool tfhd_seen = false;
+    BoxIterator tr (it.payload (), it.payload_size ());
+    while (tr.Next ()) {
+      Reader r (tr.payload (), tr.payload_size ());
+      if (tr.type () == FourCC ("tfhd")) {
+        r.U8 ();
+        uint32_t flags = r.U24 ();
+        tt.track_id = r.U32 ();
+        if (flags & 0x01) r.Skip (8);  // base_data_offset
+        if (flags & 0x02) r.Skip (4);  // sample_description_index
+        if (flags & 0x08) { default_duration = r.U32 (); have_default_duration = true; }
+        if (flags & 0x10) r.Skip (4);  // default_sample_size
+        if (flags & 0x20) { default_flags = r.U32 (); have_default_flags = true; }
+        if (!r.ok ()) {
+          *error = "moof: truncated tfhd";
+          return std::nullopt;
+        }
+        tfhd_seen = true;
+        const Track *t = init.FindTrack (tt.track_id);
+        if (t) {
+          tt.timescale = t->timescale;
+          if (!have_default_duration && t->has_trex) {
+            default_duration = t->trex_duration;
+            have_default_duration = true;
+          }
+          if (!have_default_flags && t->has_trex) {
+            default_flags = t->trex_flags;
+            have_default_flags = true;
+          }
+        }
+      } else if (tr.type () == FourCC ("tfdt")) {
+        uint8_t version = r.U8 ();
+        r.Skip (3);
+        tt.decode_time = version == 1 ? r.U64 () : r.U32 ();
+        tt.tfdt_offset = size_t (tr.box () - moof);
+        if (!r.ok ()) {
+          *error = "moof: truncated tfdt";
+          return std::nullopt;
+        }
+      } else if (tr.type () == FourCC ("trun")) {
+        r.U8 ();
+        uint32_t flags = r.U24 ();
+        uint32_t count = r.U32 ();
+        if (flags & 0x001) r.Skip (4);  // data_offset
+        bool has_first = flags & 0x004;
+        uint32_t ff = has_first ? r.U32 () : 0;
+        bool has_dur = flags & 0x100, has_size = flags & 0x200, has_flags = flags & 0x400,
+             has_cto = flags & 0x800;
+        size_t per_sample = 4u * (has_dur + has_size + has_flags + has_cto);
+        if (!r.ok () || (per_sample && r.remaining () / per_sample < count)) {
+          *error = "moof: trun sample table overruns its box";
+          return std::nullopt;
+        }
+        for (uint32_t i = 0; i < count; i++) {
+          uint32_t d = has_dur ? r.U32 () : default_duration;
+          if (has_size) r.Skip (4);
+          uint32_t sf = has_flags ? r.U32 () : 0;
+          if (has_cto) r.Skip (4);
+          tt.duration += d;
+          if (tt.samples == 0 && i == 0 && !first_flags_known) {
+            if (has_first) {
+              first_flags = ff;
+              first_flags_known = true;
+            } else if (has_flags) {
+              first_flags = sf;
+              first_flags_known = true;
+            }
+          }
+        }
+        tt.samples += count;
+      }
+    }
+    if (tr.error ()) {
+      *error = "moof: a box inside traf overruns its parent";
+      return std::nullopt;
+    }
+    if (!tfhd_seen) {
+      *error = "moof: traf without tfhd";
+      return std::nullopt;
+    }
+    if (!first_flags_known && have_default_flags) {
+      first_flags = default_flags;
+      first_flags_known = true;
+    }
+    const Track *t = init.FindTrack (tt.track_id);
+    if (t && t->is_video () && !info.has_video && tt.samples > 0) {
+      info.has_video = true;
+      // No flags anywhere: nothing says the sample is not a sync sample.
+      video_sync = first_flags_known ? SampleFlagsAreSync (first_flags) : true;
+      info.timing = int (info.trafs.size ());
+    }
+    info.trafs.push_back (tt);
+  }
+  if (it.error ()) {
+    *error = "moof: a child box overruns its parent";
+    return std::nullopt;
+  }
+  if (info.trafs.empty ()) {
+    *error = "moof without traf";
+    return std::nullopt;
+  }
+  if (info.timing < 0)
+    info.timing = 0;
+  // In a stream with video, only a fragment that starts on a video sync sample is a
+  // start point; audio-only streams start anywhere.
+  info.keyframe = init.has_video ? (info.has_video && video_sync) : true;
+  return info;
+}
+
+bool
+RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t base_ns)
+{
+  for (const TrafTiming &tt : info.trafs) {
+    if (tt.tfdt_offset == 0 || tt.timescale == 0)
+      continue;
+    if (tt.tfdt_offset + 16 > size)
+      return false;
+    uint8_t *p = moof + tt.tfdt_offset;
+    if (LoadU32 (p + 4) != FourCC ("tfdt"))
+      return false;
+    uint8_t version = p[8];
+    uint64_t base = uint64_t ((unsigned __int128) (base_ns < 0 ? 0 : base_ns) * tt.timescale /
+                              1000000000u);
+    uint64_t t = tt.decode_time > base ? tt.decode_time - base : 0;
+    if (version == 1) {
+      if (tt.tfdt_offset + 20 > size)
+        return false;
+      StoreU64 (p + 12, t);
+    } else {
+      StoreU32 (p + 12, uint32_t (t));
+    }
+  }
+  return true;
+}
+
+}  // namespace fmp4ws::core

@@ -1,0 +1,56 @@
+// The fragment model: what a moof says (sequence, decode times, duration, keyframe),
+// and the per-viewer tfdt rewrite that rebases a fragment's timeline.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "init_segment.h"
+
+namespace fmp4ws::core {
+
+struct TrafTiming
+{
+  uint32_t track_id = 0;
+  uint32_t timescale = 0;       // from the init segment (0 if the track is unknown)
+  uint64_t decode_time = 0;     // tfdt
+  uint64_t duration = 0;        // sum of the traf's sample durations
+  size_t tfdt_offset = 0;       // offset of the tfdt box inside the moof (0: no tfdt)
+  uint32_t samples = 0;
+};
+
+struct FragmentInfo
+{
+  uint32_t sequence = 0;        // mfhd
+  bool keyframe = false;        // a viewer may start here
+  bool has_video = false;       // has a traf for a video track
+  std::vector<TrafTiming> trafs;
+  int timing = -1;              // index in trafs used for time (first video traf, else first)
+
+  // Decode time and duration of the timing traf in nanoseconds; -1 if unknown.
+  int64_t decode_time_ns () const;
+  int64_t duration_ns () const;
+};
+
+// Sample flag helpers (ISO/IEC 14496-12 8.8.3.1).
+inline bool
+SampleFlagsAreSync (uint32_t flags)
+{
+  bool non_sync = flags & 0x00010000;
+  unsigned depends_on = (flags >> 24) & 0x3;
+  return !non_sync && depends_on != 1;
+}
+
+// Parses a whole moof box (header included) against the init segment it belongs to.
+std::optional<FragmentInfo> ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init,
+                                       std::string *error);
+
+// Rewrites, in place, every tfdt of a moof copy so that `base_ns` becomes time 0
+// (each track in its own timescale, so tracks stay in sync). Times below the base
+// are clamped to 0. Returns false if the moof is malformed.
+bool RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t base_ns);
+
+}  // namespace fmp4ws::core

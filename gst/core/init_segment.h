@@ -1,0 +1,75 @@
+// The init segment model: what a moov says about its tracks, RFC 6381 codec strings,
+// a "clean" moov for MSE, and the first fragment ffmpeg hides in a non-empty moov.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fmp4ws::core {
+
+// Sample tables of a moov that carries samples (ffmpeg without empty_moov).
+struct SampleTable
+{
+  std::vector<uint32_t> sizes;
+  std::vector<uint32_t> durations;
+  std::vector<int32_t> cts_offsets;  // empty when there is no ctts
+  std::vector<uint32_t> sync;        // 1-based sync sample numbers; empty when all are sync
+  bool has_stss = false;
+  std::vector<uint64_t> offsets;     // absolute byte offset of each sample (from stsc+stco)
+};
+
+struct Track
+{
+  uint32_t id = 0;
+  uint32_t handler = 0;       // 'vide', 'soun', ...
+  uint32_t timescale = 0;     // mdhd
+  uint32_t sample_entry = 0;  // stsd entry type (for encrypted entries: the original format)
+  std::string codec;          // RFC 6381, empty when unknown
+  uint32_t width = 0, height = 0;  // video: display size (tkhd), else sample entry
+  uint32_t channels = 0, sample_rate = 0;
+  // trex defaults
+  bool has_trex = false;
+  uint32_t trex_duration = 0, trex_size = 0, trex_flags = 0;
+  SampleTable samples;
+
+  bool is_video () const;
+  bool is_audio () const;
+};
+
+struct InitInfo
+{
+  std::vector<Track> tracks;
+  std::string codecs;  // "avc1.640028, mp4a.40.2" (video first)
+  std::string mime;    // video/mp4; codecs="..."  (audio/mp4 when there is no video)
+  uint32_t width = 0, height = 0;
+  bool has_video = false, has_audio = false;
+  bool moov_has_samples = false;  // ffmpeg's non-empty moov: see BuildFirstFragment
+  bool fragmented = false;        // moov has mvex
+
+  const Track *FindTrack (uint32_t id) const;
+  const Track *FirstVideo () const;
+};
+
+// Parses a whole moov box (header included). On failure returns nullopt and sets *error.
+std::optional<InitInfo> ParseMoov (const uint8_t *moov, size_t size, std::string *error);
+
+// RFC 6381 string for one stsd sample entry box (header included); empty if unknown.
+std::string CodecStringForSampleEntry (const uint8_t *entry, size_t size);
+
+// A copy of the moov with empty sample tables and zero durations, as MSE expects of an
+// init segment. Boxes that describe samples (stss, ctts, sbgp, sdtp...) are dropped.
+std::vector<uint8_t> CleanMoov (const uint8_t *moov, size_t size);
+
+// Builds a moof for the samples a non-empty moov describes, to put in front of the mdat
+// that holds them. mdat_offset is the stream offset of that mdat (relative to the
+// stream's ftyp, as the moov's chunk offsets are), mdat_header its header size and
+// mdat_size its whole size. Returns an empty vector (and sets *error) if the samples do
+// not all lie inside that mdat.
+std::vector<uint8_t> BuildFirstFragment (const InitInfo &init, uint32_t sequence,
+                                         uint64_t mdat_offset, uint32_t mdat_header,
+                                         uint64_t mdat_size, std::string *error);
+
+}  // namespace fmp4ws::core

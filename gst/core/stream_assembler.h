@@ -1,0 +1,86 @@
+// Turns a sequence of whole top-level boxes into init segments and fragments.
+// The caller holds the boxes (zero copy); the assembler says what to do with them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "box.h"
+#include "fragment.h"
+#include "init_segment.h"
+
+namespace fmp4ws::core {
+
+// One part of an output: either a box the caller holds (index into the held list,
+// the current box being the last) or bytes the assembler made.
+struct Piece
+{
+  int held = -1;
+  std::vector<uint8_t> bytes;
+};
+
+struct Decision
+{
+  enum Kind
+  {
+    kHold,          // keep the current box with the held ones
+    kDrop,          // drop the current box, keep the others held
+    kEmitInit,      // output an init segment from `pieces`, then clear the held list
+    kEmitFragment,  // output a fragment from `pieces`, then clear the held list
+    kError,         // fatal: `message` says why
+  } kind = kHold;
+  bool discard_held = false;  // first drop every box held so far (then handle the current box)
+  bool discont = false;       // output follows lost data
+  std::vector<Piece> pieces;
+  std::string warning;        // for the user (element warning)
+  std::string note;           // for the debug log
+  std::string message;        // kError
+  // Set for emits (valid until the next PushBox).
+  const InitInfo *init = nullptr;
+  const FragmentInfo *fragment = nullptr;
+};
+
+class StreamAssembler
+{
+public:
+  // Bound on boxes held while waiting for a fragment's mdat.
+  static constexpr size_t kMaxHeldBoxes = 64;
+
+  // `data` must hold the whole box for every type but mdat (may be null for mdat).
+  Decision PushBox (const BoxHeader &header, uint64_t offset, const uint8_t *data);
+
+  // Called after a resync skipped bytes: what is held is incomplete.
+  Decision LostSync ();
+
+  void Reset ();
+  const InitInfo *init () const { return init_ ? &*init_ : nullptr; }
+  uint32_t generation () const { return generation_; }
+  size_t held () const { return held_; }
+
+private:
+  Decision Hold (Decision d);
+  Decision OnFtyp (const BoxHeader &h, uint64_t offset, const uint8_t *data);
+  Decision OnMoov (const BoxHeader &h, const uint8_t *data);
+  Decision OnMoof (const BoxHeader &h, const uint8_t *data);
+  Decision OnMdat (const BoxHeader &h, uint64_t offset);
+  void DiscardHeld (Decision *d, const char *why);
+
+  std::optional<InitInfo> init_;
+  uint32_t generation_ = 0;       // init segments emitted so far
+  std::vector<uint8_t> ftyp_;     // last ftyp (copied: it is tiny)
+  uint64_t ftyp_offset_ = 0;
+  bool ftyp_held_ = false;
+  bool expect_moov_mdat_ = false;  // ffmpeg's non-empty moov: its mdat comes next
+  bool moof_held_ = false;
+  std::optional<FragmentInfo> fragment_;
+  size_t held_ = 0;
+  bool discont_ = false;
+  bool warned_early_fragment_ = false;
+  std::vector<uint32_t> noted_unknown_;
+};
+
+}  // namespace fmp4ws::core

@@ -1,0 +1,595 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * SECTION:element-fmp4initcache
+ * @title: fmp4initcache
+ *
+ * Splits a live fragmented MP4 byte stream, in any chunking, into ISO BMFF
+ * boxes, caches the init segment (ftyp+moov) and pushes:
+ *
+ * - the init segment as one buffer flagged %GST_BUFFER_FLAG_HEADER (plus
+ *   %GST_BUFFER_FLAG_DISCONT when a new init segment arrives mid-stream), also
+ *   put in the src caps as `streamheader`, with the RFC 6381 `codecs`, the MSE
+ *   `mime` type and the video `width`/`height`;
+ * - one buffer per media fragment (styp/prft/emsg/sidx + moof + mdat), with
+ *   %GST_BUFFER_FLAG_DELTA_UNIT unless its first video sample is a sync sample,
+ *   PTS/DTS/duration from tfdt and the sample durations, and the mfhd sequence
+ *   number as buffer offset.
+ *
+ * ffmpeg's fragmented MP4 without `empty_moov` puts the first samples in the
+ * moov, followed by a bare mdat: the element sends a clean moov (empty sample
+ * tables) and turns those samples into a real first fragment.
+ *
+ * Top-level `mfra`, `free`, `skip` and unknown boxes are dropped. Garbage
+ * before the first box or between boxes is skipped with a warning (up to
+ * 4 MiB, then it is an error); a box larger than #GstFmp4InitCache:max-box-size
+ * is an error; a stream that ends inside a box gives a warning.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 tcpserversrc host=0.0.0.0 port=8081 ! fmp4initcache ! fakesink dump=false silent=false -v
+ * ]| Receives ffmpeg's `-f mp4 -movflags frag_keyframe+default_base_moof tcp://host:8081` and
+ * prints the caps (codecs, mime, streamheader) and each fragment.
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency key-int-max=30 ! mp4mux fragment-duration=700 ! fmp4initcache ! websocketsink
+ * ]| Encodes and serves a test pattern to browsers.
+ *
+ * Since: 0.1
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstfmp4initcache.h"
+
+#include <gst/base/gstadapter.h>
+
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/box.h"
+#include "core/stream_assembler.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_fmp4_init_cache_debug);
+#define GST_CAT_DEFAULT gst_fmp4_init_cache_debug
+
+using namespace fmp4ws::core;
+
+#define DEFAULT_MAX_BOX_SIZE (G_GUINT64_CONSTANT (64) << 20)
+#define MIN_MAX_BOX_SIZE 4096
+
+enum
+{
+  PROP_0,
+  PROP_MAX_BOX_SIZE,
+  PROP_CODECS,
+  PROP_MIME_TYPE,
+  PROP_INIT_SEGMENT,
+  PROP_WIDTH,
+  PROP_HEIGHT,
+};
+
+static GstStaticPadTemplate sink_template =
+    GST_STATIC_PAD_TEMPLATE ("sink", GST_PAD_SINK, GST_PAD_ALWAYS, GST_STATIC_CAPS_ANY);
+
+static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
+    "src", GST_PAD_SRC, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS ("video/quicktime, variant = (string) iso-fragmented"));
+
+namespace {
+
+class AdapterSource : public ByteSource
+{
+public:
+  explicit AdapterSource (GstAdapter *a) : a_ (a) {}
+  size_t Available () const override { return gst_adapter_available (a_); }
+  void Peek (size_t offset, size_t n, uint8_t *out) const override
+  {
+    gst_adapter_copy (a_, out, offset, n);
+  }
+  void Skip (size_t n) override { gst_adapter_flush (a_, n); }
+
+private:
+  GstAdapter *a_;
+};
+
+}  // namespace
+
+struct GstFmp4InitCachePrivate
+{
+  GstFmp4InitCachePrivate () : splitter (DEFAULT_MAX_BOX_SIZE) {}
+
+  // Streaming-thread state.
+  GstAdapter *adapter = nullptr;
+  BoxSplitter splitter;
+  StreamAssembler assembler;
+  std::vector<GstBuffer *> held;
+  bool need_segment = true;
+  bool saw_data = false;
+
+  // Settings and results, under the object lock.
+  guint64 max_box_size = DEFAULT_MAX_BOX_SIZE;
+  std::string codecs, mime;
+  guint width = 0, height = 0;
+  GstBuffer *init = nullptr;
+};
+
+struct _GstFmp4InitCache
+{
+  GstElement parent;
+  GstPad *sinkpad;
+  GstPad *srcpad;
+  GstFmp4InitCachePrivate *priv;
+};
+
+#define gst_fmp4_init_cache_parent_class parent_class
+G_DEFINE_TYPE (GstFmp4InitCache, gst_fmp4_init_cache, GST_TYPE_ELEMENT);
+
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (
+    fmp4initcache, "fmp4initcache", GST_RANK_NONE, GST_TYPE_FMP4_INIT_CACHE,
+    GST_DEBUG_CATEGORY_INIT (gst_fmp4_init_cache_debug, "fmp4initcache", 0,
+                             "fragmented MP4 init cache and fragment splitter"));
+
+static void
+clear_held (GstFmp4InitCachePrivate *priv)
+{
+  for (GstBuffer *b : priv->held)
+    gst_buffer_unref (b);
+  priv->held.clear ();
+}
+
+static void
+reset_stream (GstFmp4InitCache *self, bool clear_results)
+{
+  GstFmp4InitCachePrivate *priv = self->priv;
+  gst_adapter_clear (priv->adapter);
+  priv->splitter.Reset ();
+  priv->assembler.Reset ();
+  clear_held (priv);
+  priv->need_segment = true;
+  priv->saw_data = false;
+  GST_OBJECT_LOCK (self);
+  priv->splitter.set_max_box_size (priv->max_box_size);
+  if (clear_results) {
+    priv->codecs.clear ();
+    priv->mime.clear ();
+    priv->width = priv->height = 0;
+    gst_clear_buffer (&priv->init);
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static GstBuffer *
+build_output (GstFmp4InitCachePrivate *priv, const Decision &d)
+{
+  GstBuffer *out = gst_buffer_new ();
+  for (const Piece &p : d.pieces) {
+    GstBuffer *part;
+    if (p.held >= 0)
+      part = gst_buffer_ref (priv->held[size_t (p.held)]);
+    else
+      part = gst_buffer_new_memdup (p.bytes.data (), p.bytes.size ());
+    out = gst_buffer_append (out, part);
+  }
+  return out;
+}
+
+static GstCaps *
+make_caps (const InitInfo &info, GstBuffer *init)
+{
+  GstCaps *caps = gst_caps_new_simple ("video/quicktime", "variant", G_TYPE_STRING,
+                                       "iso-fragmented", NULL);
+  GstStructure *s = gst_caps_get_structure (caps, 0);
+  GValue array = G_VALUE_INIT, value = G_VALUE_INIT;
+  g_value_init (&array, GST_TYPE_ARRAY);
+  g_value_init (&value, GST_TYPE_BUFFER);
+  gst_value_set_buffer (&value, init);
+  gst_value_array_append_value (&array, &value);
+  gst_structure_take_value (s, "streamheader", &array);
+  g_value_unset (&value);
+  if (!info.codecs.empty ())
+    gst_structure_set (s, "codecs", G_TYPE_STRING, info.codecs.c_str (), NULL);
+  if (!info.mime.empty ())
+    gst_structure_set (s, "mime", G_TYPE_STRING, info.mime.c_str (), NULL);
+  if (info.width && info.height)
+    gst_structure_set (s, "width", G_TYPE_INT, int (info.width), "height", G_TYPE_INT,
+                       int (info.height), NULL);
+  gst_structure_set (s, "has-video", G_TYPE_BOOLEAN, gboolean (info.has_video), "has-audio",
+                     G_TYPE_BOOLEAN, gboolean (info.has_audio), NULL);
+  return caps;
+}
+
+static void
+push_segment_if_needed (GstFmp4InitCache *self)
+{
+  if (!self->priv->need_segment)
+    return;
+  GstSegment seg;
+  gst_segment_init (&seg, GST_FORMAT_TIME);
+  gst_pad_push_event (self->srcpad, gst_event_new_segment (&seg));
+  self->priv->need_segment = false;
+}
+
+static GstFlowReturn
+emit_init (GstFmp4InitCache *self, const Decision &d)
+{
+  GstFmp4InitCachePrivate *priv = self->priv;
+  const InitInfo &info = *d.init;
+  GstBuffer *init = build_output (priv, d);
+  GST_BUFFER_FLAG_SET (init, GST_BUFFER_FLAG_HEADER);
+  if (d.discont)
+    GST_BUFFER_FLAG_SET (init, GST_BUFFER_FLAG_DISCONT);
+  GST_BUFFER_PTS (init) = GST_BUFFER_DTS (init) = GST_CLOCK_TIME_NONE;
+
+  if (info.mime.empty ()) {
+    std::string unknown;
+    for (const Track &t : info.tracks)
+      if ((t.is_video () || t.is_audio ()) && t.codec.empty ())
+        unknown += (unknown.empty () ? "'" : ", '") + FourCCToString (t.sample_entry) + "'";
+    GST_ELEMENT_WARNING (self, STREAM, CODEC_NOT_FOUND, ("Unknown codec in the stream"),
+                         ("no RFC 6381 codec string for sample entry %s: the mime type is "
+                          "incomplete and browsers may refuse the stream",
+                          unknown.c_str ()));
+  }
+  GST_INFO_OBJECT (self, "init segment #%u: %" G_GSIZE_FORMAT " bytes, mime '%s', %ux%u",
+                   priv->assembler.generation (), gst_buffer_get_size (init), info.mime.c_str (),
+                   info.width, info.height);
+
+  GST_OBJECT_LOCK (self);
+  priv->codecs = info.codecs;
+  priv->mime = info.mime;
+  priv->width = info.width;
+  priv->height = info.height;
+  gst_buffer_replace (&priv->init, init);
+  GST_OBJECT_UNLOCK (self);
+
+  GstCaps *caps = make_caps (info, init);
+  bool ok = gst_pad_set_caps (self->srcpad, caps);
+  gst_caps_unref (caps);
+  if (!ok) {
+    gst_buffer_unref (init);
+    return GST_FLOW_NOT_NEGOTIATED;
+  }
+  push_segment_if_needed (self);
+  g_object_notify (G_OBJECT (self), "codecs");
+  g_object_notify (G_OBJECT (self), "mime-type");
+  g_object_notify (G_OBJECT (self), "init-segment");
+  return gst_pad_push (self->srcpad, init);
+}
+
+static GstFlowReturn
+emit_fragment (GstFmp4InitCache *self, const Decision &d)
+{
+  GstBuffer *frag = build_output (self->priv, d);
+  const FragmentInfo &f = *d.fragment;
+  if (!f.keyframe)
+    GST_BUFFER_FLAG_SET (frag, GST_BUFFER_FLAG_DELTA_UNIT);
+  if (d.discont)
+    GST_BUFFER_FLAG_SET (frag, GST_BUFFER_FLAG_DISCONT);
+  int64_t dts = f.decode_time_ns (), dur = f.duration_ns ();
+  GST_BUFFER_PTS (frag) = GST_BUFFER_DTS (frag) = dts >= 0 ? GstClockTime (dts) : GST_CLOCK_TIME_NONE;
+  GST_BUFFER_DURATION (frag) = dur >= 0 ? GstClockTime (dur) : GST_CLOCK_TIME_NONE;
+  GST_BUFFER_OFFSET (frag) = f.sequence;
+  GST_LOG_OBJECT (self, "fragment #%u: %" G_GSIZE_FORMAT " bytes, %s, dts %" GST_TIME_FORMAT,
+                  f.sequence, gst_buffer_get_size (frag), f.keyframe ? "keyframe" : "delta",
+                  GST_TIME_ARGS (GST_BUFFER_DTS (frag)));
+  push_segment_if_needed (self);
+  return gst_pad_push (self->srcpad, frag);
+}
+
+// Applies what the assembler decided about `box` (ownership taken).
+static GstFlowReturn
+apply_decision (GstFmp4InitCache *self, const Decision &d, GstBuffer *box)
+{
+  GstFmp4InitCachePrivate *priv = self->priv;
+  if (d.discard_held)
+    clear_held (priv);
+  if (!d.warning.empty ())
+    GST_ELEMENT_WARNING (self, STREAM, DEMUX, ("Problem in the fragmented MP4 stream"), ("%s",
+                         d.warning.c_str ()));
+  if (!d.note.empty ())
+    GST_INFO_OBJECT (self, "%s", d.note.c_str ());
+  if (box)
+    priv->held.push_back (box);
+
+  GstFlowReturn ret = GST_FLOW_OK;
+  switch (d.kind) {
+    case Decision::kHold:
+      break;
+    case Decision::kDrop:
+      if (box) {
+        priv->held.pop_back ();
+        gst_buffer_unref (box);
+      }
+      break;
+    case Decision::kEmitInit:
+      ret = emit_init (self, d);
+      clear_held (priv);
+      break;
+    case Decision::kEmitFragment:
+      ret = emit_fragment (self, d);
+      clear_held (priv);
+      break;
+    case Decision::kError:
+      GST_ELEMENT_ERROR (self, STREAM, DEMUX, ("Invalid fragmented MP4 stream"), ("%s",
+                         d.message.c_str ()));
+      ret = GST_FLOW_ERROR;
+      break;
+  }
+  return ret;
+}
+
+static GstFlowReturn
+gst_fmp4_init_cache_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
+{
+  GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (parent);
+  GstFmp4InitCachePrivate *priv = self->priv;
+  AdapterSource src (priv->adapter);
+
+  if (gst_buffer_get_size (buffer) > 0)
+    priv->saw_data = true;
+  gst_adapter_push (priv->adapter, buffer);
+
+  for (;;) {
+    BoxSplitter::Event ev = priv->splitter.Next (src);
+    std::string warning = priv->splitter.TakeWarning ();
+    if (!warning.empty ()) {
+      GST_ELEMENT_WARNING (self, STREAM, DEMUX, ("Skipped bytes that are not MP4 boxes"), ("%s",
+                           warning.c_str ()));
+      GstFlowReturn ret = apply_decision (self, priv->assembler.LostSync (), nullptr);
+      if (ret != GST_FLOW_OK)
+        return ret;
+    }
+    if (ev.kind == BoxSplitter::Event::kNeedMore)
+      return GST_FLOW_OK;
+    if (ev.kind == BoxSplitter::Event::kError) {
+      GST_ELEMENT_ERROR (self, STREAM, DEMUX, ("Invalid fragmented MP4 stream"), ("%s",
+                         ev.message.c_str ()));
+      return GST_FLOW_ERROR;
+    }
+    gsize size = gsize (ev.header.size);
+    // Zero copy: the box shares the input memory.
+    GstBuffer *box = gst_adapter_take_buffer_fast (priv->adapter, size);
+    priv->splitter.Consumed (size);
+    Decision d;
+    if (ev.header.type == FourCC ("mdat")) {
+      d = priv->assembler.PushBox (ev.header, ev.offset, nullptr);
+    } else {
+      GstMapInfo map;
+      if (!gst_buffer_map (box, &map, GST_MAP_READ)) {
+        gst_buffer_unref (box);
+        GST_ELEMENT_ERROR (self, RESOURCE, READ, (NULL), ("could not map a box"));
+        return GST_FLOW_ERROR;
+      }
+      d = priv->assembler.PushBox (ev.header, ev.offset, map.data);
+      gst_buffer_unmap (box, &map);
+    }
+    GstFlowReturn ret = apply_decision (self, d, box);
+    if (ret != GST_FLOW_OK)
+      return ret;
+  }
+}
+
+static gboolean
+gst_fmp4_init_cache_sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
+{
+  GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (parent);
+  GstFmp4InitCachePrivate *priv = self->priv;
+
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_CAPS:
+    case GST_EVENT_SEGMENT:
+      // Our caps come from the init segment; our segment is in TIME.
+      gst_event_unref (event);
+      return TRUE;
+    case GST_EVENT_FLUSH_STOP:
+      reset_stream (self, false);
+      break;
+    case GST_EVENT_EOS: {
+      gsize left = gst_adapter_available (priv->adapter);
+      if (left > 0 || !priv->held.empty ()) {
+        GST_ELEMENT_WARNING (self, STREAM, DEMUX, ("The stream ended in the middle of a box"),
+                             ("%" G_GSIZE_FORMAT " bytes of an incomplete box and %"
+                              G_GSIZE_FORMAT " held boxes dropped at end of stream",
+                              left, priv->held.size ()));
+        gst_adapter_clear (priv->adapter);
+        clear_held (priv);
+      }
+      if (priv->saw_data && !priv->assembler.init ()) {
+        GST_ELEMENT_ERROR (self, STREAM, DEMUX, ("No fragmented MP4 init segment in the stream"),
+                           ("the stream ended before an ftyp+moov was seen"));
+      }
+      break;
+    }
+    default:
+      break;
+  }
+  return gst_pad_event_default (pad, parent, event);
+}
+
+static GstStateChangeReturn
+gst_fmp4_init_cache_change_state (GstElement *element, GstStateChange transition)
+{
+  GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (element);
+  if (transition == GST_STATE_CHANGE_READY_TO_PAUSED)
+    reset_stream (self, true);
+  GstStateChangeReturn ret = GST_ELEMENT_CLASS (parent_class)->change_state (element, transition);
+  if (transition == GST_STATE_CHANGE_PAUSED_TO_READY)
+    reset_stream (self, false);
+  return ret;
+}
+
+static void
+gst_fmp4_init_cache_set_property (GObject *object, guint prop_id, const GValue *value,
+                                  GParamSpec *pspec)
+{
+  GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (object);
+  switch (prop_id) {
+    case PROP_MAX_BOX_SIZE:
+      GST_OBJECT_LOCK (self);
+      self->priv->max_box_size = g_value_get_uint64 (value);
+      GST_OBJECT_UNLOCK (self);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  }
+}
+
+static void
+gst_fmp4_init_cache_get_property (GObject *object, guint prop_id, GValue *value,
+                                  GParamSpec *pspec)
+{
+  GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (object);
+  GstFmp4InitCachePrivate *priv = self->priv;
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_MAX_BOX_SIZE:
+      g_value_set_uint64 (value, priv->max_box_size);
+      break;
+    case PROP_CODECS:
+      g_value_set_string (value, priv->codecs.empty () ? nullptr : priv->codecs.c_str ());
+      break;
+    case PROP_MIME_TYPE:
+      g_value_set_string (value, priv->mime.empty () ? nullptr : priv->mime.c_str ());
+      break;
+    case PROP_INIT_SEGMENT:
+      g_value_set_boxed (value, priv->init);
+      break;
+    case PROP_WIDTH:
+      g_value_set_uint (value, priv->width);
+      break;
+    case PROP_HEIGHT:
+      g_value_set_uint (value, priv->height);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_fmp4_init_cache_finalize (GObject *object)
+{
+  GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (object);
+  clear_held (self->priv);
+  gst_clear_buffer (&self->priv->init);
+  g_object_unref (self->priv->adapter);
+  delete self->priv;
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+static void
+gst_fmp4_init_cache_class_init (GstFmp4InitCacheClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+
+  gobject_class->set_property = gst_fmp4_init_cache_set_property;
+  gobject_class->get_property = gst_fmp4_init_cache_get_property;
+  gobject_class->finalize = gst_fmp4_init_cache_finalize;
+  element_class->change_state = gst_fmp4_init_cache_change_state;
+
+  /**
+   * GstFmp4InitCache:max-box-size:
+   *
+   * Largest top-level box accepted, in bytes. A bigger box is an error (its bytes
+   * would have to be held in memory whole).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_BOX_SIZE,
+      g_param_spec_uint64 ("max-box-size", "Maximum box size",
+                           "Largest top-level box (moov, moof, mdat...) accepted, in bytes; a "
+                           "larger one stops the stream with an error",
+                           MIN_MAX_BOX_SIZE, G_MAXUINT32, DEFAULT_MAX_BOX_SIZE,
+                           GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                        GST_PARAM_MUTABLE_READY)));
+  /**
+   * GstFmp4InitCache:codecs:
+   *
+   * RFC 6381 codec string of the current init segment, e.g. "avc1.640028, mp4a.40.2".
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_CODECS,
+      g_param_spec_string ("codecs", "Codecs",
+                           "RFC 6381 codecs of the current init segment (video first), e.g. "
+                           "\"avc1.640028, mp4a.40.2\"; NULL before the first init segment",
+                           NULL, GParamFlags (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  /**
+   * GstFmp4InitCache:mime-type:
+   *
+   * Full MSE type of the current init segment, for MediaSource.isTypeSupported().
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MIME_TYPE,
+      g_param_spec_string ("mime-type", "MIME type",
+                           "MSE type of the current init segment, e.g. video/mp4; "
+                           "codecs=\"avc1.640028, mp4a.40.2\"; NULL if a codec is unknown",
+                           NULL, GParamFlags (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  /**
+   * GstFmp4InitCache:init-segment:
+   *
+   * The current init segment (ftyp+moov) as sent downstream.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_INIT_SEGMENT,
+      g_param_spec_boxed ("init-segment", "Init segment",
+                          "The current init segment (ftyp + clean moov) as a GstBuffer",
+                          GST_TYPE_BUFFER,
+                          GParamFlags (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  /**
+   * GstFmp4InitCache:width:
+   *
+   * Display width of the first video track (0 if none).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_WIDTH,
+      g_param_spec_uint ("width", "Width", "Display width of the first video track (0: none)", 0,
+                         G_MAXUINT, 0, GParamFlags (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+  /**
+   * GstFmp4InitCache:height:
+   *
+   * Display height of the first video track (0 if none).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_HEIGHT,
+      g_param_spec_uint ("height", "Height", "Display height of the first video track (0: none)",
+                         0, G_MAXUINT, 0,
+                         GParamFlags (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_add_static_pad_template (element_class, &src_template);
+  gst_element_class_set_static_metadata (
+      element_class, "Fragmented MP4 init cache", "Codec/Demuxer/Parser",
+      "Splits a live fragmented MP4 byte stream into an init segment (streamheader, RFC 6381 "
+      "codecs) and one buffer per fragment with keyframe flags",
+      "gst-fmp4ws developers");
+}
+
+static void
+gst_fmp4_init_cache_init (GstFmp4InitCache *self)
+{
+  self->priv = new GstFmp4InitCachePrivate ();
+  self->priv->adapter = gst_adapter_new ();
+
+  self->sinkpad = gst_pad_new_from_static_template (&sink_template, "sink");
+  gst_pad_set_chain_function (self->sinkpad, GST_DEBUG_FUNCPTR (gst_fmp4_init_cache_chain));
+  gst_pad_set_event_function (self->sinkpad,
+                              GST_DEBUG_FUNCPTR (gst_fmp4_init_cache_sink_event));
+  gst_element_add_pad (GST_ELEMENT (self), self->sinkpad);
+
+  self->srcpad = gst_pad_new_from_static_template (&src_template, "src");
+  gst_pad_use_fixed_caps (self->srcpad);
+  gst_element_add_pad (GST_ELEMENT (self), self->srcpad);
+}
