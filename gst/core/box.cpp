@@ -60,6 +60,21 @@ IsSyncAnchorType (uint32_t type)
 }
 
 bool
+IsKnownTopLevelType (uint32_t type)
+{
+  if (IsSyncAnchorType (type))
+    return true;
+  switch (type) {
+    case FourCC ("mdat"): case FourCC ("ssix"): case FourCC ("mfra"): case FourCC ("free"):
+    case FourCC ("skip"): case FourCC ("meta"): case FourCC ("uuid"): case FourCC ("pdin"):
+    case FourCC ("udta"): case FourCC ("mvex"): case FourCC ("wide"):
+      return true;
+    default:
+      return false;
+  }
+}
+
+bool
 BoxIterator::Next ()
 {
   if (error_ || size_ - pos_ < 8)
@@ -131,6 +146,12 @@ BoxSplitter::Next (ByteSource &src)
       case HeaderStatus::kNeedMore:
         return ev;
       case HeaderStatus::kTooLarge:
+        if (!IsKnownTopLevelType (h.type)) {
+          // Printable garbage (text, an HTTP header...) rather than a real box.
+          resyncing_ = true;
+          garbage_ = 0;
+          continue;
+        }
         ev.kind = Event::kError;
         ev.message = "box '" + FourCCToString (h.type) + "' at byte " + std::to_string (offset_) +
                      " is " + std::to_string (h.size) + " bytes, more than max-box-size (" +

@@ -30,6 +30,9 @@ HeaderStatus ParseBoxHeader (const uint8_t *p, size_t n, uint64_t max_size, BoxH
 
 // True for the top-level box types a resync may lock onto.
 bool IsSyncAnchorType (uint32_t type);
+// True for the box types ISO BMFF allows at top level (anchors, mdat, free, mfra...).
+// An oversized box of another type is taken for garbage, not for a box.
+bool IsKnownTopLevelType (uint32_t type);
 
 // Iterates the child boxes of a box payload. Stops (and sets error()) at the first
 // child whose size does not fit in the parent.

@@ -174,8 +174,9 @@ RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t base_n
     if (LoadU32 (p + 4) != FourCC ("tfdt"))
       return false;
     uint8_t version = p[8];
-    uint64_t base = uint64_t ((unsigned __int128) (base_ns < 0 ? 0 : base_ns) * tt.timescale /
-                              1000000000u);
+    // Rounded to the nearest tick: a base taken from this track's own tfdt maps back exactly.
+    uint64_t base = uint64_t (((unsigned __int128) (base_ns < 0 ? 0 : base_ns) * tt.timescale +
+                               500000000u) / 1000000000u);
     uint64_t t = tt.decode_time > base ? tt.decode_time - base : 0;
     if (version == 1) {
       if (tt.tfdt_offset + 20 > size)

@@ -1,0 +1,635 @@
+// Unit tests of the pure C++ core, on streams made by real encoders (tests/fixtures).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "box.h"
+#include "bytes.h"
+#include "fragment.h"
+#include "init_segment.h"
+#include "stream_reader.h"
+
+using namespace fmp4ws::core;
+
+namespace {
+
+std::vector<uint8_t>
+ReadFixture (const std::string &name)
+{
+  std::ifstream f (std::string (FIXTURES_DIR) + "/" + name, std::ios::binary);
+  EXPECT_TRUE (f.good ()) << name;
+  return std::vector<uint8_t> ((std::istreambuf_iterator<char> (f)),
+                               std::istreambuf_iterator<char> ());
+}
+
+// Reads `data` in chunks given by `chunk(i)`; returns every segment, Finish() included.
+template <typename ChunkFn>
+std::vector<Segment>
+ReadChunked (const std::vector<uint8_t> &data, ChunkFn chunk)
+{
+  StreamReader r;
+  std::vector<Segment> all;
+  size_t pos = 0;
+  for (size_t i = 0; pos < data.size (); i++) {
+    size_t n = std::min (chunk (i), data.size () - pos);
+    auto segs = r.Push (data.data () + pos, n);
+    all.insert (all.end (), segs.begin (), segs.end ());
+    pos += n;
+  }
+  auto tail = r.Finish ();
+  all.insert (all.end (), tail.begin (), tail.end ());
+  return all;
+}
+
+std::vector<Segment>
+ReadAll (const std::vector<uint8_t> &data)
+{
+  return ReadChunked (data, [&] (size_t) { return data.size (); });
+}
+
+struct Summary
+{
+  int inits = 0, fragments = 0, keyframes = 0, warnings = 0, errors = 0;
+  std::vector<double> key_times, all_times;
+  std::string codecs, first_error;
+};
+
+Summary
+Summarize (const std::vector<Segment> &segs)
+{
+  Summary s;
+  for (const Segment &g : segs) {
+    switch (g.kind) {
+      case Segment::kInit:
+        s.inits++;
+        s.codecs = g.init.codecs;
+        break;
+      case Segment::kFragment:
+        s.fragments++;
+        s.all_times.push_back (g.fragment.decode_time_ns () / 1e9);
+        if (g.fragment.keyframe) {
+          s.keyframes++;
+          s.key_times.push_back (g.fragment.decode_time_ns () / 1e9);
+        }
+        break;
+      case Segment::kWarning:
+        s.warnings++;
+        break;
+      case Segment::kError:
+        if (!s.errors++)
+          s.first_error = g.message;
+        break;
+    }
+  }
+  return s;
+}
+
+void
+ExpectSameSegments (const std::vector<Segment> &a, const std::vector<Segment> &b,
+                    const std::string &what)
+{
+  ASSERT_EQ (a.size (), b.size ()) << what;
+  for (size_t i = 0; i < a.size (); i++) {
+    ASSERT_EQ (a[i].kind, b[i].kind) << what << " segment " << i;
+    ASSERT_EQ (a[i].bytes, b[i].bytes) << what << " segment " << i;
+    ASSERT_EQ (a[i].fragment.keyframe, b[i].fragment.keyframe) << what << " segment " << i;
+    ASSERT_EQ (a[i].discont, b[i].discont) << what << " segment " << i;
+  }
+}
+
+std::vector<uint8_t>
+Concat (std::vector<uint8_t> a, const std::vector<uint8_t> &b)
+{
+  a.insert (a.end (), b.begin (), b.end ());
+  return a;
+}
+
+const char *const kAllFixtures[] = {
+    "notes-g30.mp4", "notes-g250.mp4", "notes-nofragdur.mp4", "empty-moov.mp4",
+    "every-frame.mp4", "cmaf.mp4", "dash.mp4", "separate-moof.mp4", "omit-tfhd-offset.mp4",
+    "video-only.mp4", "audio-only.mp4", "hevc.mp4", "av1.mp4", "vp9.mp4", "mp3.mp4", "opus.mp4",
+    "flac.mp4", "ac3.mp4", "eac3.mp4", "mp4mux.mp4", "mp4mux-av.mp4", "tiny-notes.mp4",
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Box splitting: any chunking gives the same output.
+
+TEST (Splitter, EverySplitOffsetGivesIdenticalOutput)
+{
+  for (const char *name : {"tiny-notes.mp4", "mp4mux.mp4"}) {
+    std::vector<uint8_t> data = ReadFixture (name);
+    std::vector<Segment> ref = ReadAll (data);
+    Summary s = Summarize (ref);
+    ASSERT_EQ (s.inits, 1) << name;
+    ASSERT_GT (s.fragments, 2) << name;
+    ASSERT_EQ (s.errors + s.warnings, 0) << name;
+    for (size_t split = 1; split < data.size (); split++) {
+      std::vector<Segment> got =
+          ReadChunked (data, [&] (size_t i) { return i == 0 ? split : data.size (); });
+      ExpectSameSegments (ref, got, std::string (name) + " split at " + std::to_string (split));
+      if (HasFatalFailure ())
+        return;
+    }
+  }
+}
+
+TEST (Splitter, OneSevenAndRandomByteChunksGiveIdenticalOutput)
+{
+  std::mt19937 rng (1234);
+  for (const char *name : kAllFixtures) {
+    std::vector<uint8_t> data = ReadFixture (name);
+    std::vector<Segment> ref = ReadAll (data);
+    ASSERT_EQ (Summarize (ref).inits, 1) << name;
+    ExpectSameSegments (ref, ReadChunked (data, [] (size_t) { return size_t (1); }),
+                        std::string (name) + " 1-byte");
+    ExpectSameSegments (ref, ReadChunked (data, [] (size_t) { return size_t (7); }),
+                        std::string (name) + " 7-byte");
+    ExpectSameSegments (ref, ReadChunked (data, [] (size_t) { return size_t (4096); }),
+                        std::string (name) + " 4096-byte");
+    ExpectSameSegments (
+        ref, ReadChunked (data, [&] (size_t) { return size_t (1 + rng () % 9000); }),
+        std::string (name) + " random");
+  }
+}
+
+TEST (Splitter, LargeSizeHeaderIsSupported)
+{
+  // A 64-bit largesize box ("size 1").
+  std::vector<uint8_t> box = {0, 0, 0, 1, 'f', 'r', 'e', 'e', 0, 0, 0, 0, 0, 0, 0, 20, 1, 2, 3, 4};
+  BoxHeader h;
+  ASSERT_EQ (ParseBoxHeader (box.data (), box.size (), 1000, &h), HeaderStatus::kOk);
+  EXPECT_EQ (h.size, 20u);
+  EXPECT_EQ (h.header_size, 16u);
+  EXPECT_EQ (ParseBoxHeader (box.data (), 12, 1000, &h), HeaderStatus::kNeedMore);
+  EXPECT_EQ (ParseBoxHeader (box.data (), box.size (), 19, &h), HeaderStatus::kTooLarge);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keyframe flags.
+
+static bool
+Near (double a, double b)
+{
+  return std::fabs (a - b) < 0.05;  // ffmpeg's lavfi input starts video ~21 ms late
+}
+
+TEST (Keyframes, FfmpegGop30WithFragDuration)
+{
+  // -g 30 at 30 fps, -frag_duration 70000: keyframes at 0 s and 1 s, all else delta.
+  Summary s = Summarize (ReadAll (ReadFixture ("notes-g30.mp4")));
+  ASSERT_EQ (s.keyframes, 2);
+  EXPECT_TRUE (Near (s.key_times[0], 0.0));
+  EXPECT_TRUE (Near (s.key_times[1], 1.0));
+  EXPECT_GT (s.fragments, 20);
+}
+
+TEST (Keyframes, FfmpegDefaultGop250)
+{
+  // x264's default GOP is longer than the 2 s stream: only the first fragment is a start point.
+  Summary s = Summarize (ReadAll (ReadFixture ("notes-g250.mp4")));
+  ASSERT_EQ (s.keyframes, 1);
+  EXPECT_TRUE (Near (s.key_times[0], 0.0));
+  EXPECT_GT (s.fragments, 20);
+}
+
+TEST (Keyframes, FfmpegFragKeyframeOnlyEveryFragmentIsKey)
+{
+  for (const char *name : {"notes-nofragdur.mp4", "empty-moov.mp4", "cmaf.mp4", "dash.mp4",
+                           "omit-tfhd-offset.mp4", "video-only.mp4"}) {
+    Summary s = Summarize (ReadAll (ReadFixture (name)));
+    EXPECT_EQ (s.fragments, 2) << name;
+    EXPECT_EQ (s.keyframes, 2) << name;
+  }
+}
+
+TEST (Keyframes, Mp4muxNonSyncBitOnly)
+{
+  // mp4mux fragment-duration=700 with key-int-max=30: fragments at 0, 0.7, 1.0, 1.7 s.
+  for (const char *name : {"mp4mux.mp4", "mp4mux-av.mp4"}) {
+    Summary s = Summarize (ReadAll (ReadFixture (name)));
+    ASSERT_EQ (s.keyframes, 2) << name;
+    EXPECT_TRUE (Near (s.key_times[0], 0.0)) << name;
+    EXPECT_TRUE (Near (s.key_times[1], 1.0)) << name;
+    for (double t : s.all_times)
+      if (!Near (t, 0.0) && !Near (t, 1.0)) {
+        EXPECT_TRUE (std::find (s.key_times.begin (), s.key_times.end (), t) == s.key_times.end ());
+      }
+  }
+}
+
+TEST (Keyframes, FrameFragmentsAndSeparateMoof)
+{
+  // One fragment per frame (video+audio), GOP 15 over 1 s: two video keyframe fragments;
+  // audio-only moofs in a stream with video are not start points.
+  Summary s = Summarize (ReadAll (ReadFixture ("every-frame.mp4")));
+  EXPECT_GT (s.fragments, 70);
+  EXPECT_EQ (s.keyframes, 2);
+  Summary sep = Summarize (ReadAll (ReadFixture ("separate-moof.mp4")));
+  EXPECT_EQ (sep.fragments, 4);
+  EXPECT_EQ (sep.keyframes, 2);
+}
+
+TEST (Keyframes, AudioOnlyEveryFragmentIsKey)
+{
+  for (const char *name : {"audio-only.mp4", "opus.mp4", "mp3.mp4", "flac.mp4"}) {
+    Summary s = Summarize (ReadAll (ReadFixture (name)));
+    EXPECT_GT (s.fragments, 1) << name;
+    EXPECT_EQ (s.keyframes, s.fragments) << name;
+  }
+}
+
+TEST (Keyframes, SampleFlagRules)
+{
+  EXPECT_TRUE (SampleFlagsAreSync (0x02000000));   // depends on nothing
+  EXPECT_FALSE (SampleFlagsAreSync (0x01010000));  // depends on others, non-sync
+  EXPECT_FALSE (SampleFlagsAreSync (0x00010000));  // mp4mux: non-sync bit only
+  EXPECT_TRUE (SampleFlagsAreSync (0x00000000));   // mp4mux sync sample
+  EXPECT_FALSE (SampleFlagsAreSync (0x01000000));  // depends on others without the bit
+}
+
+// ---------------------------------------------------------------------------------------------
+// RFC 6381 codec strings (values cross-checked with the mp4box npm package, see tests/e2e).
+
+TEST (Codecs, FromRealEncoders)
+{
+  const std::pair<const char *, const char *> cases[] = {
+      {"notes-g30.mp4", "avc1.42c00a, mp4a.40.2"},
+      {"video-only.mp4", "avc1.42c00a"},
+      {"audio-only.mp4", "mp4a.40.2"},
+      {"hevc.mp4", "hvc1.1.6.L30.90"},
+      {"av1.mp4", "av01.0.00M.08"},
+      {"vp9.mp4", "vp09.00.10.08"},
+      {"mp3.mp4", "mp4a.6B"},
+      {"opus.mp4", "opus"},
+      {"flac.mp4", "flac"},
+      {"ac3.mp4", "ac-3"},
+      {"eac3.mp4", "ec-3"},
+      {"mp4mux-av.mp4", "avc1.42c00a, mp4a.40.2"},
+  };
+  for (auto &c : cases) {
+    std::vector<Segment> segs = ReadAll (ReadFixture (c.first));
+    ASSERT_EQ (segs.front ().kind, Segment::kInit) << c.first;
+    EXPECT_EQ (segs.front ().init.codecs, c.second) << c.first;
+    const InitInfo &info = segs.front ().init;
+    EXPECT_EQ (info.mime, std::string (info.has_video ? "video/mp4" : "audio/mp4") +
+                              "; codecs=\"" + c.second + "\"")
+        << c.first;
+  }
+}
+
+// Builds a sample entry box: `type`, a fixed part of `fixed` zero bytes, one child box.
+static std::vector<uint8_t>
+SampleEntry (const char (&type)[5], size_t fixed, const char (&child)[5],
+             const std::vector<uint8_t> &child_payload)
+{
+  Writer w;
+  size_t b = w.BeginBox (FourCC (type));
+  for (size_t i = 0; i < fixed; i++)
+    w.U8 (0);
+  size_t c = w.BeginBox (FourCC (child));
+  w.Bytes (child_payload.data (), child_payload.size ());
+  w.EndBox (c);
+  w.EndBox (b);
+  return w.bytes ();
+}
+
+static std::string
+Codec (const std::vector<uint8_t> &entry)
+{
+  return CodecStringForSampleEntry (entry.data (), entry.size ());
+}
+
+static std::vector<uint8_t>
+Esds (uint8_t oti, std::vector<uint8_t> asc)
+{
+  std::vector<uint8_t> d = {0, 0, 0, 0,                       // version/flags
+                            0x03, uint8_t (23 + asc.size ()),  // ES_Descriptor
+                            0, 1, 0,                           // ES_ID, flags
+                            0x04, uint8_t (15 + asc.size ()), oti, 0x15, 0, 0, 0, 0, 0, 0,
+                            0,    0,                           0,   0,    0};
+  if (!asc.empty ()) {
+    d.push_back (0x05);
+    d.push_back (uint8_t (asc.size ()));
+    d.insert (d.end (), asc.begin (), asc.end ());
+  }
+  return d;
+}
+
+TEST (Codecs, AvcProfilesAndLevels)
+{
+  EXPECT_EQ (Codec (SampleEntry ("avc1", 78, "avcC", {1, 0x64, 0x00, 0x28, 0xff})), "avc1.640028");
+  EXPECT_EQ (Codec (SampleEntry ("avc3", 78, "avcC", {1, 0x4d, 0x40, 0x1f, 0xff})), "avc3.4d401f");
+  EXPECT_EQ (Codec (SampleEntry ("avc1", 78, "avcC", {1, 0x42, 0xe0, 0x0a, 0xff})), "avc1.42e00a");
+  EXPECT_EQ (Codec (SampleEntry ("avc1", 78, "avcC", {1, 0x7a, 0x00, 0x33, 0xff})), "avc1.7a0033");
+  EXPECT_EQ (Codec (SampleEntry ("avc1", 78, "avcC", {1, 0xf4, 0x00, 0x0d, 0xff})), "avc1.f4000d");
+  EXPECT_EQ (Codec (SampleEntry ("avc1", 78, "avcC", {})), "");  // empty configuration
+}
+
+TEST (Codecs, Hevc)
+{
+  // Main, tier L, level 3.1 (93), progressive-source constraint flag.
+  std::vector<uint8_t> main = {1, 0x01, 0x60, 0, 0, 0, 0xb0, 0, 0, 0, 0, 0, 93};
+  EXPECT_EQ (Codec (SampleEntry ("hvc1", 78, "hvcC", main)), "hvc1.1.6.L93.B0");
+  // Main 10, high tier, level 5.1 (153), compat flag 2 only, two constraint bytes.
+  std::vector<uint8_t> main10 = {1, 0x22, 0x20, 0, 0, 0, 0x90, 0x10, 0, 0, 0, 0, 153};
+  EXPECT_EQ (Codec (SampleEntry ("hev1", 78, "hvcC", main10)), "hev1.2.4.H153.90.10");
+  // general_profile_space 1 → "A".
+  std::vector<uint8_t> space = {1, 0x41, 0x60, 0, 0, 0, 0, 0, 0, 0, 0, 0, 120};
+  EXPECT_EQ (Codec (SampleEntry ("hvc1", 78, "hvcC", space)), "hvc1.A1.6.L120");
+}
+
+TEST (Codecs, Av1AndVp9)
+{
+  // av1C: marker|version, profile 0 level 8, tier M, 8-bit.
+  EXPECT_EQ (Codec (SampleEntry ("av01", 78, "av1C", {0x81, 0x08, 0x0c, 0x00})), "av01.0.08M.08");
+  // profile 0, level 13, high tier, 10-bit.
+  EXPECT_EQ (Codec (SampleEntry ("av01", 78, "av1C", {0x81, 0x0d, 0xcc, 0x00})), "av01.0.13H.10");
+  // profile 2, level 9, main tier, 12-bit.
+  EXPECT_EQ (Codec (SampleEntry ("av01", 78, "av1C", {0x81, 0x49, 0x60, 0x00})), "av01.2.09M.12");
+  // vpcC v1: profile 2, level 31, 10-bit.
+  EXPECT_EQ (Codec (SampleEntry ("vp09", 78, "vpcC", {1, 0, 0, 0, 2, 31, 0xa2, 1, 1, 1, 0, 0})),
+             "vp09.02.31.10");
+}
+
+TEST (Codecs, Mp4aObjectTypes)
+{
+  // AudioSpecificConfig: AOT 2 (LC), 5 (SBR/HE-AAC), 29 (PS/HE-AACv2), 42 via escape (USAC).
+  EXPECT_EQ (Codec (SampleEntry ("mp4a", 28, "esds", Esds (0x40, {0x12, 0x10}))), "mp4a.40.2");
+  EXPECT_EQ (Codec (SampleEntry ("mp4a", 28, "esds", Esds (0x40, {0x2b, 0x10}))), "mp4a.40.5");
+  EXPECT_EQ (Codec (SampleEntry ("mp4a", 28, "esds", Esds (0x40, {0xeb, 0x10}))), "mp4a.40.29");
+  EXPECT_EQ (Codec (SampleEntry ("mp4a", 28, "esds", Esds (0x40, {0xf9, 0x40}))), "mp4a.40.42");
+  // MPEG-1/2 audio (MP3) object types.
+  EXPECT_EQ (Codec (SampleEntry ("mp4a", 28, "esds", Esds (0x6b, {}))), "mp4a.6B");
+  EXPECT_EQ (Codec (SampleEntry ("mp4a", 28, "esds", Esds (0x69, {}))), "mp4a.69");
+  EXPECT_EQ (Codec (SampleEntry ("mp4a", 28, "esds", {0, 0, 0, 0})), "");
+}
+
+TEST (Codecs, OtherAudio)
+{
+  EXPECT_EQ (Codec (SampleEntry ("Opus", 28, "dOps", {0, 2, 1, 0x38, 0, 0, 0xbb, 0x80, 0, 0, 0})),
+             "opus");
+  EXPECT_EQ (Codec (SampleEntry ("fLaC", 28, "dfLa", {0, 0, 0, 0})), "flac");
+  EXPECT_EQ (Codec (SampleEntry ("ac-3", 28, "dac3", {0x10, 0x3d, 0xe0})), "ac-3");
+  EXPECT_EQ (Codec (SampleEntry ("ec-3", 28, "dec3", {0x01, 0xc0, 0x20, 0x0f, 0x00})), "ec-3");
+  EXPECT_EQ (Codec (SampleEntry ("xxxx", 28, "abcd", {})), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// ffmpeg's non-empty moov: clean init + rebuilt first fragment.
+
+TEST (FirstFragment, MoovSamplesBecomeAKeyframeFragment)
+{
+  std::vector<uint8_t> data = ReadFixture ("notes-g30.mp4");
+  std::vector<Segment> segs = ReadAll (data);
+  ASSERT_GE (segs.size (), 3u);
+  const Segment &init = segs[0];
+  ASSERT_EQ (init.kind, Segment::kInit);
+  ASSERT_TRUE (init.init.moov_has_samples);
+
+  // The init segment sent on is ftyp + a moov without samples.
+  BoxIterator it (init.bytes.data (), init.bytes.size ());
+  ASSERT_TRUE (it.Next ());
+  EXPECT_EQ (it.type (), FourCC ("ftyp"));
+  ASSERT_TRUE (it.Next ());
+  ASSERT_EQ (it.type (), FourCC ("moov"));
+  std::string error;
+  auto clean = ParseMoov (it.box (), it.box_size (), &error);
+  ASSERT_TRUE (clean) << error;
+  EXPECT_FALSE (clean->moov_has_samples);
+  EXPECT_EQ (clean->codecs, init.init.codecs);
+  EXPECT_FALSE (it.Next ());
+
+  // The first fragment is a moof + the mdat that followed the moov, a keyframe at time 0.
+  const Segment &first = segs[1];
+  ASSERT_EQ (first.kind, Segment::kFragment);
+  EXPECT_TRUE (first.fragment.keyframe);
+  EXPECT_EQ (first.fragment.decode_time_ns (), 0);
+  size_t moov_samples = 0;
+  for (const Track &t : init.init.tracks)
+    moov_samples += t.samples.sizes.size ();
+  size_t frag_samples = 0;
+  for (const TrafTiming &t : first.fragment.trafs)
+    frag_samples += t.samples;
+  EXPECT_EQ (frag_samples, moov_samples);
+  // Its moof's data offsets point at the same bytes the moov's chunk offsets did.
+  BoxIterator fit (first.bytes.data (), first.bytes.size ());
+  ASSERT_TRUE (fit.Next ());
+  ASSERT_EQ (fit.type (), FourCC ("moof"));
+  size_t moof_size = fit.box_size ();
+  ASSERT_TRUE (fit.Next ());
+  ASSERT_EQ (fit.type (), FourCC ("mdat"));
+  const Track &v = init.init.tracks[0];
+  uint64_t mdat_in_file = 0;
+  // Locate the mdat after the moov in the source file.
+  BoxIterator src (data.data (), data.size ());
+  while (src.Next ())
+    if (src.type () == FourCC ("mdat")) {
+      mdat_in_file = uint64_t (src.box () - data.data ());
+      break;
+    }
+  uint64_t first_sample_in_fragment = moof_size + (v.samples.offsets[0] - mdat_in_file);
+  EXPECT_EQ (0, memcmp (first.bytes.data () + first_sample_in_fragment,
+                        data.data () + v.samples.offsets[0], v.samples.sizes[0]));
+  // The next fragment continues the timeline.
+  EXPECT_EQ (segs[2].fragment.decode_time_ns (), first.fragment.duration_ns ());
+}
+
+TEST (FirstFragment, EmptyMoovIsPassedThrough)
+{
+  std::vector<uint8_t> data = ReadFixture ("empty-moov.mp4");
+  std::vector<Segment> segs = ReadAll (data);
+  ASSERT_EQ (segs[0].kind, Segment::kInit);
+  EXPECT_FALSE (segs[0].init.moov_has_samples);
+  // ftyp+moov unchanged.
+  EXPECT_EQ (0, memcmp (segs[0].bytes.data (), data.data (), segs[0].bytes.size ()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Restarts, rebasing.
+
+TEST (Restart, NewFtypMoovIsANewInitSegment)
+{
+  std::vector<uint8_t> a = ReadFixture ("notes-g30.mp4"), b = ReadFixture ("vp9.mp4");
+  std::vector<Segment> segs = ReadAll (Concat (a, b));
+  Summary s = Summarize (segs);
+  EXPECT_EQ (s.inits, 2);
+  EXPECT_EQ (s.errors, 0);
+  int inits = 0;
+  for (size_t i = 0; i < segs.size (); i++) {
+    if (segs[i].kind != Segment::kInit)
+      continue;
+    inits++;
+    EXPECT_EQ (segs[i].discont, inits > 1);
+    ASSERT_LT (i + 1, segs.size ());
+    EXPECT_TRUE (segs[i + 1].fragment.keyframe);
+  }
+  EXPECT_EQ (s.codecs, "vp09.00.10.08");
+}
+
+TEST (Rebase, FirstFragmentStartsAtZeroAndTracksStayInSync)
+{
+  std::vector<Segment> segs = ReadAll (ReadFixture ("empty-moov.mp4"));
+  ASSERT_EQ (segs.size (), 3u);
+  const Segment &f = segs[2];  // second fragment, starts at 1 s
+  ASSERT_TRUE (Near (f.fragment.decode_time_ns () / 1e9, 1.0));
+  std::vector<uint8_t> moof = f.bytes;
+  int64_t base = f.fragment.decode_time_ns ();
+  ASSERT_TRUE (RebaseMoof (moof.data (), moof.size (), f.fragment, base));
+  std::string error;
+  BoxIterator it (moof.data (), moof.size ());
+  ASSERT_TRUE (it.Next ());
+  auto info = ParseMoof (it.box (), it.box_size (), segs[0].init, &error);
+  ASSERT_TRUE (info) << error;
+  ASSERT_EQ (info->trafs.size (), 2u);
+  for (size_t i = 0; i < info->trafs.size (); i++) {
+    double before = double (f.fragment.trafs[i].decode_time) / f.fragment.trafs[i].timescale;
+    double after = double (info->trafs[i].decode_time) / info->trafs[i].timescale;
+    EXPECT_NEAR (before - after, base / 1e9, 1e-3) << "track " << i;
+  }
+  EXPECT_EQ (info->decode_time_ns (), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input.
+
+TEST (BadInput, GarbageBeforeFirstBoxIsSkipped)
+{
+  std::vector<uint8_t> data = ReadFixture ("tiny-notes.mp4");
+  std::vector<uint8_t> garbage = {'G', 'E', 'T', ' ', '/', ' ', 'H', 'T', 'T', 'P', 0, 1, 2, 3};
+  std::vector<Segment> clean = ReadAll (data);
+  std::vector<Segment> got = ReadAll (Concat (garbage, data));
+  ASSERT_EQ (got[0].kind, Segment::kWarning);
+  got.erase (got.begin ());
+  ExpectSameSegments (clean, got, "garbage prefix");
+}
+
+TEST (BadInput, GarbageBetweenBoxesResyncs)
+{
+  std::vector<uint8_t> data = ReadFixture ("tiny-notes.mp4");
+  std::vector<Segment> clean = ReadAll (data);
+  // Insert junk (a size < 8 header, then random bytes) after the third fragment.
+  size_t at = 0;
+  int frags = 0;
+  BoxIterator it (data.data (), data.size ());
+  while (it.Next ())
+    if (it.type () == FourCC ("mdat") && ++frags == 3) {
+      at = size_t (it.box () - data.data ()) + it.box_size ();
+      break;
+    }
+  ASSERT_GT (at, 0u);
+  std::vector<uint8_t> junk = {0, 0, 0, 3, 'j', 'u', 'n', 'k', 9, 9, 9};
+  std::vector<uint8_t> bad (data.begin (), data.begin () + long (at));
+  bad.insert (bad.end (), junk.begin (), junk.end ());
+  bad.insert (bad.end (), data.begin () + long (at), data.end ());
+  Summary s = Summarize (ReadAll (bad));
+  Summary ref = Summarize (clean);
+  EXPECT_EQ (s.errors, 0);
+  EXPECT_EQ (s.warnings, 1);
+  EXPECT_EQ (s.fragments, ref.fragments);
+}
+
+TEST (BadInput, OversizedBoxIsAnError)
+{
+  std::vector<uint8_t> data = ReadFixture ("tiny-notes.mp4");
+  StreamReader r (4096);  // max-box-size 4 KiB; the init fits, some mdat does not
+  std::vector<uint8_t> big = {0x10, 0, 0, 0, 'm', 'd', 'a', 't'};
+  std::vector<Segment> segs = r.Push (data.data (), 28 + 1432);  // ftyp + moov
+  ASSERT_EQ (Summarize (segs).inits, 1);
+  auto more = r.Push (big.data (), big.size ());
+  Summary s = Summarize (more);
+  ASSERT_EQ (s.errors, 1);
+  EXPECT_NE (s.first_error.find ("max-box-size"), std::string::npos) << s.first_error;
+  EXPECT_NE (s.first_error.find ("mdat"), std::string::npos) << s.first_error;
+}
+
+TEST (BadInput, RandomBytesAreAnErrorWithBoundedMemory)
+{
+  std::mt19937 rng (7);
+  StreamReader r;
+  std::vector<uint8_t> chunk (65536);
+  Summary s;
+  size_t fed = 0;
+  while (s.errors == 0 && fed < 64u << 20) {
+    for (auto &b : chunk)
+      b = uint8_t (rng ());
+    s = Summarize (r.Push (chunk.data (), chunk.size ()));
+    fed += chunk.size ();
+    ASSERT_LT (r.buffered (), 1u << 20);  // garbage is not accumulated
+  }
+  ASSERT_EQ (s.errors, 1);
+  EXPECT_NE (s.first_error.find ("not a fragmented MP4"), std::string::npos) << s.first_error;
+  EXPECT_LE (fed, BoxSplitter::kMaxResyncBytes + 2 * chunk.size ());
+}
+
+TEST (BadInput, TruncatedStreamWarnsAtEnd)
+{
+  std::vector<uint8_t> data = ReadFixture ("tiny-notes.mp4");
+  data.resize (data.size () - 100);
+  std::vector<Segment> segs = ReadAll (data);
+  ASSERT_EQ (segs.back ().kind, Segment::kWarning);
+  EXPECT_NE (segs.back ().message.find ("middle of a box"), std::string::npos);
+}
+
+TEST (BadInput, UnknownAndIgnoredTopLevelBoxesAreDropped)
+{
+  std::vector<uint8_t> data = ReadFixture ("tiny-notes.mp4");
+  std::vector<Segment> clean = ReadAll (data);
+  std::vector<uint8_t> extra = {0, 0, 0, 12, 'u', 'u', 'i', 'd', 1, 2, 3, 4,
+                                0, 0, 0, 8,  'f', 'r', 'e', 'e', 0, 0, 0, 9,
+                                'm', 'f', 'r', 'a', 0};
+  // Between two fragments (not before the moov's mdat: that would move the samples the
+  // moov's absolute chunk offsets point at).
+  BoxIterator it (data.data (), data.size ());
+  size_t at = 0;
+  int mdats = 0;
+  while (it.Next ())
+    if (it.type () == FourCC ("mdat") && ++mdats == 2)
+      at = size_t (it.box () - data.data ()) + it.box_size ();
+  ASSERT_GT (at, 0u);
+  std::vector<uint8_t> with =
+      Concat (std::vector<uint8_t> (data.begin (), data.begin () + long (at)), extra);
+  with = Concat (with, std::vector<uint8_t> (data.begin () + long (at), data.end ()));
+  ExpectSameSegments (clean, ReadAll (with), "extra boxes");
+  // mp4mux's trailing mfra is dropped silently.
+  Summary s = Summarize (ReadAll (ReadFixture ("mp4mux.mp4")));
+  EXPECT_EQ (s.warnings + s.errors, 0);
+}
+
+TEST (BadInput, NotFragmentedIsAClearError)
+{
+  std::vector<uint8_t> data = ReadFixture ("tiny-notes.mp4");
+  // A moov without mvex (as in a plain MP4): rename the mvex box to 'free'.
+  for (size_t i = 0; i + 4 < 1400; i++)
+    if (!memcmp (&data[i], "mvex", 4))
+      memcpy (&data[i], "free", 4);
+  Summary s = Summarize (ReadAll (data));
+  ASSERT_EQ (s.errors, 1);
+  EXPECT_NE (s.first_error.find ("not fragmented"), std::string::npos) << s.first_error;
+}
+
+TEST (BadInput, FragmentsBeforeInitAreDroppedWithAWarning)
+{
+  std::vector<uint8_t> data = ReadFixture ("empty-moov.mp4");
+  std::vector<Segment> clean = ReadAll (data);
+  // Start the stream at its first moof, then append the whole stream.
+  BoxIterator it (data.data (), data.size ());
+  size_t moof = 0;
+  while (it.Next ())
+    if (it.type () == FourCC ("moof")) {
+      moof = size_t (it.box () - data.data ());
+      break;
+    }
+  std::vector<uint8_t> joined (data.begin () + long (moof), data.end ());
+  std::vector<Segment> segs = ReadAll (Concat (joined, data));
+  Summary s = Summarize (segs);
+  EXPECT_EQ (s.warnings, 1);
+  EXPECT_EQ (s.inits, 1);
+  EXPECT_EQ (s.fragments, Summarize (clean).fragments);
+}
