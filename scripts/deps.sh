@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what gst-fmp4ws needs on Debian 12 (as root), or prints the apt-get line.
+#   scripts/deps.sh build   - to build the plugin and run the demo
+#   scripts/deps.sh test    - also what the test suite needs (gtest, ffmpeg, Chromium, Node.js)
+set -euo pipefail
+what=${1:-build}
+pkgs=(build-essential meson ninja-build pkg-config
+      libglib2.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libsoup-3.0-dev
+      gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+      gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav glib-networking)
+if [ "$what" = test ]; then
+  pkgs+=(libgtest-dev ffmpeg chromium openssl curl nginx-light procps)
+  # Node.js may come from elsewhere (nodesource): only install Debian's if there is none.
+  command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
+fi
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  echo ">> installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "Missing packages. Run:"
+  echo "  sudo apt-get install -y --no-install-recommends ${missing[*]}"
+  exit 1
+fi
