@@ -163,7 +163,7 @@ ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init, std::string *
 }
 
 bool
-RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t base_ns)
+RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t offset_ns)
 {
   for (const TrafTiming &tt : info.trafs) {
     if (tt.tfdt_offset == 0 || tt.timescale == 0)
@@ -174,16 +174,18 @@ RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t base_n
     if (LoadU32 (p + 4) != FourCC ("tfdt"))
       return false;
     uint8_t version = p[8];
-    // Rounded to the nearest tick: a base taken from this track's own tfdt maps back exactly.
-    uint64_t base = uint64_t (((unsigned __int128) (base_ns < 0 ? 0 : base_ns) * tt.timescale +
-                               500000000u) / 1000000000u);
-    uint64_t t = tt.decode_time > base ? tt.decode_time - base : 0;
+    // Rounded to the nearest tick: an offset taken from this track's own tfdt maps back exactly.
+    __int128 shift = ((__int128) offset_ns * tt.timescale +
+                      (offset_ns >= 0 ? 500000000 : -500000000)) / 1000000000;
+    __int128 t = (__int128) tt.decode_time - shift;
+    if (t < 0)
+      t = 0;
     if (version == 1) {
       if (tt.tfdt_offset + 20 > size)
         return false;
-      StoreU64 (p + 12, t);
+      StoreU64 (p + 12, uint64_t (t));
     } else {
-      StoreU32 (p + 12, uint32_t (t));
+      StoreU32 (p + 12, uint32_t (t > 0xffffffff ? 0xffffffff : t));
     }
   }
   return true;

@@ -48,9 +48,9 @@ SampleFlagsAreSync (uint32_t flags)
 std::optional<FragmentInfo> ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init,
                                        std::string *error);
 
-// Rewrites, in place, every tfdt of a moof copy so that `base_ns` becomes time 0
-// (each track in its own timescale, so tracks stay in sync). Times below the base
-// are clamped to 0. Returns false if the moof is malformed.
-bool RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t base_ns);
+// Rewrites, in place, every tfdt of a moof copy to tfdt - offset_ns (each track in its
+// own timescale, so tracks stay in sync; a negative offset moves times later). Times
+// below 0 are clamped to 0. Returns false if the moof is malformed.
+bool RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t offset_ns);
 
 }  // namespace fmp4ws::core

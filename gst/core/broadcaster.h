@@ -1,0 +1,196 @@
+// The broadcast model of websocketsink: one shared payload per fragment, one outgoing
+// queue per viewer, start policies (latest / next keyframe), a bounded GOP cache,
+// bounded per-viewer backlogs with a recover policy, per-viewer timeline rebasing,
+// pause/resume. Pure logic, single-threaded (the sink's server thread owns it); the
+// glue writes each viewer's queue to its socket and reports what was written.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "fragment.h"
+#include "init_segment.h"
+
+namespace fmp4ws::core {
+
+// A media payload shared by every viewer (the glue keeps a GstBuffer mapped behind it).
+struct Payload
+{
+  const uint8_t *data = nullptr;
+  size_t size = 0;
+  std::shared_ptr<void> owner;  // keeps the bytes alive
+};
+
+struct StreamItem
+{
+  enum Kind { kInit, kFragment } kind = kFragment;
+  uint32_t generation = 0;
+  Payload payload;
+  // kInit
+  std::shared_ptr<const InitInfo> init;
+  std::string stream_json;  // the `stream` message for this init
+  // kFragment
+  bool keyframe = false;
+  uint32_t sequence = 0;
+  int64_t decode_time_ns = -1;
+  int64_t duration_ns = 0;
+  std::optional<FragmentInfo> info;  // moof layout, for rebasing (absent: sent as is)
+  size_t moof_offset = 0, moof_size = 0;
+};
+using ItemPtr = std::shared_ptr<const StreamItem>;
+
+enum class SyncMethod { kLatestKeyframe, kNextKeyframe };
+enum class RecoverPolicy { kKeyframe, kDisconnect };
+enum class Framing { kWebSocket, kRaw };
+
+struct BroadcastConfig
+{
+  SyncMethod sync = SyncMethod::kLatestKeyframe;
+  RecoverPolicy recover = RecoverPolicy::kKeyframe;
+  uint64_t max_backlog_bytes = 16u << 20;
+  int64_t max_backlog_ns = 10'000'000'000;
+  uint64_t gop_max_bytes = 32u << 20;
+  int64_t gop_max_ns = 15'000'000'000;
+  bool rebase = true;
+};
+
+// One message to write: `head` (owned: a frame header, maybe a rewritten moof or JSON)
+// then `body` bytes of a shared payload.
+struct OutMessage
+{
+  std::vector<uint8_t> head;
+  Payload body;
+  size_t body_offset = 0, body_size = 0;
+  int64_t duration_ns = 0;   // media time this message carries (fragments)
+  bool is_fragment = false;
+  bool is_close = false;     // a close frame: the connection ends once it is written
+  size_t size () const { return head.size () + body_size; }
+};
+
+struct ViewerStats
+{
+  uint64_t bytes_sent = 0;
+  uint64_t fragments_sent = 0;      // queued and written whole
+  uint64_t fragments_dropped = 0;   // skipped by the recover policy or while paused
+  uint64_t skips = 0;               // backlog overflows
+  uint64_t non_keyframe_starts = 0; // must stay 0
+  double latency = -1;              // from the viewer's reports (buffered_end - current_time)
+  double current_time = -1;
+  uint64_t stalls = 0;
+};
+
+class Broadcaster
+{
+public:
+  using ViewerId = uint64_t;
+
+  struct ViewerOptions
+  {
+    Framing framing = Framing::kWebSocket;
+    std::optional<SyncMethod> sync;  // per-viewer override
+    std::optional<bool> rebase;
+  };
+
+  // What happened to a viewer during an operation, for the glue.
+  struct Event
+  {
+    ViewerId viewer;
+    enum Kind { kWritable, kClose } kind;
+    uint16_t close_code = 0;
+    std::string reason;
+  };
+
+  explicit Broadcaster (BroadcastConfig config = {}) : config_ (config) {}
+
+  void set_config (const BroadcastConfig &c) { config_ = c; }
+  const BroadcastConfig &config () const { return config_; }
+
+  // Stream side.
+  void PushInit (ItemPtr init);
+  void PushFragment (ItemPtr fragment);
+  // End of stream: every viewer gets {"type":"eos"} and a close frame (1000).
+  void PushEos ();
+  // A new stream segment after EOS/flush: forget the GOP cache.
+  void ResetStream ();
+
+  // Viewer side.
+  ViewerId AddViewer (const ViewerOptions &options);
+  void RemoveViewer (ViewerId id);
+  bool HasViewer (ViewerId id) const { return viewers_.count (id) != 0; }
+  void Pause (ViewerId id);
+  void Resume (ViewerId id);
+  // Queues a control frame (pong, close) after the message being written.
+  void QueueControl (ViewerId id, uint8_t opcode, const uint8_t *payload, size_t size);
+  // Closes: queues a close frame; the viewer's queue is dropped.
+  void Close (ViewerId id, uint16_t code, const std::string &reason);
+  void Report (ViewerId id, double current_time, double buffered_end, uint64_t stalls);
+
+  // The viewer's queue, front first; the glue writes from `front_offset`.
+  const std::deque<OutMessage> *Queue (ViewerId id) const;
+  size_t FrontOffset (ViewerId id) const;
+  // The glue wrote n bytes from the front of the queue (n may be 0 to pass an empty
+  // message). Returns true when a close message was completed: close the connection.
+  bool Consumed (ViewerId id, size_t n);
+  uint64_t BacklogBytes (ViewerId id) const;
+  int64_t BacklogNs (ViewerId id) const;
+  const ViewerStats *Stats (ViewerId id) const;
+
+  // Events since the last call (viewers that got data to write, viewers to close).
+  std::vector<Event> TakeEvents ();
+
+  size_t viewer_count () const { return viewers_.size (); }
+  const ItemPtr &current_init () const { return init_; }
+  size_t gop_size () const { return gop_.size (); }
+  uint64_t gop_bytes () const { return gop_bytes_; }
+  uint64_t total_fragments_dropped () const { return dropped_total_; }
+
+  // RFC 6455 server frame header (unmasked) for a payload of `len` bytes.
+  static void FrameHeader (uint8_t opcode, uint64_t len, std::vector<uint8_t> *out);
+
+private:
+  enum class Phase { kNeedInit, kWaitKeyframe, kLive, kPaused, kClosing };
+
+  struct Viewer
+  {
+    ViewerOptions options;
+    Phase phase = Phase::kNeedInit;
+    uint32_t generation = 0;        // generation whose init was queued
+    std::deque<OutMessage> queue;
+    size_t front_offset = 0;        // bytes of queue.front() already written
+    uint64_t backlog_bytes = 0;     // unwritten bytes in queue
+    int64_t backlog_ns = 0;         // media duration of unwritten fragments
+    bool have_offset = false;
+    int64_t offset_ns = 0;          // out time = in time - offset
+    int64_t timeline_end_ns = 0;    // end of the last fragment queued, in out time
+    ViewerStats stats;
+  };
+
+  SyncMethod SyncOf (const Viewer &v) const;
+  bool RebaseOf (const Viewer &v) const;
+  void QueueText (ViewerId id, Viewer &v, const std::string &json);
+  void QueueInit (ViewerId id, Viewer &v);
+  void QueueFragment (ViewerId id, Viewer &v, const ItemPtr &f);
+  void StartViewer (ViewerId id, Viewer &v);  // after init: burst or wait
+  void DropQueue (Viewer &v);                 // keeps a partially written front message
+  bool OverBound (const Viewer &v, const OutMessage &next) const;
+  void Overflow (ViewerId id, Viewer &v);
+  void Emit (ViewerId id, Event::Kind kind, uint16_t code = 0, const std::string &reason = {});
+  void CacheFragment (const ItemPtr &f);
+
+  BroadcastConfig config_;
+  ItemPtr init_;
+  std::vector<ItemPtr> gop_;  // from the latest keyframe fragment of the current init
+  uint64_t gop_bytes_ = 0;
+  std::map<ViewerId, Viewer> viewers_;
+  ViewerId next_id_ = 1;
+  std::vector<Event> events_;
+  uint64_t dropped_total_ = 0;
+};
+
+}  // namespace fmp4ws::core

@@ -1,0 +1,499 @@
+// Unit tests of the broadcast model (start policies, GOP cache, backlog bounds, rebasing).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "box.h"
+#include "broadcaster.h"
+#include "json.h"
+#include "stream_reader.h"
+
+using namespace fmp4ws::core;
+
+namespace {
+
+std::vector<uint8_t>
+ReadFixture (const std::string &name)
+{
+  std::ifstream f (std::string (FIXTURES_DIR) + "/" + name, std::ios::binary);
+  EXPECT_TRUE (f.good ()) << name;
+  return std::vector<uint8_t> ((std::istreambuf_iterator<char> (f)),
+                               std::istreambuf_iterator<char> ());
+}
+
+// A stream made into broadcast items, as the sink's glue makes them.
+struct Stream
+{
+  ItemPtr init;
+  std::vector<ItemPtr> fragments;
+};
+
+Stream
+MakeStream (const std::string &fixture, uint32_t generation = 1)
+{
+  auto segs = std::make_shared<std::vector<Segment>> ();
+  std::vector<uint8_t> data = ReadFixture (fixture);
+  StreamReader r;
+  *segs = r.Push (data.data (), data.size ());
+  Stream s;
+  std::shared_ptr<const InitInfo> info;
+  for (const Segment &g : *segs) {
+    auto item = std::make_shared<StreamItem> ();
+    item->generation = generation;
+    item->payload = {g.bytes.data (), g.bytes.size (), segs};
+    if (g.kind == Segment::kInit) {
+      info = std::make_shared<InitInfo> (g.init);
+      item->kind = StreamItem::kInit;
+      item->init = info;
+      item->stream_json = "{\"type\":\"stream\",\"mime\":" + JsonString (g.init.mime) + "}";
+      s.init = item;
+    } else if (g.kind == Segment::kFragment) {
+      item->kind = StreamItem::kFragment;
+      item->keyframe = g.fragment.keyframe;
+      item->sequence = g.fragment.sequence;
+      item->decode_time_ns = g.fragment.decode_time_ns ();
+      item->duration_ns = g.fragment.duration_ns ();
+      // The moof is the first box (these fixtures have no styp).
+      BoxIterator it (g.bytes.data (), g.bytes.size ());
+      EXPECT_TRUE (it.Next ());
+      item->moof_offset = 0;
+      item->moof_size = it.box_size ();
+      item->info = g.fragment;
+      s.fragments.push_back (item);
+    }
+  }
+  return s;
+}
+
+struct Message
+{
+  uint8_t opcode = 0;
+  std::vector<uint8_t> payload;
+  std::string text () const { return std::string (payload.begin (), payload.end ()); }
+};
+
+// Decodes one server frame from a queued message.
+Message
+Decode (const OutMessage &m)
+{
+  std::vector<uint8_t> all (m.head);
+  all.insert (all.end (), m.body.data + m.body_offset, m.body.data + m.body_offset + m.body_size);
+  Message out;
+  EXPECT_GE (all.size (), 2u);
+  EXPECT_EQ (all[0] & 0x80, 0x80);  // FIN
+  out.opcode = all[0] & 0x0f;
+  EXPECT_EQ (all[1] & 0x80, 0);  // servers do not mask
+  uint64_t len = all[1] & 0x7f;
+  size_t pos = 2;
+  if (len == 126) {
+    len = (all[2] << 8) | all[3];
+    pos = 4;
+  } else if (len == 127) {
+    len = 0;
+    for (int i = 0; i < 8; i++)
+      len = (len << 8) | all[2 + i];
+    pos = 10;
+  }
+  EXPECT_EQ (all.size (), pos + len);
+  out.payload.assign (all.begin () + long (pos), all.end ());
+  return out;
+}
+
+// Writes (consumes) everything queued for a viewer, returning the decoded messages.
+std::vector<Message>
+Drain (Broadcaster &b, Broadcaster::ViewerId id)
+{
+  std::vector<Message> out;
+  const auto *q = b.Queue (id);
+  while (q && !q->empty ()) {
+    const OutMessage &m = q->front ();
+    EXPECT_EQ (b.FrontOffset (id), 0u);
+    out.push_back (Decode (m));
+    b.Consumed (id, m.size ());
+  }
+  return out;
+}
+
+// Decode time (seconds) of the timing track in a fragment message.
+double
+FragmentTime (const Message &m, const InitInfo &init)
+{
+  BoxIterator it (m.payload.data (), m.payload.size ());
+  while (it.Next ())
+    if (it.type () == FourCC ("moof")) {
+      std::string error;
+      auto info = ParseMoof (it.box (), it.box_size (), init, &error);
+      EXPECT_TRUE (info) << error;
+      return info ? info->decode_time_ns () / 1e9 : -1;
+    }
+  ADD_FAILURE () << "no moof";
+  return -1;
+}
+
+bool
+IsKeyframe (const Message &m, const InitInfo &init)
+{
+  BoxIterator it (m.payload.data (), m.payload.size ());
+  std::string error;
+  while (it.Next ())
+    if (it.type () == FourCC ("moof"))
+      return ParseMoof (it.box (), it.box_size (), init, &error)->keyframe;
+  return false;
+}
+
+}  // namespace
+
+TEST (Broadcast, FrameHeaderLengths)
+{
+  for (uint64_t len : {0ull, 125ull, 126ull, 65535ull, 65536ull, 5000000000ull}) {
+    std::vector<uint8_t> h;
+    Broadcaster::FrameHeader (2, len, &h);
+    EXPECT_EQ (h[0], 0x82);
+    size_t expect = len < 126 ? 2 : len <= 0xffff ? 4 : 10;
+    EXPECT_EQ (h.size (), expect) << len;
+  }
+}
+
+TEST (Broadcast, NewViewerGetsStreamInitThenLatestGop)
+{
+  Stream s = MakeStream ("notes-g30.mp4");  // keyframe fragments: #0 and #12
+  ASSERT_TRUE (s.fragments[12]->keyframe);
+  Broadcaster b;
+  b.PushInit (s.init);
+  for (size_t i = 0; i < 16; i++)
+    b.PushFragment (s.fragments[i]);
+  EXPECT_EQ (b.gop_size (), 4u);
+  auto id = b.AddViewer ({});
+  std::vector<Message> msgs = Drain (b, id);
+  ASSERT_EQ (msgs.size (), 3u + 4u);
+  EXPECT_EQ (msgs[0].opcode, 1);
+  auto json = ParseFlatJsonObject (msgs[0].text ());
+  ASSERT_TRUE (json) << msgs[0].text ();
+  EXPECT_EQ ((*json)["type"].str, "stream");
+  EXPECT_EQ ((*json)["mime"].str, s.init->init->mime);
+  EXPECT_TRUE ((*json)["rebased"].boolean);
+  EXPECT_EQ (msgs[1].opcode, 2);
+  EXPECT_EQ (msgs[1].payload.size (), s.init->payload.size);
+  auto start = ParseFlatJsonObject (msgs[2].text ());
+  ASSERT_TRUE (start) << msgs[2].text ();
+  EXPECT_EQ ((*start)["type"].str, "start");
+  EXPECT_EQ ((*start)["burst"].num, 4);
+  EXPECT_EQ ((*start)["start_time"].num, 0);
+  double burst_duration = 0;
+  for (size_t i = 12; i < 16; i++)
+    burst_duration += s.fragments[i]->duration_ns / 1e9;
+  EXPECT_NEAR ((*start)["live_edge"].num, burst_duration, 1e-3);
+  // The burst: fragment 12 (keyframe) rebased to 0, then contiguous.
+  const InitInfo &init = *s.init->init;
+  EXPECT_TRUE (IsKeyframe (msgs[3], init));
+  double t = 0;
+  for (size_t i = 3; i < msgs.size (); i++) {
+    EXPECT_NEAR (FragmentTime (msgs[i], init), t, 1e-3) << i;
+    t += s.fragments[12 + i - 3]->duration_ns / 1e9;
+  }
+  // mdat bytes are the shared payload's, unchanged.
+  EXPECT_EQ (0, memcmp (msgs[3].payload.data () + s.fragments[12]->moof_size,
+                        s.fragments[12]->payload.data + s.fragments[12]->moof_size,
+                        s.fragments[12]->payload.size - s.fragments[12]->moof_size));
+  EXPECT_EQ (b.Stats (id)->non_keyframe_starts, 0u);
+  EXPECT_EQ (b.Stats (id)->fragments_sent, 4u);
+}
+
+TEST (Broadcast, RebaseOffKeepsOriginalTimes)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  Broadcaster b;
+  b.PushInit (s.init);
+  for (size_t i = 0; i < 14; i++)
+    b.PushFragment (s.fragments[i]);
+  Broadcaster::ViewerOptions o;
+  o.rebase = false;
+  auto id = b.AddViewer (o);
+  std::vector<Message> msgs = Drain (b, id);
+  ASSERT_EQ (msgs.size (), 5u);
+  EXPECT_NEAR (FragmentTime (msgs[3], *s.init->init), s.fragments[12]->decode_time_ns / 1e9, 1e-3);
+  EXPECT_EQ (msgs[3].payload.size (), s.fragments[12]->payload.size);
+  EXPECT_EQ (0, memcmp (msgs[3].payload.data (), s.fragments[12]->payload.data,
+                        s.fragments[12]->payload.size));
+}
+
+TEST (Broadcast, NextKeyframeWaits)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  Broadcaster b (BroadcastConfig{SyncMethod::kNextKeyframe});
+  b.PushInit (s.init);
+  for (size_t i = 0; i < 5; i++)
+    b.PushFragment (s.fragments[i]);
+  auto id = b.AddViewer ({});
+  EXPECT_EQ (Drain (b, id).size (), 2u);  // stream + init
+  for (size_t i = 5; i < 12; i++)
+    b.PushFragment (s.fragments[i]);
+  EXPECT_EQ (Drain (b, id).size (), 0u);
+  b.PushFragment (s.fragments[12]);
+  b.PushFragment (s.fragments[13]);
+  std::vector<Message> msgs = Drain (b, id);
+  ASSERT_EQ (msgs.size (), 2u);
+  EXPECT_TRUE (IsKeyframe (msgs[0], *s.init->init));
+  EXPECT_NEAR (FragmentTime (msgs[0], *s.init->init), 0, 1e-3);
+}
+
+TEST (Broadcast, ViewerBeforeInitStartsOnFirstKeyframe)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  Broadcaster b;
+  auto id = b.AddViewer ({});
+  EXPECT_EQ (Drain (b, id).size (), 0u);
+  b.PushInit (s.init);
+  for (size_t i = 0; i < 3; i++)
+    b.PushFragment (s.fragments[i]);
+  std::vector<Message> msgs = Drain (b, id);
+  ASSERT_EQ (msgs.size (), 5u);
+  EXPECT_TRUE (IsKeyframe (msgs[2], *s.init->init));
+}
+
+TEST (Broadcast, StalledViewerStaysWithinBoundAndOthersGetEverything)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  BroadcastConfig c;
+  c.max_backlog_bytes = 30000;
+  Broadcaster b (c);
+  b.PushInit (s.init);
+  auto fast = b.AddViewer ({});
+  auto slow = b.AddViewer ({});
+  std::vector<Message> fast_msgs = Drain (b, fast);
+  // The slow viewer takes the first 100 bytes and then stalls mid-message.
+  b.Consumed (slow, 100);
+  uint64_t max_backlog = 0;
+  int64_t shift = 0, total = 0;
+  for (const auto &f : s.fragments)
+    total += f->duration_ns;
+  for (int r = 0; r < 10; r++) {
+    for (const auto &f : s.fragments) {
+      auto copy = std::make_shared<StreamItem> (*f);
+      copy->decode_time_ns += shift;
+      b.PushFragment (copy);
+      auto m = Drain (b, fast);
+      fast_msgs.insert (fast_msgs.end (), m.begin (), m.end ());
+      max_backlog = std::max (max_backlog, b.BacklogBytes (slow));
+    }
+    shift += total;
+  }
+  EXPECT_EQ (b.Stats (fast)->fragments_sent, 10 * s.fragments.size ());
+  EXPECT_EQ (b.Stats (fast)->fragments_dropped, 0u);
+  // Bound + one message (the one being written when the bound was hit).
+  size_t biggest = 0;
+  for (const auto &f : s.fragments)
+    biggest = std::max (biggest, f->payload.size);
+  EXPECT_LE (max_backlog, c.max_backlog_bytes + biggest + 64);
+  EXPECT_GT (b.Stats (slow)->skips, 0u);
+  EXPECT_GT (b.Stats (slow)->fragments_dropped, 0u);
+  // The slow viewer recovers: it finishes its partial message, gets a skip notice, and
+  // goes on at the next keyframe fragment.
+  b.Consumed (slow, b.Queue (slow)->front ().size () - b.FrontOffset (slow));
+  std::vector<Message> rest = Drain (b, slow);
+  for (const auto &f : s.fragments) {
+    auto copy = std::make_shared<StreamItem> (*f);
+    copy->decode_time_ns += shift;
+    b.PushFragment (copy);
+    auto m = Drain (b, slow);
+    rest.insert (rest.end (), m.begin (), m.end ());
+  }
+  bool saw_fragment = false;
+  for (const Message &m : rest) {
+    if (m.opcode == 2 && !saw_fragment && m.payload.size () > 8 &&
+        LoadU32 (m.payload.data () + 4) == FourCC ("moof")) {
+      saw_fragment = true;
+      EXPECT_TRUE (IsKeyframe (m, *s.init->init));
+    }
+  }
+  EXPECT_TRUE (saw_fragment);
+  EXPECT_EQ (b.Stats (slow)->non_keyframe_starts, 0u);
+}
+
+TEST (Broadcast, RebasedTimelineHasNoGapAfterASkip)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  BroadcastConfig c;
+  c.max_backlog_bytes = 20000;
+  Broadcaster b (c);
+  b.PushInit (s.init);
+  auto id = b.AddViewer ({});
+  std::vector<Message> got = Drain (b, id);
+  // Deliver 0..3, stall through a backlog overflow, then drain.
+  for (size_t i = 0; i < 4; i++)
+    b.PushFragment (s.fragments[i]);
+  auto a = Drain (b, id);
+  for (size_t i = 4; i < s.fragments.size (); i++)
+    b.PushFragment (s.fragments[i]);
+  auto c2 = Drain (b, id);
+  ASSERT_GT (b.Stats (id)->skips, 0u);
+  std::vector<Message> frags;
+  for (auto *v : {&a, &c2})
+    for (const Message &m : *v)
+      if (m.opcode == 2)
+        frags.push_back (m);
+  // Times are contiguous: each fragment starts where the previous one ended.
+  double t = 0;
+  for (size_t i = 0; i < frags.size (); i++) {
+    double ft = FragmentTime (frags[i], *s.init->init);
+    EXPECT_NEAR (ft, t, 2e-3) << "fragment " << i;
+    // Duration: find the source fragment by payload size + mdat bytes.
+    for (const auto &f : s.fragments)
+      if (f->payload.size == frags[i].payload.size () &&
+          !memcmp (f->payload.data + f->moof_size, frags[i].payload.data () + f->moof_size,
+                   f->payload.size - f->moof_size))
+        t = ft + f->duration_ns / 1e9;
+  }
+}
+
+TEST (Broadcast, DisconnectPolicyClosesWith1008)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  BroadcastConfig c;
+  c.max_backlog_bytes = 20000;
+  c.recover = RecoverPolicy::kDisconnect;
+  Broadcaster b (c);
+  b.PushInit (s.init);
+  auto id = b.AddViewer ({});
+  b.TakeEvents ();
+  for (const auto &f : s.fragments)
+    b.PushFragment (f);
+  bool closed = false;
+  for (const auto &e : b.TakeEvents ())
+    if (e.kind == Broadcaster::Event::kClose) {
+      closed = true;
+      EXPECT_EQ (e.close_code, 1008);
+    }
+  ASSERT_TRUE (closed);
+  std::vector<Message> msgs = Drain (b, id);
+  ASSERT_FALSE (msgs.empty ());
+  EXPECT_EQ (msgs.back ().opcode, 8);
+  EXPECT_EQ ((msgs.back ().payload[0] << 8) | msgs.back ().payload[1], 1008);
+  EXPECT_LE (b.BacklogBytes (id), 0u);
+}
+
+TEST (Broadcast, NewInitReachesEveryViewerThenKeyframe)
+{
+  Stream a = MakeStream ("notes-g30.mp4", 1), v = MakeStream ("vp9.mp4", 2);
+  Broadcaster b;
+  b.PushInit (a.init);
+  auto id = b.AddViewer ({});
+  for (size_t i = 0; i < 5; i++)
+    b.PushFragment (a.fragments[i]);
+  Drain (b, id);
+  b.PushInit (v.init);
+  for (const auto &f : v.fragments)
+    b.PushFragment (f);
+  std::vector<Message> msgs = Drain (b, id);
+  ASSERT_GE (msgs.size (), 3u);
+  EXPECT_EQ (ParseFlatJsonObject (msgs[0].text ())->at ("type").str, "stream");
+  EXPECT_EQ (msgs[1].payload.size (), v.init->payload.size);
+  EXPECT_TRUE (IsKeyframe (msgs[2], *v.init->init));
+  // Rebased: the new stream continues the viewer's timeline.
+  double end = 0;
+  for (size_t i = 0; i < 5; i++)
+    end += a.fragments[i]->duration_ns / 1e9;
+  EXPECT_NEAR (FragmentTime (msgs[2], *v.init->init), end, 2e-3);
+}
+
+TEST (Broadcast, PauseAndResume)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  Broadcaster b;
+  b.PushInit (s.init);
+  auto id = b.AddViewer ({});
+  for (size_t i = 0; i < 3; i++)
+    b.PushFragment (s.fragments[i]);
+  Drain (b, id);
+  b.Pause (id);
+  for (size_t i = 3; i < 14; i++)
+    b.PushFragment (s.fragments[i]);
+  EXPECT_EQ (Drain (b, id).size (), 0u);
+  b.Resume (id);
+  std::vector<Message> msgs = Drain (b, id);
+  ASSERT_EQ (msgs.size (), 3u);  // start + fragments 12, 13
+  EXPECT_EQ (ParseFlatJsonObject (msgs[0].text ())->at ("type").str, "start");
+  EXPECT_TRUE (IsKeyframe (msgs[1], *s.init->init));
+  EXPECT_EQ (b.Stats (id)->non_keyframe_starts, 0u);
+}
+
+TEST (Broadcast, RawFramingIsAPlainMp4ByteStream)
+{
+  Stream s = MakeStream ("empty-moov.mp4");
+  Broadcaster b;
+  b.PushInit (s.init);
+  Broadcaster::ViewerOptions o;
+  o.framing = Framing::kRaw;
+  o.rebase = false;
+  auto id = b.AddViewer (o);
+  for (const auto &f : s.fragments)
+    b.PushFragment (f);
+  b.PushEos ();
+  std::vector<uint8_t> bytes;
+  const auto *q = b.Queue (id);
+  bool closed = false;
+  while (!q->empty ()) {
+    const OutMessage &m = q->front ();
+    bytes.insert (bytes.end (), m.head.begin (), m.head.end ());
+    bytes.insert (bytes.end (), m.body.data + m.body_offset,
+                  m.body.data + m.body_offset + m.body_size);
+    closed |= b.Consumed (id, m.size ());
+  }
+  EXPECT_TRUE (closed);
+  // The source file, less ffmpeg's trailing mfra (dropped by the assembler).
+  std::vector<uint8_t> src = ReadFixture ("empty-moov.mp4");
+  ASSERT_LT (bytes.size (), src.size ());
+  EXPECT_EQ (LoadU32 (src.data () + bytes.size () + 4), FourCC ("mfra"));
+  src.resize (bytes.size ());
+  EXPECT_EQ (bytes, src);
+}
+
+TEST (Broadcast, EosSendsEosThenNormalClose)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  Broadcaster b;
+  b.PushInit (s.init);
+  auto id = b.AddViewer ({});
+  b.PushFragment (s.fragments[0]);
+  b.PushEos ();
+  std::vector<Message> msgs = Drain (b, id);
+  ASSERT_EQ (msgs.size (), 5u);
+  EXPECT_EQ (msgs[2].opcode, 2);  // the fragment is not dropped
+  EXPECT_EQ (msgs[3].text (), "{\"type\":\"eos\"}");
+  EXPECT_EQ (msgs[4].opcode, 8);
+  EXPECT_EQ ((msgs[4].payload[0] << 8) | msgs[4].payload[1], 1000);
+}
+
+TEST (Broadcast, ControlFramesDoNotSplitAMessage)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  Broadcaster b;
+  b.PushInit (s.init);
+  auto id = b.AddViewer ({});
+  b.Consumed (id, 3);  // in the middle of the stream JSON
+  const uint8_t ping[] = {'h', 'i'};
+  b.QueueControl (id, 0xA, ping, 2);
+  const auto *q = b.Queue (id);
+  ASSERT_GE (q->size (), 2u);
+  EXPECT_EQ ((*q)[1].head[0], 0x8A);  // right after the partly written message
+}
+
+TEST (Json, FlatObjects)
+{
+  auto v = ParseFlatJsonObject (
+      R"({"type":"report","current_time":12.5,"buffered_end":13,"ok":true,"x":null,"n":{"a":[1,2]}})");
+  ASSERT_TRUE (v);
+  EXPECT_EQ ((*v)["type"].str, "report");
+  EXPECT_DOUBLE_EQ ((*v)["current_time"].num, 12.5);
+  EXPECT_DOUBLE_EQ ((*v)["buffered_end"].num, 13);
+  EXPECT_TRUE ((*v)["ok"].boolean);
+  EXPECT_EQ ((*v)["x"].kind, JsonValue::kNull);
+  EXPECT_EQ ((*v)["n"].kind, JsonValue::kOther);
+  EXPECT_FALSE (ParseFlatJsonObject ("{\"a\":"));
+  EXPECT_FALSE (ParseFlatJsonObject ("[1,2]"));
+  EXPECT_FALSE (ParseFlatJsonObject ("{\"a\":1} trailing"));
+  EXPECT_FALSE (ParseFlatJsonObject (std::string (100, '{')));
+  EXPECT_EQ (JsonString ("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+}
