@@ -7,12 +7,14 @@
 #include <gst/gst.h>
 
 #include "gstfmp4initcache.h"
+#include "gstwebsocketsink.h"
 
 static gboolean
 plugin_init (GstPlugin *plugin)
 {
   gboolean ret = FALSE;
   ret |= GST_ELEMENT_REGISTER (fmp4initcache, plugin);
+  ret |= GST_ELEMENT_REGISTER (websocketsink, plugin);
   return ret;
 }
 

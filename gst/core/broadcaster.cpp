@@ -309,7 +309,7 @@ Broadcaster::PushEos ()
     if (v.phase == Phase::kClosing)
       continue;
     QueueText (id, v, "{\"type\":\"eos\"}");
-    Close (id, 1000, "end of stream");
+    Close (id, 1000, "end of stream", true);
   }
 }
 
@@ -387,14 +387,14 @@ Broadcaster::QueueControl (ViewerId id, uint8_t opcode, const uint8_t *payload, 
 }
 
 void
-Broadcaster::Close (ViewerId id, uint16_t code, const std::string &reason)
+Broadcaster::Close (ViewerId id, uint16_t code, const std::string &reason, bool drain)
 {
   auto it = viewers_.find (id);
   if (it == viewers_.end () || it->second.phase == Phase::kClosing)
     return;
   Viewer &v = it->second;
-  if (code != 1000)
-    DropQueue (v);  // a normal close (EOS) lets the queue drain first
+  if (!drain)
+    DropQueue (v);
   bool was_empty = v.queue.empty ();
   OutMessage m;
   m.is_close = true;

@@ -127,8 +127,8 @@ public:
   void Resume (ViewerId id);
   // Queues a control frame (pong, close) after the message being written.
   void QueueControl (ViewerId id, uint8_t opcode, const uint8_t *payload, size_t size);
-  // Closes: queues a close frame; the viewer's queue is dropped.
-  void Close (ViewerId id, uint16_t code, const std::string &reason);
+  // Closes: queues a close frame after what is queued (drain) or instead of it.
+  void Close (ViewerId id, uint16_t code, const std::string &reason, bool drain = false);
   void Report (ViewerId id, double current_time, double buffered_end, uint64_t stalls);
 
   // The viewer's queue, front first; the glue writes from `front_offset`.

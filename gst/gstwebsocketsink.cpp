@@ -1,0 +1,1883 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/**
+ * SECTION:element-websocketsink
+ * @title: websocketsink
+ *
+ * An HTTP/WebSocket server (libsoup 3) that broadcasts the fragmented MP4 made
+ * by #GstFmp4InitCache to every viewer, for Media Source Extensions players.
+ *
+ * Each viewer gets a JSON `stream` message (MSE mime type, codecs, size), the
+ * init segment, then fragments starting on a keyframe fragment: with
+ * #GstWebSocketSink:sync-method `latest-keyframe` (default) the cached GOP is
+ * sent at once so playback starts immediately, with `next-keyframe` the viewer
+ * waits for the next keyframe fragment. Each viewer's timeline is rebased so
+ * its first fragment starts at 0 (#GstWebSocketSink:rebase-timestamps), so
+ * players that never seek play too. A viewer whose unwritten backlog exceeds
+ * #GstWebSocketSink:max-backlog-bytes or #GstWebSocketSink:max-backlog-time
+ * skips to the next keyframe fragment (or is disconnected, see
+ * #GstWebSocketSink:recover-policy); the others do not notice. The protocol
+ * is described in docs/protocol.md.
+ *
+ * The same port serves the web player (`GET /`, built in), the live stream as
+ * progressive fragmented MP4 (`GET /stream.mp4`, for ffplay, VLC, `<video>`)
+ * and a JSON status (`GET /status`).
+ *
+ * The server runs on its own thread and main context; render() never waits
+ * for a viewer.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 videotestsrc is-live=true ! x264enc tune=zerolatency key-int-max=30 ! mp4mux fragment-duration=700 ! fmp4initcache ! websocketsink port=8080
+ * ]| Then open http://localhost:8080/.
+ * |[
+ * gst-launch-1.0 tcpserversrc host=0.0.0.0 port=8081 ! fmp4initcache ! websocketsink
+ * ]| Serves what `ffmpeg ... -f mp4 -movflags frag_keyframe+default_base_moof tcp://localhost:8081`
+ * sends.
+ *
+ * Since: 0.1
+ */
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include "gstwebsocketsink.h"
+
+#include <gio/gio.h>
+#include <libsoup/soup.h>
+
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/box.h"
+#include "core/broadcaster.h"
+#include "core/json.h"
+
+GST_DEBUG_CATEGORY_STATIC (gst_web_socket_sink_debug);
+#define GST_CAT_DEFAULT gst_web_socket_sink_debug
+
+using namespace fmp4ws::core;
+
+extern "C" GResource *fmp4ws_web_get_resource (void);
+
+#define DEFAULT_ADDRESS NULL
+#define DEFAULT_PORT 8080
+#define DEFAULT_PATH "/ws"
+#define DEFAULT_SYNC_METHOD SyncMethod::kLatestKeyframe
+#define DEFAULT_RECOVER_POLICY RecoverPolicy::kKeyframe
+#define DEFAULT_MAX_BACKLOG_BYTES (G_GUINT64_CONSTANT (16) << 20)
+#define DEFAULT_MAX_BACKLOG_TIME (10 * GST_SECOND)
+#define DEFAULT_GOP_CACHE_MAX_BYTES (G_GUINT64_CONSTANT (32) << 20)
+#define DEFAULT_GOP_CACHE_MAX_TIME (15 * GST_SECOND)
+#define DEFAULT_REBASE TRUE
+#define DEFAULT_MAX_CLIENTS 1000
+#define DEFAULT_MAX_MESSAGE_SIZE 4096
+#define DEFAULT_KEEPALIVE 10
+#define DEFAULT_SERVE_PLAYER TRUE
+#define DEFAULT_EOS_TIMEOUT (3 * GST_SECOND)
+#define CLOSE_TIMEOUT_MS 2000
+
+enum
+{
+  PROP_0,
+  PROP_ADDRESS,
+  PROP_PORT,
+  PROP_CURRENT_PORT,
+  PROP_PATH,
+  PROP_SYNC_METHOD,
+  PROP_RECOVER_POLICY,
+  PROP_MAX_BACKLOG_BYTES,
+  PROP_MAX_BACKLOG_TIME,
+  PROP_GOP_CACHE_MAX_BYTES,
+  PROP_GOP_CACHE_MAX_TIME,
+  PROP_REBASE,
+  PROP_MAX_CLIENTS,
+  PROP_ALLOWED_ORIGINS,
+  PROP_MAX_MESSAGE_SIZE,
+  PROP_KEEPALIVE,
+  PROP_SERVE_PLAYER,
+  PROP_DOCUMENT_ROOT,
+  PROP_TLS_CERTIFICATE_FILE,
+  PROP_TLS_KEY_FILE,
+  PROP_TLS_CERTIFICATE,
+  PROP_NUM_CLIENTS,
+  PROP_STATS,
+};
+
+enum
+{
+  SIGNAL_CLIENT_ADDED,
+  SIGNAL_CLIENT_REMOVED,
+  LAST_SIGNAL
+};
+static guint signals[LAST_SIGNAL];
+
+static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
+    "sink", GST_PAD_SINK, GST_PAD_ALWAYS,
+    GST_STATIC_CAPS ("video/quicktime, variant = (string) iso-fragmented; video/quicktime"));
+
+namespace {
+
+// A GstBuffer mapped for as long as any viewer may still send it.
+struct MappedBuffer
+{
+  explicit MappedBuffer (GstBuffer *b) : buffer (gst_buffer_ref (b))
+  {
+    ok = gst_buffer_map (buffer, &map, GST_MAP_READ);
+  }
+  ~MappedBuffer ()
+  {
+    if (ok)
+      gst_buffer_unmap (buffer, &map);
+    gst_buffer_unref (buffer);
+  }
+  GstBuffer *buffer;
+  GstMapInfo map;
+  bool ok = false;
+};
+
+struct Command
+{
+  enum Kind { kInit, kFragment, kEos, kReset, kConfig } kind;
+  ItemPtr item;
+};
+
+struct Connection;
+
+struct Settings
+{
+  std::string address;
+  guint port = DEFAULT_PORT;
+  std::string path = DEFAULT_PATH;
+  BroadcastConfig config;
+  guint max_clients = DEFAULT_MAX_CLIENTS;
+  std::vector<std::string> allowed_origins;
+  std::string allowed_origins_str;
+  guint max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
+  guint keepalive = DEFAULT_KEEPALIVE;
+  bool serve_player = DEFAULT_SERVE_PLAYER;
+  std::string document_root;
+  std::string tls_cert_file, tls_key_file;
+  GTlsCertificate *tls_certificate = nullptr;
+};
+
+struct Totals
+{
+  guint64 bytes_sent = 0, fragments_sent = 0, fragments_dropped = 0, connections = 0;
+  std::map<std::string, guint64> disconnects;
+};
+
+}  // namespace
+
+struct GstWebSocketSinkPrivate
+{
+  Settings settings;  // GST_OBJECT_LOCK
+  std::atomic<guint> current_port{0};
+
+  // Streaming thread.
+  std::shared_ptr<const InitInfo> init_info;
+  ItemPtr init_item;
+  uint32_t generation = 0;
+
+  // Server thread.
+  GMainContext *ctx = nullptr;
+  GMainLoop *loop = nullptr;
+  GThread *thread = nullptr;
+  SoupServer *server = nullptr;
+  GSource *keepalive_source = nullptr;
+  Broadcaster bc;
+  std::map<Broadcaster::ViewerId, Connection *> conns;
+  Totals totals;
+  std::string status_stream;  // stream JSON of the current init, for /status
+
+  // Streaming thread -> server thread.
+  std::mutex mutex;
+  std::vector<Command> inbox;
+  bool wake_pending = false;
+  std::atomic<guint> open_viewers{0};
+};
+
+struct _GstWebSocketSink
+{
+  GstBaseSink parent;
+  GstWebSocketSinkPrivate *priv;
+};
+
+#define gst_web_socket_sink_parent_class parent_class
+G_DEFINE_TYPE (GstWebSocketSink, gst_web_socket_sink, GST_TYPE_BASE_SINK);
+
+GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (
+    websocketsink, "websocketsink", GST_RANK_NONE, GST_TYPE_WEB_SOCKET_SINK,
+    GST_DEBUG_CATEGORY_INIT (gst_web_socket_sink_debug, "websocketsink", 0,
+                             "fragmented MP4 WebSocket broadcast sink"));
+
+GType
+gst_web_socket_sink_sync_method_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {int (SyncMethod::kLatestKeyframe),
+       "Start with the cached fragments from the latest keyframe fragment (instant start)",
+       "latest-keyframe"},
+      {int (SyncMethod::kNextKeyframe), "Wait for the next keyframe fragment", "next-keyframe"},
+      {0, NULL, NULL},
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstWebSocketSinkSyncMethod", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+GType
+gst_web_socket_sink_recover_policy_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+      {int (RecoverPolicy::kKeyframe),
+       "Drop the viewer's backlog and resume at the next keyframe fragment", "keyframe"},
+      {int (RecoverPolicy::kDisconnect), "Close the viewer's connection (status 1008)",
+       "disconnect"},
+      {0, NULL, NULL},
+  };
+  if (g_once_init_enter (&type)) {
+    GType t = g_enum_register_static ("GstWebSocketSinkRecoverPolicy", values);
+    g_once_init_leave (&type, t);
+  }
+  return type;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Connections (server thread only)                                                           */
+
+namespace {
+
+struct Connection
+{
+  GstWebSocketSink *sink = nullptr;
+  Broadcaster::ViewerId id = 0;
+  GIOStream *stream = nullptr;
+  GPollableInputStream *in = nullptr;
+  GPollableOutputStream *out = nullptr;
+  GSource *read_source = nullptr;
+  GSource *write_source = nullptr;
+  GSource *close_timer = nullptr;
+  std::string address;
+  bool websocket = true;
+  std::vector<uint8_t> rx;
+  std::vector<uint8_t> fragmented;  // a text message in continuation frames
+  gint64 last_rx_us = 0;
+  std::string close_reason;
+};
+
+}  // namespace
+
+static void flush_connection (Connection *c);
+static void process_events (GstWebSocketSink *self);
+
+static void
+finish_connection (Connection *c, const std::string &reason)
+{
+  GstWebSocketSink *self = c->sink;
+  GstWebSocketSinkPrivate *priv = self->priv;
+  for (GSource **s : {&c->read_source, &c->write_source, &c->close_timer}) {
+    if (*s) {
+      g_source_destroy (*s);
+      g_source_unref (*s);
+      *s = nullptr;
+    }
+  }
+  if (const ViewerStats *st = priv->bc.Stats (c->id)) {
+    priv->totals.bytes_sent += st->bytes_sent;
+    priv->totals.fragments_sent += st->fragments_sent;
+    priv->totals.fragments_dropped += st->fragments_dropped;
+  }
+  std::string why = c->close_reason.empty () ? reason : c->close_reason;
+  priv->totals.disconnects[why]++;
+  priv->bc.RemoveViewer (c->id);
+  priv->conns.erase (c->id);
+  priv->open_viewers--;
+  g_io_stream_close_async (c->stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+  g_object_unref (c->stream);
+  GST_INFO_OBJECT (self, "client %" G_GUINT64_FORMAT " (%s) removed: %s", c->id,
+                   c->address.c_str (), why.c_str ());
+  g_signal_emit (self, signals[SIGNAL_CLIENT_REMOVED], 0, (guint64) c->id, c->address.c_str (),
+                 why.c_str ());
+  delete c;
+}
+
+static gboolean
+on_writable (GObject *, gpointer user_data)
+{
+  Connection *c = static_cast<Connection *> (user_data);
+  g_source_unref (c->write_source);
+  c->write_source = nullptr;
+  flush_connection (c);
+  return G_SOURCE_REMOVE;
+}
+
+// Writes as much of the viewer's queue as the socket takes, without blocking.
+static void
+flush_connection (Connection *c)
+{
+  GstWebSocketSinkPrivate *priv = c->sink->priv;
+  for (;;) {
+    const std::deque<OutMessage> *q = priv->bc.Queue (c->id);
+    if (!q || q->empty ())
+      return;
+    size_t offset = priv->bc.FrontOffset (c->id);
+    GOutputVector vec[32];
+    size_t nvec = 0;
+    for (const OutMessage &m : *q) {
+      if (nvec + 2 > G_N_ELEMENTS (vec))
+        break;
+      size_t skip = nvec == 0 ? offset : 0;
+      if (skip < m.head.size ()) {
+        vec[nvec].buffer = m.head.data () + skip;
+        vec[nvec].size = m.head.size () - skip;
+        nvec++;
+        skip = 0;
+      } else {
+        skip -= m.head.size ();
+      }
+      if (skip < m.body_size) {
+        vec[nvec].buffer = m.body.data + m.body_offset + skip;
+        vec[nvec].size = m.body_size - skip;
+        nvec++;
+      }
+      if (m.is_close)
+        break;  // nothing goes after a close
+    }
+    gsize written = 0;
+    if (nvec > 0) {
+      GError *err = NULL;
+      GPollableReturn r =
+          g_pollable_output_stream_writev_nonblocking (c->out, vec, nvec, &written, NULL, &err);
+      if (r == G_POLLABLE_RETURN_WOULD_BLOCK) {
+        if (!c->write_source) {
+          c->write_source = g_pollable_output_stream_create_source (c->out, NULL);
+          g_source_set_callback (c->write_source, G_SOURCE_FUNC (on_writable), c, NULL);
+          g_source_attach (c->write_source, priv->ctx);
+        }
+        return;
+      }
+      if (r == G_POLLABLE_RETURN_FAILED) {
+        std::string reason = std::string ("write error: ") + (err ? err->message : "?");
+        g_clear_error (&err);
+        finish_connection (c, reason);
+        return;
+      }
+    }
+    if (priv->bc.Consumed (c->id, written)) {
+      finish_connection (c, "closed");
+      return;
+    }
+  }
+}
+
+static void
+close_viewer (Connection *c, uint16_t code, const std::string &reason)
+{
+  if (c->close_reason.empty ())
+    c->close_reason = reason;
+  c->sink->priv->bc.Close (c->id, code, reason);
+  process_events (c->sink);
+}
+
+static gboolean
+on_close_timeout (gpointer user_data)
+{
+  Connection *c = static_cast<Connection *> (user_data);
+  g_source_unref (c->close_timer);
+  c->close_timer = nullptr;
+  finish_connection (c, "close timeout");
+  return G_SOURCE_REMOVE;
+}
+
+// Handles what the broadcaster asked for: write to viewers with data, arm close timers.
+static void
+process_events (GstWebSocketSink *self)
+{
+  GstWebSocketSinkPrivate *priv = self->priv;
+  for (const Broadcaster::Event &e : priv->bc.TakeEvents ()) {
+    auto it = priv->conns.find (e.viewer);
+    if (it == priv->conns.end ())
+      continue;
+    Connection *c = it->second;
+    if (e.kind == Broadcaster::Event::kClose) {
+      if (c->close_reason.empty ())
+        c->close_reason = e.reason;
+      if (!c->close_timer) {
+        c->close_timer = g_timeout_source_new (CLOSE_TIMEOUT_MS);
+        g_source_set_callback (c->close_timer, on_close_timeout, c, NULL);
+        g_source_attach (c->close_timer, priv->ctx);
+      }
+    }
+  }
+  // Write to everyone with something queued (a viewer may be removed while flushing).
+  std::vector<Broadcaster::ViewerId> ids;
+  ids.reserve (priv->conns.size ());
+  for (auto &kv : priv->conns)
+    ids.push_back (kv.first);
+  for (Broadcaster::ViewerId id : ids) {
+    auto it = priv->conns.find (id);
+    if (it == priv->conns.end () || it->second->write_source)
+      continue;
+    flush_connection (it->second);
+  }
+}
+
+static void
+handle_text (Connection *c, const std::string &text)
+{
+  GstWebSocketSinkPrivate *priv = c->sink->priv;
+  auto obj = ParseFlatJsonObject (text);
+  if (!obj) {
+    GST_DEBUG_OBJECT (c->sink, "client %" G_GUINT64_FORMAT ": ignoring non-JSON message",
+                      c->id);
+    return;
+  }
+  const std::string &type = (*obj)["type"].str;
+  if (type == "report") {
+    priv->bc.Report (c->id, (*obj)["current_time"].num, (*obj)["buffered_end"].num,
+                     guint64 ((*obj)["stalls"].num));
+  } else if (type == "pause") {
+    GST_DEBUG_OBJECT (c->sink, "client %" G_GUINT64_FORMAT " paused", c->id);
+    priv->bc.Pause (c->id);
+  } else if (type == "resume") {
+    GST_DEBUG_OBJECT (c->sink, "client %" G_GUINT64_FORMAT " resumed", c->id);
+    priv->bc.Resume (c->id);
+  }
+}
+
+// Parses the client's frames (RFC 6455 5.2). Stops at a close (the connection may be
+// freed then: callers check by id).
+static void
+parse_frames (Connection *c)
+{
+  GstWebSocketSink *self = c->sink;
+  GstWebSocketSinkPrivate *priv = self->priv;
+  GST_OBJECT_LOCK (self);
+  const size_t max_message = priv->settings.max_message_size;
+  GST_OBJECT_UNLOCK (self);
+  size_t pos = 0;
+  std::vector<uint8_t> &rx = c->rx;
+  while (rx.size () - pos >= 2) {
+    const uint8_t *p = rx.data () + pos;
+    bool fin = p[0] & 0x80;
+    uint8_t op = p[0] & 0x0f;
+    bool masked = p[1] & 0x80;
+    uint64_t len = p[1] & 0x7f;
+    size_t hdr = 2;
+    if (len == 126) {
+      if (rx.size () - pos < 4)
+        break;
+      len = (p[2] << 8) | p[3];
+      hdr = 4;
+    } else if (len == 127) {
+      if (rx.size () - pos < 10)
+        break;
+      len = 0;
+      for (int i = 0; i < 8; i++)
+        len = (len << 8) | p[2 + i];
+      hdr = 10;
+    }
+    if (!masked) {
+      close_viewer (c, 1002, "protocol error: unmasked client frame");
+      return;
+    }
+    if ((op >= 0x8 && (len > 125 || !fin)) || (op >= 0x3 && op <= 0x7) || op > 0xA) {
+      close_viewer (c, 1002, "protocol error: bad frame");
+      return;
+    }
+    if (len > max_message || c->fragmented.size () + len > max_message) {
+      close_viewer (c, 1009, "message too big");
+      return;
+    }
+    if (rx.size () - pos < hdr + 4 + len)
+      break;
+    const uint8_t *mask = p + hdr;
+    std::vector<uint8_t> payload (p + hdr + 4, p + hdr + 4 + len);
+    for (size_t i = 0; i < payload.size (); i++)
+      payload[i] ^= mask[i & 3];
+    pos += hdr + 4 + len;
+    switch (op) {
+      case 0x0:  // continuation
+      case 0x1:  // text
+      case 0x2:  // binary (ignored)
+        if (op != 0x2 || !c->fragmented.empty ())
+          c->fragmented.insert (c->fragmented.end (), payload.begin (), payload.end ());
+        if (fin) {
+          if (op != 0x2)
+            handle_text (c, std::string (c->fragmented.begin (), c->fragmented.end ()));
+          c->fragmented.clear ();
+        }
+        break;
+      case 0x8: {  // close: answer with the same code
+        uint16_t code = payload.size () >= 2 ? uint16_t ((payload[0] << 8) | payload[1]) : 1000;
+        if (code < 1000 || code >= 5000 || code == 1005 || code == 1006)
+          code = 1000;
+        close_viewer (c, code, "client closed");
+        return;
+      }
+      case 0x9:  // ping
+        priv->bc.QueueControl (c->id, 0xA, payload.data (), payload.size ());
+        break;
+      case 0xA:  // pong
+        break;
+    }
+  }
+  rx.erase (rx.begin (), rx.begin () + long (pos));
+}
+
+static gboolean
+on_readable (GObject *, gpointer user_data)
+{
+  Connection *c = static_cast<Connection *> (user_data);
+  GstWebSocketSinkPrivate *priv = c->sink->priv;
+  uint8_t buf[4096];
+  for (int rounds = 0; rounds < 16; rounds++) {
+    GError *err = NULL;
+    gssize n = g_pollable_input_stream_read_nonblocking (c->in, buf, sizeof buf, NULL, &err);
+    if (n < 0 && g_error_matches (err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
+      g_clear_error (&err);
+      break;
+    }
+    if (n <= 0) {
+      std::string reason = n == 0 ? "connection closed by peer"
+                                   : std::string ("read error: ") + err->message;
+      g_clear_error (&err);
+      // The source is destroyed by finish_connection; do not unref it twice.
+      finish_connection (c, reason);
+      return G_SOURCE_REMOVE;
+    }
+    c->last_rx_us = g_get_monotonic_time ();
+    if (!c->websocket)
+      continue;  // /stream.mp4 clients have nothing to say
+    c->rx.insert (c->rx.end (), buf, buf + n);
+    Broadcaster::ViewerId id = c->id;
+    parse_frames (c);
+    // Handling a frame may have finished (freed) the connection.
+    if (!priv->conns.count (id))
+      return G_SOURCE_REMOVE;
+  }
+  Broadcaster::ViewerId id = c->id;
+  process_events (c->sink);
+  return priv->conns.count (id) ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
+}
+
+static void
+start_connection (GstWebSocketSink *self, GIOStream *stream, const std::string &address,
+                  const Broadcaster::ViewerOptions &options)
+{
+  GstWebSocketSinkPrivate *priv = self->priv;
+  Connection *c = new Connection ();
+  c->sink = self;
+  c->stream = stream;
+  c->in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
+  c->out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
+  c->address = address;
+  c->websocket = options.framing == Framing::kWebSocket;
+  c->last_rx_us = g_get_monotonic_time ();
+  c->id = priv->bc.AddViewer (options);
+  priv->conns[c->id] = c;
+  priv->open_viewers++;
+  priv->totals.connections++;
+  c->read_source = g_pollable_input_stream_create_source (c->in, NULL);
+  g_source_set_callback (c->read_source, G_SOURCE_FUNC (on_readable), c, NULL);
+  g_source_attach (c->read_source, priv->ctx);
+  GST_INFO_OBJECT (self, "client %" G_GUINT64_FORMAT " (%s) added (%s)", c->id, address.c_str (),
+                   c->websocket ? "websocket" : "stream.mp4");
+  g_signal_emit (self, signals[SIGNAL_CLIENT_ADDED], 0, (guint64) c->id, address.c_str ());
+  process_events (self);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* HTTP (server thread)                                                                       */
+
+namespace {
+struct UpgradeData
+{
+  GstWebSocketSink *sink;
+  Broadcaster::ViewerOptions options;
+  std::string address;
+};
+}  // namespace
+
+static void
+on_upgrade_written (SoupServerMessage *msg, gpointer user_data)
+{
+  UpgradeData *u = static_cast<UpgradeData *> (user_data);
+  GIOStream *stream = soup_server_message_steal_connection (msg);
+  if (stream)
+    start_connection (u->sink, stream, u->address, u->options);
+}
+
+static void
+upgrade_data_free (gpointer data, GClosure *)
+{
+  delete static_cast<UpgradeData *> (data);
+}
+
+static bool
+origin_allowed (GstWebSocketSink *self, SoupServerMessage *msg)
+{
+  const char *origin =
+      soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Origin");
+  GST_OBJECT_LOCK (self);
+  bool ok = self->priv->settings.allowed_origins.empty () || !origin;
+  for (const std::string &o : self->priv->settings.allowed_origins)
+    ok |= o == "*" || (origin && o == origin);
+  GST_OBJECT_UNLOCK (self);
+  return ok;
+}
+
+static void
+respond_text (SoupServerMessage *msg, guint status, const char *type, const std::string &body)
+{
+  soup_server_message_set_status (msg, status, NULL);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
+                                "no-store");
+  soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY, body.data (), body.size ());
+}
+
+static std::string
+status_json (GstWebSocketSink *self)
+{
+  GstWebSocketSinkPrivate *priv = self->priv;
+  std::string s = "{\"viewers\":" + std::to_string (priv->conns.size ());
+  s += ",\"stream\":" + (priv->status_stream.empty () ? std::string ("null") : priv->status_stream);
+  guint64 bytes = priv->totals.bytes_sent, frags = priv->totals.fragments_sent,
+          dropped = priv->totals.fragments_dropped;
+  std::string clients;
+  for (auto &[id, c] : priv->conns) {
+    const ViewerStats *st = priv->bc.Stats (id);
+    bytes += st->bytes_sent;
+    frags += st->fragments_sent;
+    dropped += st->fragments_dropped;
+    if (!clients.empty ())
+      clients += ",";
+    char lat[32];
+    g_snprintf (lat, sizeof lat, "%.3f", st->latency);
+    clients += "{\"id\":" + std::to_string (id) + ",\"address\":" + JsonString (c->address) +
+               ",\"bytes_sent\":" + std::to_string (st->bytes_sent) + ",\"backlog_bytes\":" +
+               std::to_string (priv->bc.BacklogBytes (id)) + ",\"latency\":" + lat + "}";
+  }
+  s += ",\"bytes_sent\":" + std::to_string (bytes) + ",\"fragments_sent\":" +
+       std::to_string (frags) + ",\"fragments_dropped\":" + std::to_string (dropped) +
+       ",\"clients\":[" + clients + "]}";
+  return s;
+}
+
+static const char *
+content_type_for (const std::string &path)
+{
+  auto ends = [&] (const char *ext) {
+    size_t n = strlen (ext);
+    return path.size () >= n && path.compare (path.size () - n, n, ext) == 0;
+  };
+  if (ends (".html"))
+    return "text/html; charset=utf-8";
+  if (ends (".js") || ends (".mjs"))
+    return "text/javascript; charset=utf-8";
+  if (ends (".css"))
+    return "text/css; charset=utf-8";
+  if (ends (".json"))
+    return "application/json";
+  if (ends (".svg"))
+    return "image/svg+xml";
+  if (ends (".png"))
+    return "image/png";
+  if (ends (".mp4"))
+    return "video/mp4";
+  return "application/octet-stream";
+}
+
+// Serves a file of the player: from document-root if set (no escaping it), else built in.
+static void
+serve_file (GstWebSocketSink *self, SoupServerMessage *msg, const char *path)
+{
+  GST_OBJECT_LOCK (self);
+  std::string root = self->priv->settings.document_root;
+  bool serve = self->priv->settings.serve_player;
+  GST_OBJECT_UNLOCK (self);
+  std::string rel = path[0] == '/' ? path + 1 : path;
+  if (rel.empty ())
+    rel = "index.html";
+  // Reject anything that could leave the folder: "..", backslashes, NULs, absolute paths.
+  bool bad = rel.find ('\\') != std::string::npos || rel[0] == '/';
+  gchar **parts = g_strsplit (rel.c_str (), "/", -1);
+  for (gchar **p = parts; *p; p++)
+    bad |= strcmp (*p, "..") == 0 || strcmp (*p, ".") == 0 || **p == '\0';
+  g_strfreev (parts);
+  if (!serve || bad) {
+    respond_text (msg, SOUP_STATUS_NOT_FOUND, "text/plain", "not found\n");
+    return;
+  }
+  GBytes *bytes = NULL;
+  if (!root.empty ()) {
+    gchar *file = g_build_filename (root.c_str (), rel.c_str (), NULL);
+    gchar *real_root = realpath (root.c_str (), NULL);
+    gchar *real_file = realpath (file, NULL);
+    gchar *contents = NULL;
+    gsize len = 0;
+    if (real_root && real_file && g_str_has_prefix (real_file, real_root) &&
+        real_file[strlen (real_root)] == '/' && g_file_test (real_file, G_FILE_TEST_IS_REGULAR) &&
+        g_file_get_contents (real_file, &contents, &len, NULL))
+      bytes = g_bytes_new_take (contents, len);
+    free (real_root);
+    free (real_file);
+    g_free (file);
+  } else {
+    std::string rpath = "/org/gstfmp4ws/web/" + rel;
+    bytes = g_resource_lookup_data (fmp4ws_web_get_resource (), rpath.c_str (),
+                                    G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+  }
+  if (!bytes) {
+    respond_text (msg, SOUP_STATUS_NOT_FOUND, "text/plain", "not found\n");
+    return;
+  }
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
+                                "no-cache");
+  soup_server_message_set_response (msg, content_type_for (rel), SOUP_MEMORY_COPY,
+                                    (const char *) g_bytes_get_data (bytes, NULL),
+                                    g_bytes_get_size (bytes));
+  g_bytes_unref (bytes);
+}
+
+static void
+on_stream_headers_written (SoupServerMessage *msg, gpointer user_data)
+{
+  UpgradeData *u = static_cast<UpgradeData *> (user_data);
+  GIOStream *stream = soup_server_message_steal_connection (msg);
+  if (stream)
+    start_connection (u->sink, stream, u->address, u->options);
+}
+
+static void
+parse_query_options (GHashTable *query, Broadcaster::ViewerOptions *o)
+{
+  if (!query)
+    return;
+  const char *rebase = (const char *) g_hash_table_lookup (query, "rebase");
+  if (rebase)
+    o->rebase = !(strcmp (rebase, "0") == 0 || strcmp (rebase, "false") == 0);
+  const char *sync = (const char *) g_hash_table_lookup (query, "sync");
+  if (sync && strcmp (sync, "next-keyframe") == 0)
+    o->sync = SyncMethod::kNextKeyframe;
+  else if (sync && strcmp (sync, "latest-keyframe") == 0)
+    o->sync = SyncMethod::kLatestKeyframe;
+}
+
+static void
+server_handler (SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *query,
+                gpointer user_data)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
+  GstWebSocketSinkPrivate *priv = self->priv;
+  const char *method = soup_server_message_get_method (msg);
+  const char *host = soup_server_message_get_remote_host (msg);
+  std::string address = host ? host : "?";
+  GST_OBJECT_LOCK (self);
+  std::string ws_path = priv->settings.path;
+  guint max_clients = priv->settings.max_clients;
+  GST_OBJECT_UNLOCK (self);
+
+  GST_DEBUG_OBJECT (self, "%s %s from %s", method, path, address.c_str ());
+  if (strcmp (method, "GET") != 0 && strcmp (method, "HEAD") != 0) {
+    respond_text (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n");
+    return;
+  }
+
+  bool is_ws = soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, NULL);
+  bool is_stream = strcmp (path, "/stream.mp4") == 0;
+  if ((is_ws && (ws_path == path || strcmp (path, "/") == 0)) || is_stream) {
+    if (!origin_allowed (self, msg)) {
+      priv->totals.disconnects["rejected: origin"]++;
+      respond_text (msg, SOUP_STATUS_FORBIDDEN, "text/plain", "origin not allowed\n");
+      return;
+    }
+    if (max_clients > 0 && priv->conns.size () >= max_clients) {
+      priv->totals.disconnects["rejected: max-clients"]++;
+      respond_text (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "too many clients\n");
+      return;
+    }
+    UpgradeData *u = new UpgradeData{self, {}, address};
+    parse_query_options (query, &u->options);
+    if (is_ws) {
+      GError *err = NULL;
+      if (!soup_websocket_server_process_handshake (msg, NULL, NULL, NULL, NULL)) {
+        delete u;
+        g_clear_error (&err);
+        return;  // libsoup set the error status
+      }
+      g_signal_connect_data (msg, "wrote-informational", G_CALLBACK (on_upgrade_written), u,
+                             upgrade_data_free, GConnectFlags (0));
+    } else {
+      u->options.framing = Framing::kRaw;
+      soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
+      SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
+      soup_message_headers_set_content_type (h, "video/mp4", NULL);
+      soup_message_headers_replace (h, "Cache-Control", "no-store");
+      soup_message_headers_set_encoding (h, SOUP_ENCODING_EOF);
+      if (strcmp (method, "HEAD") == 0) {
+        delete u;
+        return;
+      }
+      g_signal_connect_data (msg, "wrote-headers", G_CALLBACK (on_stream_headers_written), u,
+                             upgrade_data_free, GConnectFlags (0));
+    }
+    return;
+  }
+  if (strcmp (path, "/status") == 0 || strcmp (path, "/status.json") == 0) {
+    respond_text (msg, SOUP_STATUS_OK, "application/json", status_json (self) + "\n");
+    return;
+  }
+  serve_file (self, msg, path);
+}
+
+static gboolean
+on_keepalive (gpointer user_data)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
+  GstWebSocketSinkPrivate *priv = self->priv;
+  GST_OBJECT_LOCK (self);
+  gint64 interval_us = gint64 (priv->settings.keepalive) * G_USEC_PER_SEC;
+  GST_OBJECT_UNLOCK (self);
+  gint64 now = g_get_monotonic_time ();
+  std::vector<Connection *> dead;
+  for (auto &[id, c] : priv->conns) {
+    if (!c->websocket)
+      continue;
+    if (now - c->last_rx_us > 3 * interval_us)
+      dead.push_back (c);
+    else
+      priv->bc.QueueControl (id, 0x9, (const uint8_t *) "ka", 2);
+  }
+  for (Connection *c : dead)
+    finish_connection (c, "keepalive timeout");
+  process_events (self);
+  return G_SOURCE_CONTINUE;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Streaming thread -> server thread                                                          */
+
+static gboolean
+drain_inbox (gpointer user_data)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
+  GstWebSocketSinkPrivate *priv = self->priv;
+  std::vector<Command> cmds;
+  {
+    std::lock_guard<std::mutex> lock (priv->mutex);
+    cmds.swap (priv->inbox);
+    priv->wake_pending = false;
+  }
+  for (Command &cmd : cmds) {
+    switch (cmd.kind) {
+      case Command::kInit:
+        priv->status_stream = cmd.item->stream_json;
+        priv->bc.PushInit (cmd.item);
+        break;
+      case Command::kFragment:
+        priv->bc.PushFragment (cmd.item);
+        break;
+      case Command::kEos:
+        priv->bc.PushEos ();
+        break;
+      case Command::kReset:
+        priv->bc.ResetStream ();
+        break;
+      case Command::kConfig: {
+        GST_OBJECT_LOCK (self);
+        BroadcastConfig c = priv->settings.config;
+        GST_OBJECT_UNLOCK (self);
+        priv->bc.set_config (c);
+        break;
+      }
+    }
+  }
+  process_events (self);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+post_command (GstWebSocketSink *self, Command cmd)
+{
+  GstWebSocketSinkPrivate *priv = self->priv;
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock (priv->mutex);
+    priv->inbox.push_back (std::move (cmd));
+    wake = !priv->wake_pending && priv->ctx;
+    if (wake)
+      priv->wake_pending = true;
+  }
+  if (wake) {
+    GSource *s = g_idle_source_new ();
+    g_source_set_priority (s, G_PRIORITY_HIGH);
+    g_source_set_callback (s, drain_inbox, self, NULL);
+    g_source_attach (s, priv->ctx);
+    g_source_unref (s);
+  }
+}
+
+static std::string
+stream_json (const InitInfo &info, uint32_t generation)
+{
+  std::string s = "{\"type\":\"stream\",\"generation\":" + std::to_string (generation) +
+                   ",\"mime\":" + JsonString (info.mime) + ",\"codecs\":" +
+                   JsonString (info.codecs);
+  if (info.width && info.height)
+    s += ",\"width\":" + std::to_string (info.width) + ",\"height\":" +
+         std::to_string (info.height);
+  s += std::string (",\"has_video\":") + (info.has_video ? "true" : "false") +
+       ",\"has_audio\":" + (info.has_audio ? "true" : "false") + "}";
+  return s;
+}
+
+// A new init segment (from caps or a HEADER buffer); ignored if it is the current one.
+static void
+take_init (GstWebSocketSink *self, GstBuffer *buffer)
+{
+  GstWebSocketSinkPrivate *priv = self->priv;
+  auto mapped = std::make_shared<MappedBuffer> (buffer);
+  if (!mapped->ok)
+    return;
+  const uint8_t *data = mapped->map.data;
+  size_t size = mapped->map.size;
+  if (priv->init_item && priv->init_item->payload.size == size &&
+      memcmp (priv->init_item->payload.data, data, size) == 0)
+    return;
+  BoxIterator it (data, size);
+  std::optional<InitInfo> info;
+  std::string error = "no moov box in the init segment";
+  while (it.Next ())
+    if (it.type () == FourCC ("moov"))
+      info = ParseMoov (it.box (), it.box_size (), &error);
+  if (!info) {
+    GST_ELEMENT_WARNING (self, STREAM, FORMAT, ("Invalid init segment"), ("%s", error.c_str ()));
+    return;
+  }
+  auto item = std::make_shared<StreamItem> ();
+  item->kind = StreamItem::kInit;
+  item->generation = ++priv->generation;
+  item->payload = {data, size, mapped};
+  auto shared_info = std::make_shared<const InitInfo> (std::move (*info));
+  item->init = shared_info;
+  item->stream_json = stream_json (*shared_info, item->generation);
+  priv->init_info = shared_info;
+  priv->init_item = item;
+  GST_INFO_OBJECT (self, "init segment #%u: %s", item->generation, item->stream_json.c_str ());
+  post_command (self, {Command::kInit, item});
+}
+
+static gboolean
+gst_web_socket_sink_set_caps (GstBaseSink *sink, GstCaps *caps)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (sink);
+  GstStructure *s = gst_caps_get_structure (caps, 0);
+  const GValue *sh = gst_structure_get_value (s, "streamheader");
+  if (sh && GST_VALUE_HOLDS_ARRAY (sh) && gst_value_array_get_size (sh) > 0) {
+    // One init segment: all header buffers together.
+    GstBuffer *init = gst_buffer_new ();
+    for (guint i = 0; i < gst_value_array_get_size (sh); i++) {
+      const GValue *v = gst_value_array_get_value (sh, i);
+      if (GST_VALUE_HOLDS_BUFFER (v))
+        init = gst_buffer_append (init, gst_buffer_ref (gst_value_get_buffer (v)));
+    }
+    take_init (self, init);
+    gst_buffer_unref (init);
+  }
+  return TRUE;
+}
+
+static GstFlowReturn
+gst_web_socket_sink_render (GstBaseSink *sink, GstBuffer *buffer)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (sink);
+  GstWebSocketSinkPrivate *priv = self->priv;
+  if (GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_HEADER)) {
+    take_init (self, buffer);
+    return GST_FLOW_OK;
+  }
+  if (!priv->init_item) {
+    GST_DEBUG_OBJECT (self, "dropping a fragment that came before any init segment");
+    return GST_FLOW_OK;
+  }
+  auto mapped = std::make_shared<MappedBuffer> (buffer);
+  if (!mapped->ok) {
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, (NULL), ("could not map a buffer"));
+    return GST_FLOW_ERROR;
+  }
+  auto item = std::make_shared<StreamItem> ();
+  item->kind = StreamItem::kFragment;
+  item->generation = priv->generation;
+  item->payload = {mapped->map.data, mapped->map.size, mapped};
+  item->keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+  BoxIterator it (mapped->map.data, mapped->map.size);
+  while (it.Next ()) {
+    if (it.type () != FourCC ("moof"))
+      continue;
+    std::string error;
+    item->info = ParseMoof (it.box (), it.box_size (), *priv->init_info, &error);
+    if (item->info) {
+      item->moof_offset = size_t (it.box () - mapped->map.data);
+      item->moof_size = it.box_size ();
+      item->sequence = item->info->sequence;
+      item->decode_time_ns = item->info->decode_time_ns ();
+      item->duration_ns = item->info->duration_ns ();
+    } else {
+      GST_WARNING_OBJECT (self, "fragment without a valid moof (%s): sent as is", error.c_str ());
+    }
+    break;
+  }
+  post_command (self, {Command::kFragment, item});
+  return GST_FLOW_OK;
+}
+
+static gboolean
+gst_web_socket_sink_event (GstBaseSink *sink, GstEvent *event)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (sink);
+  GstWebSocketSinkPrivate *priv = self->priv;
+  switch (GST_EVENT_TYPE (event)) {
+    case GST_EVENT_EOS: {
+      // Flush what viewers can take (bounded wait), then they are closed normally.
+      post_command (self, {Command::kEos, nullptr});
+      gint64 deadline = g_get_monotonic_time () + DEFAULT_EOS_TIMEOUT / GST_USECOND;
+      while (priv->open_viewers > 0 && g_get_monotonic_time () < deadline)
+        g_usleep (10000);
+      break;
+    }
+    case GST_EVENT_FLUSH_STOP:
+      post_command (self, {Command::kReset, nullptr});
+      break;
+    default:
+      break;
+  }
+  return GST_BASE_SINK_CLASS (parent_class)->event (sink, event);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Start / stop                                                                               */
+
+static gpointer
+server_thread (gpointer user_data)
+{
+  GstWebSocketSinkPrivate *priv = static_cast<GstWebSocketSinkPrivate *> (user_data);
+  g_main_context_push_thread_default (priv->ctx);
+  g_main_loop_run (priv->loop);
+  g_main_context_pop_thread_default (priv->ctx);
+  return NULL;
+}
+
+static gboolean
+gst_web_socket_sink_start (GstBaseSink *sink)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (sink);
+  GstWebSocketSinkPrivate *priv = self->priv;
+
+  GST_OBJECT_LOCK (self);
+  Settings s = priv->settings;
+  if (s.tls_certificate)
+    g_object_ref (s.tls_certificate);
+  GST_OBJECT_UNLOCK (self);
+
+  GError *err = NULL;
+  GTlsCertificate *cert = s.tls_certificate;
+  if (!cert && !s.tls_cert_file.empty ()) {
+    cert = g_tls_certificate_new_from_files (
+        s.tls_cert_file.c_str (), s.tls_key_file.empty () ? s.tls_cert_file.c_str ()
+                                                          : s.tls_key_file.c_str (),
+        &err);
+    if (!cert) {
+      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Could not load the TLS certificate"),
+                         ("%s / %s: %s", s.tls_cert_file.c_str (), s.tls_key_file.c_str (),
+                          err->message));
+      g_clear_error (&err);
+      return FALSE;
+    }
+  }
+
+  priv->ctx = g_main_context_new ();
+  priv->loop = g_main_loop_new (priv->ctx, FALSE);
+  priv->bc = Broadcaster (s.config);
+  priv->totals = Totals ();
+  priv->status_stream.clear ();
+  priv->init_item.reset ();
+  priv->init_info.reset ();
+
+  g_main_context_push_thread_default (priv->ctx);
+  priv->server = soup_server_new ("server-header", "gst-fmp4ws ", NULL);
+  if (cert)
+    soup_server_set_tls_certificate (priv->server, cert);
+  soup_server_add_handler (priv->server, NULL, server_handler, self, NULL);
+  SoupServerListenOptions opts = cert ? SOUP_SERVER_LISTEN_HTTPS : SoupServerListenOptions (0);
+  gboolean ok;
+  if (s.address.empty ()) {
+    ok = soup_server_listen_all (priv->server, s.port, opts, &err);
+  } else {
+    GInetAddress *ia = g_inet_address_new_from_string (s.address.c_str ());
+    if (!ia) {
+      // A host name: resolve it (blocking, once, at start).
+      GList *list = g_resolver_lookup_by_name (g_resolver_get_default (), s.address.c_str (),
+                                               NULL, &err);
+      if (list) {
+        ia = G_INET_ADDRESS (g_object_ref (list->data));
+        g_resolver_free_addresses (list);
+      }
+    }
+    ok = FALSE;
+    if (ia) {
+      GSocketAddress *sa = g_inet_socket_address_new (ia, s.port);
+      ok = soup_server_listen (priv->server, sa, opts, &err);
+      g_object_unref (sa);
+      g_object_unref (ia);
+    }
+  }
+  g_main_context_pop_thread_default (priv->ctx);
+  if (cert)
+    g_object_unref (cert);
+  if (!ok) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Could not start the web server"),
+                       ("listening on %s port %u: %s",
+                        s.address.empty () ? "all interfaces" : s.address.c_str (), s.port,
+                        err ? err->message : "unknown error"));
+    g_clear_error (&err);
+    g_clear_object (&priv->server);
+    g_main_loop_unref (priv->loop);
+    g_main_context_unref (priv->ctx);
+    priv->loop = NULL;
+    priv->ctx = NULL;
+    return FALSE;
+  }
+  GSList *uris = soup_server_get_uris (priv->server);
+  if (uris) {
+    priv->current_port = g_uri_get_port ((GUri *) uris->data);
+    gchar *u = g_uri_to_string ((GUri *) uris->data);
+    GST_INFO_OBJECT (self, "listening on %s (websocket path %s)", u, s.path.c_str ());
+    g_free (u);
+  }
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  g_object_notify (G_OBJECT (self), "current-port");
+
+  guint ka = s.keepalive;
+  if (ka > 0) {
+    priv->keepalive_source = g_timeout_source_new_seconds (ka);
+    g_source_set_callback (priv->keepalive_source, on_keepalive, self, NULL);
+    g_source_attach (priv->keepalive_source, priv->ctx);
+  }
+  priv->thread = g_thread_new ("websocketsink", server_thread, priv);
+  return TRUE;
+}
+
+static gboolean
+shutdown_on_server_thread (gpointer user_data)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
+  GstWebSocketSinkPrivate *priv = self->priv;
+  std::vector<Connection *> all;
+  for (auto &kv : priv->conns)
+    all.push_back (kv.second);
+  for (Connection *c : all)
+    finish_connection (c, "server stopped");
+  soup_server_disconnect (priv->server);
+  g_main_loop_quit (priv->loop);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+gst_web_socket_sink_stop (GstBaseSink *sink)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (sink);
+  GstWebSocketSinkPrivate *priv = self->priv;
+  if (!priv->thread)
+    return TRUE;
+  GSource *s = g_idle_source_new ();
+  g_source_set_priority (s, G_PRIORITY_HIGH);
+  g_source_set_callback (s, shutdown_on_server_thread, self, NULL);
+  g_source_attach (s, priv->ctx);
+  g_source_unref (s);
+  g_thread_join (priv->thread);
+  priv->thread = NULL;
+
+  // Let pending close operations and sources finish on this thread, then free.
+  g_main_context_push_thread_default (priv->ctx);
+  if (priv->keepalive_source) {
+    g_source_destroy (priv->keepalive_source);
+    g_source_unref (priv->keepalive_source);
+    priv->keepalive_source = NULL;
+  }
+  g_clear_object (&priv->server);
+  while (g_main_context_iteration (priv->ctx, FALSE))
+    ;
+  g_main_context_pop_thread_default (priv->ctx);
+  {
+    std::lock_guard<std::mutex> lock (priv->mutex);
+    priv->inbox.clear ();
+    priv->wake_pending = false;
+  }
+  g_main_loop_unref (priv->loop);
+  g_main_context_unref (priv->ctx);
+  priv->loop = NULL;
+  priv->ctx = NULL;
+  priv->bc = Broadcaster ();
+  priv->init_item.reset ();
+  priv->init_info.reset ();
+  priv->current_port = 0;
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Stats                                                                                      */
+
+struct StatsCall
+{
+  GstWebSocketSink *self;
+  GstStructure *result = nullptr;
+  GMutex lock;
+  GCond cond;
+  bool done = false;
+};
+
+static GstStructure *
+build_stats (GstWebSocketSink *self)
+{
+  GstWebSocketSinkPrivate *priv = self->priv;
+  guint64 bytes = priv->totals.bytes_sent, frags = priv->totals.fragments_sent,
+          dropped = priv->totals.fragments_dropped;
+  GValue clients = G_VALUE_INIT;
+  g_value_init (&clients, GST_TYPE_ARRAY);
+  for (auto &[id, c] : priv->conns) {
+    const ViewerStats *st = priv->bc.Stats (id);
+    bytes += st->bytes_sent;
+    frags += st->fragments_sent;
+    dropped += st->fragments_dropped;
+    GstStructure *cs = gst_structure_new (
+        "client", "id", G_TYPE_UINT64, (guint64) id, "address", G_TYPE_STRING,
+        c->address.c_str (), "websocket", G_TYPE_BOOLEAN, gboolean (c->websocket),
+        "bytes-sent", G_TYPE_UINT64, st->bytes_sent, "fragments-sent", G_TYPE_UINT64,
+        st->fragments_sent, "fragments-dropped", G_TYPE_UINT64, st->fragments_dropped,
+        "skips", G_TYPE_UINT64, st->skips, "non-keyframe-starts", G_TYPE_UINT64,
+        st->non_keyframe_starts, "backlog-bytes", G_TYPE_UINT64, priv->bc.BacklogBytes (id),
+        "backlog-time", G_TYPE_UINT64, (guint64) MAX (priv->bc.BacklogNs (id), 0), "latency",
+        G_TYPE_DOUBLE, st->latency, "current-time", G_TYPE_DOUBLE, st->current_time, "stalls",
+        G_TYPE_UINT64, st->stalls, NULL);
+    GValue v = G_VALUE_INIT;
+    g_value_init (&v, GST_TYPE_STRUCTURE);
+    gst_value_set_structure (&v, cs);
+    gst_value_array_append_and_take_value (&clients, &v);
+    gst_structure_free (cs);
+  }
+  GstStructure *disc = gst_structure_new_empty ("disconnects");
+  for (auto &[reason, n] : priv->totals.disconnects) {
+    std::string key;
+    for (char ch : reason)
+      key.push_back (g_ascii_isalnum (ch) ? ch : '-');
+    gst_structure_set (disc, key.c_str (), G_TYPE_UINT64, n, NULL);
+  }
+  GstStructure *s = gst_structure_new (
+      "application/x-websocketsink-stats", "viewers", G_TYPE_UINT, guint (priv->conns.size ()),
+      "connections", G_TYPE_UINT64, priv->totals.connections, "bytes-sent", G_TYPE_UINT64, bytes,
+      "fragments-sent", G_TYPE_UINT64, frags, "fragments-dropped", G_TYPE_UINT64, dropped,
+      "gop-cache-fragments", G_TYPE_UINT, guint (priv->bc.gop_size ()), "gop-cache-bytes",
+      G_TYPE_UINT64, priv->bc.gop_bytes (), "disconnects", GST_TYPE_STRUCTURE, disc, NULL);
+  gst_structure_free (disc);
+  gst_structure_take_value (s, "clients", &clients);
+  return s;
+}
+
+static gboolean
+stats_on_server_thread (gpointer user_data)
+{
+  StatsCall *call = static_cast<StatsCall *> (user_data);
+  GstStructure *s = build_stats (call->self);
+  g_mutex_lock (&call->lock);
+  call->result = s;
+  call->done = true;
+  g_cond_signal (&call->cond);
+  g_mutex_unlock (&call->lock);
+  return G_SOURCE_REMOVE;
+}
+
+static GstStructure *
+get_stats (GstWebSocketSink *self)
+{
+  GstWebSocketSinkPrivate *priv = self->priv;
+  if (!priv->thread)
+    return gst_structure_new ("application/x-websocketsink-stats", "viewers", G_TYPE_UINT, 0,
+                              NULL);
+  if (g_main_context_is_owner (priv->ctx))
+    return build_stats (self);  // called from a signal handler on the server thread
+  StatsCall call;
+  call.self = self;
+  g_mutex_init (&call.lock);
+  g_cond_init (&call.cond);
+  GSource *src = g_idle_source_new ();
+  g_source_set_priority (src, G_PRIORITY_HIGH);
+  g_source_set_callback (src, stats_on_server_thread, &call, NULL);
+  g_source_attach (src, priv->ctx);
+  g_source_unref (src);
+  g_mutex_lock (&call.lock);
+  gint64 end = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
+  while (!call.done)
+    if (!g_cond_wait_until (&call.cond, &call.lock, end))
+      break;
+  GstStructure *s = call.result;
+  g_mutex_unlock (&call.lock);
+  if (!s) {
+    // The server thread did not answer in time (stopping?): do not leave `call` dangling.
+    g_source_destroy (src);
+    s = gst_structure_new ("application/x-websocketsink-stats", "viewers", G_TYPE_UINT, 0, NULL);
+  }
+  g_mutex_clear (&call.lock);
+  g_cond_clear (&call.cond);
+  return s;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Properties                                                                                 */
+
+static std::vector<std::string>
+split_list (const gchar *s)
+{
+  std::vector<std::string> out;
+  if (!s)
+    return out;
+  gchar **parts = g_strsplit_set (s, ", ", -1);
+  for (gchar **p = parts; *p; p++)
+    if (**p)
+      out.push_back (*p);
+  g_strfreev (parts);
+  return out;
+}
+
+static void
+gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *value,
+                                  GParamSpec *pspec)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (object);
+  Settings &s = self->priv->settings;
+  bool config_changed = false;
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_ADDRESS:
+      s.address = g_value_get_string (value) ? g_value_get_string (value) : "";
+      break;
+    case PROP_PORT:
+      s.port = g_value_get_uint (value);
+      break;
+    case PROP_PATH: {
+      const gchar *p = g_value_get_string (value);
+      s.path = p && p[0] == '/' ? p : std::string ("/") + (p ? p : "");
+      break;
+    }
+    case PROP_SYNC_METHOD:
+      s.config.sync = SyncMethod (g_value_get_enum (value));
+      config_changed = true;
+      break;
+    case PROP_RECOVER_POLICY:
+      s.config.recover = RecoverPolicy (g_value_get_enum (value));
+      config_changed = true;
+      break;
+    case PROP_MAX_BACKLOG_BYTES:
+      s.config.max_backlog_bytes = g_value_get_uint64 (value);
+      config_changed = true;
+      break;
+    case PROP_MAX_BACKLOG_TIME:
+      s.config.max_backlog_ns = int64_t (g_value_get_uint64 (value));
+      config_changed = true;
+      break;
+    case PROP_GOP_CACHE_MAX_BYTES:
+      s.config.gop_max_bytes = g_value_get_uint64 (value);
+      config_changed = true;
+      break;
+    case PROP_GOP_CACHE_MAX_TIME:
+      s.config.gop_max_ns = int64_t (g_value_get_uint64 (value));
+      config_changed = true;
+      break;
+    case PROP_REBASE:
+      s.config.rebase = g_value_get_boolean (value);
+      config_changed = true;
+      break;
+    case PROP_MAX_CLIENTS:
+      s.max_clients = g_value_get_uint (value);
+      break;
+    case PROP_ALLOWED_ORIGINS:
+      s.allowed_origins_str = g_value_get_string (value) ? g_value_get_string (value) : "";
+      s.allowed_origins = split_list (g_value_get_string (value));
+      break;
+    case PROP_MAX_MESSAGE_SIZE:
+      s.max_message_size = g_value_get_uint (value);
+      break;
+    case PROP_KEEPALIVE:
+      s.keepalive = g_value_get_uint (value);
+      break;
+    case PROP_SERVE_PLAYER:
+      s.serve_player = g_value_get_boolean (value);
+      break;
+    case PROP_DOCUMENT_ROOT:
+      s.document_root = g_value_get_string (value) ? g_value_get_string (value) : "";
+      break;
+    case PROP_TLS_CERTIFICATE_FILE:
+      s.tls_cert_file = g_value_get_string (value) ? g_value_get_string (value) : "";
+      break;
+    case PROP_TLS_KEY_FILE:
+      s.tls_key_file = g_value_get_string (value) ? g_value_get_string (value) : "";
+      break;
+    case PROP_TLS_CERTIFICATE:
+      g_clear_object (&s.tls_certificate);
+      s.tls_certificate = (GTlsCertificate *) g_value_dup_object (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  }
+  GST_OBJECT_UNLOCK (self);
+  if (config_changed)
+    post_command (self, {Command::kConfig, nullptr});
+}
+
+static void
+gst_web_socket_sink_get_property (GObject *object, guint prop_id, GValue *value,
+                                  GParamSpec *pspec)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (object);
+  GstWebSocketSinkPrivate *priv = self->priv;
+  if (prop_id == PROP_STATS) {
+    GstStructure *st = get_stats (self);
+    g_value_take_boxed (value, st);
+    return;
+  }
+  if (prop_id == PROP_NUM_CLIENTS) {
+    g_value_set_uint (value, priv->open_viewers);
+    return;
+  }
+  if (prop_id == PROP_CURRENT_PORT) {
+    g_value_set_uint (value, priv->current_port);
+    return;
+  }
+  const Settings &s = priv->settings;
+  GST_OBJECT_LOCK (self);
+  switch (prop_id) {
+    case PROP_ADDRESS:
+      g_value_set_string (value, s.address.empty () ? NULL : s.address.c_str ());
+      break;
+    case PROP_PORT:
+      g_value_set_uint (value, s.port);
+      break;
+    case PROP_PATH:
+      g_value_set_string (value, s.path.c_str ());
+      break;
+    case PROP_SYNC_METHOD:
+      g_value_set_enum (value, int (s.config.sync));
+      break;
+    case PROP_RECOVER_POLICY:
+      g_value_set_enum (value, int (s.config.recover));
+      break;
+    case PROP_MAX_BACKLOG_BYTES:
+      g_value_set_uint64 (value, s.config.max_backlog_bytes);
+      break;
+    case PROP_MAX_BACKLOG_TIME:
+      g_value_set_uint64 (value, guint64 (s.config.max_backlog_ns));
+      break;
+    case PROP_GOP_CACHE_MAX_BYTES:
+      g_value_set_uint64 (value, s.config.gop_max_bytes);
+      break;
+    case PROP_GOP_CACHE_MAX_TIME:
+      g_value_set_uint64 (value, guint64 (s.config.gop_max_ns));
+      break;
+    case PROP_REBASE:
+      g_value_set_boolean (value, s.config.rebase);
+      break;
+    case PROP_MAX_CLIENTS:
+      g_value_set_uint (value, s.max_clients);
+      break;
+    case PROP_ALLOWED_ORIGINS:
+      g_value_set_string (value,
+                          s.allowed_origins_str.empty () ? NULL : s.allowed_origins_str.c_str ());
+      break;
+    case PROP_MAX_MESSAGE_SIZE:
+      g_value_set_uint (value, s.max_message_size);
+      break;
+    case PROP_KEEPALIVE:
+      g_value_set_uint (value, s.keepalive);
+      break;
+    case PROP_SERVE_PLAYER:
+      g_value_set_boolean (value, s.serve_player);
+      break;
+    case PROP_DOCUMENT_ROOT:
+      g_value_set_string (value, s.document_root.empty () ? NULL : s.document_root.c_str ());
+      break;
+    case PROP_TLS_CERTIFICATE_FILE:
+      g_value_set_string (value, s.tls_cert_file.empty () ? NULL : s.tls_cert_file.c_str ());
+      break;
+    case PROP_TLS_KEY_FILE:
+      g_value_set_string (value, s.tls_key_file.empty () ? NULL : s.tls_key_file.c_str ());
+      break;
+    case PROP_TLS_CERTIFICATE:
+      g_value_set_object (value, s.tls_certificate);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+  }
+  GST_OBJECT_UNLOCK (self);
+}
+
+static void
+gst_web_socket_sink_finalize (GObject *object)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (object);
+  g_clear_object (&self->priv->settings.tls_certificate);
+  delete self->priv;
+  G_OBJECT_CLASS (parent_class)->finalize (object);
+}
+
+#define RW_STATIC GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS)
+#define RW_READY GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_READY)
+#define RW_PLAYING \
+  GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS | GST_PARAM_MUTABLE_PLAYING)
+#define RO_STATIC GParamFlags (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)
+
+static void
+gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
+{
+  GObjectClass *gobject_class = G_OBJECT_CLASS (klass);
+  GstElementClass *element_class = GST_ELEMENT_CLASS (klass);
+  GstBaseSinkClass *basesink_class = GST_BASE_SINK_CLASS (klass);
+
+  gobject_class->set_property = gst_web_socket_sink_set_property;
+  gobject_class->get_property = gst_web_socket_sink_get_property;
+  gobject_class->finalize = gst_web_socket_sink_finalize;
+
+  /**
+   * GstWebSocketSink:address:
+   *
+   * Address or host name to listen on; NULL listens on all interfaces (IPv4 and IPv6).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_ADDRESS,
+      g_param_spec_string ("address", "Address",
+                           "Address to listen on (NULL: all interfaces, IPv4 and IPv6)",
+                           DEFAULT_ADDRESS, RW_READY));
+  /**
+   * GstWebSocketSink:port:
+   *
+   * TCP port of the HTTP/WebSocket server; 0 picks a free port (see current-port).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_PORT,
+      g_param_spec_uint ("port", "Port", "TCP port to listen on (0: pick a free one)", 0, 65535,
+                         DEFAULT_PORT, RW_READY));
+  /**
+   * GstWebSocketSink:current-port:
+   *
+   * The port the server listens on (useful with port=0), 0 when stopped.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_CURRENT_PORT,
+      g_param_spec_uint ("current-port", "Current port",
+                         "The port the server listens on (0 when not started)", 0, 65535, 0,
+                         RO_STATIC));
+  /**
+   * GstWebSocketSink:path:
+   *
+   * Path of the WebSocket endpoint. Upgrades on "/" are accepted too.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_PATH,
+      g_param_spec_string ("path", "WebSocket path",
+                           "Path of the WebSocket endpoint (upgrades on / are accepted too)",
+                           DEFAULT_PATH, RW_READY));
+  /**
+   * GstWebSocketSink:sync-method:
+   *
+   * Where a new viewer starts.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_SYNC_METHOD,
+      g_param_spec_enum ("sync-method", "Sync method",
+                         "Where a new viewer starts (always on a keyframe fragment)",
+                         GST_TYPE_WEB_SOCKET_SINK_SYNC_METHOD, int (DEFAULT_SYNC_METHOD),
+                         RW_PLAYING));
+  /**
+   * GstWebSocketSink:recover-policy:
+   *
+   * What happens to a viewer whose backlog exceeds max-backlog-bytes or max-backlog-time.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_RECOVER_POLICY,
+      g_param_spec_enum ("recover-policy", "Recover policy",
+                         "What to do with a viewer whose backlog exceeds the bounds",
+                         GST_TYPE_WEB_SOCKET_SINK_RECOVER_POLICY, int (DEFAULT_RECOVER_POLICY),
+                         RW_PLAYING));
+  /**
+   * GstWebSocketSink:max-backlog-bytes:
+   *
+   * Most bytes queued (not yet written to the socket) for one viewer.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_BACKLOG_BYTES,
+      g_param_spec_uint64 ("max-backlog-bytes", "Max backlog bytes",
+                           "Most bytes queued for one viewer before recover-policy applies", 4096,
+                           G_MAXUINT64, DEFAULT_MAX_BACKLOG_BYTES, RW_PLAYING));
+  /**
+   * GstWebSocketSink:max-backlog-time:
+   *
+   * Most media time (ns) queued for one viewer.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_BACKLOG_TIME,
+      g_param_spec_uint64 ("max-backlog-time", "Max backlog time",
+                           "Most media time (ns) queued for one viewer before recover-policy "
+                           "applies",
+                           GST_MSECOND, G_MAXINT64, DEFAULT_MAX_BACKLOG_TIME, RW_PLAYING));
+  /**
+   * GstWebSocketSink:gop-cache-max-bytes:
+   *
+   * Bound of the cache of fragments since the latest keyframe (latest-keyframe starts).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_GOP_CACHE_MAX_BYTES,
+      g_param_spec_uint64 ("gop-cache-max-bytes", "GOP cache max bytes",
+                           "Most bytes kept since the latest keyframe fragment; a longer GOP "
+                           "makes new viewers wait for the next keyframe",
+                           0, G_MAXUINT64, DEFAULT_GOP_CACHE_MAX_BYTES, RW_PLAYING));
+  /**
+   * GstWebSocketSink:gop-cache-max-time:
+   *
+   * Bound (ns) of the cache of fragments since the latest keyframe.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_GOP_CACHE_MAX_TIME,
+      g_param_spec_uint64 ("gop-cache-max-time", "GOP cache max time",
+                           "Most media time (ns) kept since the latest keyframe fragment", 0,
+                           G_MAXINT64, DEFAULT_GOP_CACHE_MAX_TIME, RW_PLAYING));
+  /**
+   * GstWebSocketSink:rebase-timestamps:
+   *
+   * Rewrite each viewer's tfdt so its first fragment starts at 0 and its timeline has no
+   * gaps (after skips, restarts, pauses). Viewers may opt out with ?rebase=0.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_REBASE,
+      g_param_spec_boolean ("rebase-timestamps", "Rebase timestamps",
+                            "Start each viewer's timeline at 0, without gaps (only the moof is "
+                            "rewritten per viewer)",
+                            DEFAULT_REBASE, RW_PLAYING));
+  /**
+   * GstWebSocketSink:max-clients:
+   *
+   * Most viewers (WebSocket and /stream.mp4) at once; others get HTTP 503. 0: no limit.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_CLIENTS,
+      g_param_spec_uint ("max-clients", "Max clients",
+                         "Most viewers at once, others get HTTP 503 (0: unlimited)", 0,
+                         G_MAXUINT, DEFAULT_MAX_CLIENTS, RW_PLAYING));
+  /**
+   * GstWebSocketSink:allowed-origins:
+   *
+   * Comma-separated Origin values allowed to connect (e.g. "https://example.com");
+   * NULL allows all. Requests with another Origin get HTTP 403.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_ALLOWED_ORIGINS,
+      g_param_spec_string ("allowed-origins", "Allowed origins",
+                           "Comma-separated Origins allowed to open the stream (NULL: any); "
+                           "others get HTTP 403",
+                           NULL, RW_PLAYING));
+  /**
+   * GstWebSocketSink:max-message-size:
+   *
+   * Largest message a viewer may send; bigger ones close the connection (1009).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_MESSAGE_SIZE,
+      g_param_spec_uint ("max-message-size", "Max message size",
+                         "Largest message (bytes) a viewer may send (control JSON)", 125, 1 << 20,
+                         DEFAULT_MAX_MESSAGE_SIZE, RW_PLAYING));
+  /**
+   * GstWebSocketSink:keepalive-interval:
+   *
+   * Seconds between pings; a viewer silent for 3 intervals is disconnected. 0: off.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_KEEPALIVE,
+      g_param_spec_uint ("keepalive-interval", "Keepalive interval",
+                         "Seconds between pings; silent for 3 intervals = dead (0: off)", 0,
+                         3600, DEFAULT_KEEPALIVE, RW_READY));
+  /**
+   * GstWebSocketSink:serve-player:
+   *
+   * Serve the web player over HTTP (built in, or from document-root).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_SERVE_PLAYER,
+      g_param_spec_boolean ("serve-player", "Serve player",
+                            "Serve the web player on GET / (built in, or document-root)",
+                            DEFAULT_SERVE_PLAYER, RW_PLAYING));
+  /**
+   * GstWebSocketSink:document-root:
+   *
+   * Folder to serve instead of the built-in player (nothing outside it is served).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_DOCUMENT_ROOT,
+      g_param_spec_string ("document-root", "Document root",
+                           "Folder to serve over HTTP instead of the built-in player", NULL,
+                           RW_PLAYING));
+  /**
+   * GstWebSocketSink:tls-certificate-file:
+   *
+   * PEM certificate (chain) file: serve https and wss.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_TLS_CERTIFICATE_FILE,
+      g_param_spec_string ("tls-certificate-file", "TLS certificate file",
+                           "PEM certificate file: serve https/wss", NULL, RW_READY));
+  /**
+   * GstWebSocketSink:tls-key-file:
+   *
+   * PEM private key file (default: the certificate file).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_TLS_KEY_FILE,
+      g_param_spec_string ("tls-key-file", "TLS key file",
+                           "PEM private key file (NULL: in the certificate file)", NULL,
+                           RW_READY));
+  /**
+   * GstWebSocketSink:tls-certificate:
+   *
+   * A GTlsCertificate (with its private key): serve https and wss.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_TLS_CERTIFICATE,
+      g_param_spec_object ("tls-certificate", "TLS certificate",
+                           "GTlsCertificate with private key: serve https/wss",
+                           G_TYPE_TLS_CERTIFICATE, RW_READY));
+  /**
+   * GstWebSocketSink:num-clients:
+   *
+   * Viewers connected now.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_NUM_CLIENTS,
+      g_param_spec_uint ("num-clients", "Number of clients", "Viewers connected now", 0,
+                         G_MAXUINT, 0, RO_STATIC));
+  /**
+   * GstWebSocketSink:stats:
+   *
+   * viewers, connections, bytes-sent, fragments-sent, fragments-dropped, GOP cache size,
+   * disconnects (by reason) and a `clients` array (id, address, bytes-sent, backlog, latency...).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed ("stats", "Statistics",
+                          "Viewers, bytes and fragments sent/dropped, disconnects by reason, "
+                          "per-client backlog and live latency",
+                          GST_TYPE_STRUCTURE, RO_STATIC));
+
+  /**
+   * GstWebSocketSink::client-added:
+   * @sink: the sink
+   * @id: the viewer's id
+   * @address: the viewer's address
+   *
+   * A viewer connected (WebSocket or /stream.mp4). Emitted from the server thread.
+   *
+   * Since: 0.1
+   */
+  signals[SIGNAL_CLIENT_ADDED] =
+      g_signal_new ("client-added", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL, NULL,
+                    NULL, G_TYPE_NONE, 2, G_TYPE_UINT64, G_TYPE_STRING);
+  /**
+   * GstWebSocketSink::client-removed:
+   * @sink: the sink
+   * @id: the viewer's id
+   * @address: the viewer's address
+   * @reason: why ("client closed", "too slow: backlog limit reached", "keepalive timeout"...)
+   *
+   * A viewer left. Emitted from the server thread.
+   *
+   * Since: 0.1
+   */
+  signals[SIGNAL_CLIENT_REMOVED] =
+      g_signal_new ("client-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
+                    NULL, NULL, G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING);
+
+  gst_element_class_add_static_pad_template (element_class, &sink_template);
+  gst_element_class_set_static_metadata (
+      element_class, "WebSocket fMP4 broadcast sink", "Sink/Network",
+      "Serves live fragmented MP4 to web browsers (MSE) over WebSockets and HTTP",
+      "gst-fmp4ws developers");
+
+  basesink_class->start = GST_DEBUG_FUNCPTR (gst_web_socket_sink_start);
+  basesink_class->stop = GST_DEBUG_FUNCPTR (gst_web_socket_sink_stop);
+  basesink_class->render = GST_DEBUG_FUNCPTR (gst_web_socket_sink_render);
+  basesink_class->set_caps = GST_DEBUG_FUNCPTR (gst_web_socket_sink_set_caps);
+  basesink_class->event = GST_DEBUG_FUNCPTR (gst_web_socket_sink_event);
+
+  gst_type_mark_as_plugin_api (GST_TYPE_WEB_SOCKET_SINK_SYNC_METHOD, GstPluginAPIFlags (0));
+  gst_type_mark_as_plugin_api (GST_TYPE_WEB_SOCKET_SINK_RECOVER_POLICY, GstPluginAPIFlags (0));
+}
+
+static void
+gst_web_socket_sink_init (GstWebSocketSink *self)
+{
+  self->priv = new GstWebSocketSinkPrivate ();
+  // Live: never wait for the clock, never drop late buffers.
+  gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
+  gst_base_sink_set_async_enabled (GST_BASE_SINK (self), FALSE);
+  gst_base_sink_set_qos_enabled (GST_BASE_SINK (self), FALSE);
+}
