@@ -1028,11 +1028,8 @@ gst_web_socket_sink_render (GstBaseSink *sink, GstBuffer *buffer)
     std::string error;
     item->info = ParseMoof (it.box (), it.box_size (), *priv->init_info, &error);
     if (item->info) {
-      item->moof_offset = size_t (it.box () - mapped->map.data);
-      item->moof_size = it.box_size ();
-      item->sequence = item->info->sequence;
-      item->decode_time_ns = item->info->decode_time_ns ();
-      item->duration_ns = item->info->duration_ns ();
+      SetFragmentInfo (item.get (), *item->info, *priv->init_info,
+                       size_t (it.box () - mapped->map.data), it.box_size ());
     } else {
       GST_WARNING_OBJECT (self, "fragment without a valid moof (%s): sent as is", error.c_str ());
     }

@@ -22,6 +22,21 @@ Seconds (int64_t ns)
 }  // namespace
 
 void
+SetFragmentInfo (StreamItem *item, const FragmentInfo &info, const InitInfo &init,
+                 size_t moof_offset, size_t moof_size)
+{
+  item->info = info;
+  item->moof_offset = moof_offset;
+  item->moof_size = moof_size;
+  item->sequence = info.sequence;
+  item->decode_time_ns = info.start_ns ();
+  item->end_ns = info.end_ns ();
+  // An audio moof beside video moofs (separate_moof, mp4mux) covers time the video
+  // moofs cover too: it adds nothing to a backlog's duration.
+  item->duration_ns = (info.has_video || !init.has_video) ? std::max<int64_t> (info.duration_ns (), 0) : 0;
+}
+
+void
 Broadcaster::FrameHeader (uint8_t opcode, uint64_t len, std::vector<uint8_t> *out)
 {
   out->push_back (uint8_t (0x80 | opcode));  // FIN, no mask (server to client)
@@ -142,8 +157,8 @@ Broadcaster::QueueFragment (ViewerId id, Viewer &v, const ItemPtr &fp)
   m.body = f.payload;
   m.body_offset = keep;
   m.body_size = f.payload.size - keep;
-  if (f.decode_time_ns >= 0)
-    v.timeline_end_ns = f.decode_time_ns + m.duration_ns - (rebase ? v.offset_ns : 0);
+  if (f.end_ns >= 0)
+    v.timeline_end_ns = std::max (v.timeline_end_ns, f.end_ns - (rebase ? v.offset_ns : 0));
   Enqueue (v.queue, std::move (m), &v.backlog_bytes, &v.backlog_ns);
   if (was_empty)
     Emit (id, Event::kWritable);
@@ -158,10 +173,11 @@ Broadcaster::StartViewer (ViewerId id, Viewer &v)
     return;
   // Burst the cached GOP if it fits in the viewer's backlog bounds.
   uint64_t bytes = 0;
-  int64_t ns = 0;
+  int64_t ns = 0, end = gop_.front ()->decode_time_ns;
   for (const ItemPtr &f : gop_) {
     bytes += f->payload.size;
     ns += std::max<int64_t> (f->duration_ns, 0);
+    end = std::max (end, f->end_ns);
   }
   if (v.backlog_bytes + bytes > config_.max_backlog_bytes ||
       v.backlog_ns + ns > config_.max_backlog_ns)
@@ -171,7 +187,8 @@ Broadcaster::StartViewer (ViewerId id, Viewer &v)
   int64_t start = RebaseOf (v) ? v.timeline_end_ns : gop_.front ()->decode_time_ns;
   QueueText (id, v,
              "{\"type\":\"start\",\"burst\":" + std::to_string (gop_.size ()) +
-                 ",\"start_time\":" + Seconds (start) + ",\"live_edge\":" + Seconds (start + ns) +
+                 ",\"start_time\":" + Seconds (start) + ",\"live_edge\":" +
+                 Seconds (start + end - gop_.front ()->decode_time_ns) +
                  "}");
   for (const ItemPtr &f : gop_) {
     QueueFragment (id, v, f);
@@ -240,7 +257,7 @@ Broadcaster::CacheFragment (const ItemPtr &f)
   }
   gop_.push_back (f);
   gop_bytes_ += f->payload.size;
-  int64_t span = f->decode_time_ns + f->duration_ns - gop_.front ()->decode_time_ns;
+  int64_t span = f->end_ns - gop_.front ()->decode_time_ns;
   if (gop_bytes_ > config_.gop_max_bytes || span > config_.gop_max_ns) {
     // Too long to replay: new viewers wait for the next keyframe instead.
     gop_.clear ();

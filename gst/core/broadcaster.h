@@ -38,12 +38,18 @@ struct StreamItem
   // kFragment
   bool keyframe = false;
   uint32_t sequence = 0;
-  int64_t decode_time_ns = -1;
-  int64_t duration_ns = 0;
+  int64_t decode_time_ns = -1;  // earliest track start (ns), -1 if unknown
+  int64_t end_ns = -1;          // latest track end (ns)
+  int64_t duration_ns = 0;      // media time it adds to a backlog (0 for an audio moof that
+                                // runs beside video moofs, as with separate_moof)
   std::optional<FragmentInfo> info;  // moof layout, for rebasing (absent: sent as is)
   size_t moof_offset = 0, moof_size = 0;
 };
 using ItemPtr = std::shared_ptr<const StreamItem>;
+
+// Fills a fragment item's timing and moof layout from its parsed moof.
+void SetFragmentInfo (StreamItem *item, const FragmentInfo &info, const InitInfo &init,
+                      size_t moof_offset, size_t moof_size);
 
 enum class SyncMethod { kLatestKeyframe, kNextKeyframe };
 enum class RecoverPolicy { kKeyframe, kDisconnect };

@@ -1,5 +1,7 @@
 #include "fragment.h"
 
+#include <algorithm>
+
 #include "box.h"
 #include "bytes.h"
 
@@ -25,6 +27,29 @@ int64_t
 FragmentInfo::duration_ns () const
 {
   return timing < 0 ? -1 : ToNs (trafs[timing].duration, trafs[timing].timescale);
+}
+
+int64_t
+FragmentInfo::start_ns () const
+{
+  int64_t best = -1;
+  for (const TrafTiming &t : trafs) {
+    int64_t v = t.samples ? ToNs (t.decode_time, t.timescale) : -1;
+    if (v >= 0 && (best < 0 || v < best))
+      best = v;
+  }
+  return best;
+}
+
+int64_t
+FragmentInfo::end_ns () const
+{
+  int64_t best = -1;
+  for (const TrafTiming &t : trafs) {
+    int64_t v = t.samples ? ToNs (t.decode_time + t.duration, t.timescale) : -1;
+    best = std::max (best, v);
+  }
+  return best;
 }
 
 std::optional<FragmentInfo>

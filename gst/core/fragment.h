@@ -33,6 +33,9 @@ struct FragmentInfo
   // Decode time and duration of the timing traf in nanoseconds; -1 if unknown.
   int64_t decode_time_ns () const;
   int64_t duration_ns () const;
+  // Earliest start and latest end over all tracks with samples (ns); -1 if unknown.
+  int64_t start_ns () const;
+  int64_t end_ns () const;
 };
 
 // Sample flag helpers (ISO/IEC 14496-12 8.8.3.1).

@@ -52,15 +52,10 @@ MakeStream (const std::string &fixture, uint32_t generation = 1)
     } else if (g.kind == Segment::kFragment) {
       item->kind = StreamItem::kFragment;
       item->keyframe = g.fragment.keyframe;
-      item->sequence = g.fragment.sequence;
-      item->decode_time_ns = g.fragment.decode_time_ns ();
-      item->duration_ns = g.fragment.duration_ns ();
       // The moof is the first box (these fixtures have no styp).
       BoxIterator it (g.bytes.data (), g.bytes.size ());
       EXPECT_TRUE (it.Next ());
-      item->moof_offset = 0;
-      item->moof_size = it.box_size ();
-      item->info = g.fragment;
+      SetFragmentInfo (item.get (), g.fragment, *info, 0, it.box_size ());
       s.fragments.push_back (item);
     }
   }
@@ -273,6 +268,7 @@ TEST (Broadcast, StalledViewerStaysWithinBoundAndOthersGetEverything)
     for (const auto &f : s.fragments) {
       auto copy = std::make_shared<StreamItem> (*f);
       copy->decode_time_ns += shift;
+      copy->end_ns += shift;
       b.PushFragment (copy);
       auto m = Drain (b, fast);
       fast_msgs.insert (fast_msgs.end (), m.begin (), m.end ());
@@ -296,6 +292,7 @@ TEST (Broadcast, StalledViewerStaysWithinBoundAndOthersGetEverything)
   for (const auto &f : s.fragments) {
     auto copy = std::make_shared<StreamItem> (*f);
     copy->decode_time_ns += shift;
+    copy->end_ns += shift;
     b.PushFragment (copy);
     auto m = Drain (b, slow);
     rest.insert (rest.end (), m.begin (), m.end ());

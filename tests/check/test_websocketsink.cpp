@@ -1,0 +1,906 @@
+/* websocketsink with real clients on loopback: libsoup 3's own WebSocket client, raw TCP
+ * sockets (a viewer that stops reading), ffmpeg on /stream.mp4, openssl for TLS. */
+#include <gst/app/gstappsrc.h>
+#include <gst/check/gstcheck.h>
+#include <glib/gstdio.h>
+#include <libsoup/soup.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "box.h"
+#include "fragment.h"
+#include "init_segment.h"
+#include "json.h"
+
+using namespace fmp4ws::core;
+
+/* ---------------------------------------------------------------------------------------- */
+
+static GBytes *
+read_fixture (const gchar *name)
+{
+  gchar *path = g_build_filename (FIXTURES_DIR, name, NULL);
+  gchar *data = NULL;
+  gsize size = 0;
+  fail_unless (g_file_get_contents (path, &data, &size, NULL), "%s", path);
+  g_free (path);
+  return g_bytes_new_take (data, size);
+}
+
+static void
+pump_for (guint ms)
+{
+  gint64 end = g_get_monotonic_time () + ms * 1000;
+  while (g_get_monotonic_time () < end) {
+    while (g_main_context_iteration (NULL, FALSE))
+      ;
+    g_usleep (2000);
+  }
+}
+
+template <typename Pred>
+static bool
+pump_until (Pred pred, guint timeout_ms)
+{
+  gint64 end = g_get_monotonic_time () + timeout_ms * 1000;
+  while (!pred ()) {
+    if (g_get_monotonic_time () > end)
+      return false;
+    while (g_main_context_iteration (NULL, FALSE))
+      ;
+    g_usleep (1000);
+  }
+  return true;
+}
+
+struct Msg
+{
+  bool text;
+  std::vector<uint8_t> data;
+  gint64 time_us;
+  std::string str () const { return std::string (data.begin (), data.end ()); }
+};
+
+struct Client
+{
+  SoupSession *session = nullptr;
+  SoupWebsocketConnection *conn = nullptr;
+  std::vector<Msg> msgs;
+  bool done = false;       // connect finished (ok or not)
+  bool closed = false;
+  gushort close_code = 0;
+  GError *error = nullptr;
+  guint status = 0;        // HTTP status of the handshake
+  SoupMessage *msg = nullptr;
+};
+
+static void
+on_message (SoupWebsocketConnection *, gint type, GBytes *message, gpointer user_data)
+{
+  Client *c = static_cast<Client *> (user_data);
+  gsize n;
+  const guint8 *p = (const guint8 *) g_bytes_get_data (message, &n);
+  c->msgs.push_back ({type == SOUP_WEBSOCKET_DATA_TEXT, std::vector<uint8_t> (p, p + n),
+                      g_get_monotonic_time ()});
+}
+
+static void
+on_closed (SoupWebsocketConnection *conn, gpointer user_data)
+{
+  Client *c = static_cast<Client *> (user_data);
+  c->closed = true;
+  c->close_code = soup_websocket_connection_get_close_code (conn);
+}
+
+static void
+on_connected (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Client *c = static_cast<Client *> (user_data);
+  c->conn = soup_session_websocket_connect_finish (SOUP_SESSION (source), res, &c->error);
+  c->status = soup_message_get_status (c->msg);
+  c->done = true;
+  if (c->conn) {
+    g_object_set (c->conn, "max-incoming-payload-size", (guint64) 0, "keepalive-interval", 0,
+                  NULL);
+    g_signal_connect (c->conn, "message", G_CALLBACK (on_message), c);
+    g_signal_connect (c->conn, "closed", G_CALLBACK (on_closed), c);
+  }
+}
+
+static gboolean
+accept_any_certificate (SoupMessage *, GTlsCertificate *, GTlsCertificateFlags, gpointer)
+{
+  return TRUE;
+}
+
+static Client *
+client_connect (const std::string &url, const char *origin = NULL, bool wait = true)
+{
+  Client *c = new Client ();
+  c->session = soup_session_new ();
+  c->msg = soup_message_new ("GET", url.c_str ());
+  g_signal_connect (c->msg, "accept-certificate", G_CALLBACK (accept_any_certificate), NULL);
+  soup_session_websocket_connect_async (c->session, c->msg, origin, NULL, G_PRIORITY_DEFAULT,
+                                        NULL, on_connected, c);
+  if (wait)
+    fail_unless (pump_until ([&] { return c->done; }, 10000), "connect timed out: %s",
+                 url.c_str ());
+  return c;
+}
+
+static void
+client_free (Client *c)
+{
+  if (c->conn) {
+    if (soup_websocket_connection_get_state (c->conn) == SOUP_WEBSOCKET_STATE_OPEN)
+      soup_websocket_connection_close (c->conn, 1000, NULL);
+    pump_until ([&] { return c->closed; }, 2000);
+    g_object_unref (c->conn);
+  }
+  g_clear_error (&c->error);
+  g_object_unref (c->msg);
+  g_object_unref (c->session);
+  delete c;
+}
+
+/* The fragments (binary messages after the init) of a client, parsed. */
+struct Received
+{
+  std::optional<InitInfo> init;
+  std::vector<FragmentInfo> fragments;
+  std::vector<gint64> times;
+};
+
+static Received
+parse_client (const Client *c)
+{
+  Received r;
+  for (const Msg &m : c->msgs) {
+    if (m.text || m.data.size () < 8)
+      continue;
+    BoxIterator it (m.data.data (), m.data.size ());
+    while (it.Next ()) {
+      std::string error;
+      if (it.type () == FourCC ("moov")) {
+        r.init = ParseMoov (it.box (), it.box_size (), &error);
+        fail_unless (bool (r.init), "bad init: %s", error.c_str ());
+        break;
+      }
+      if (it.type () == FourCC ("moof")) {
+        fail_unless (bool (r.init), "fragment before init");
+        auto f = ParseMoof (it.box (), it.box_size (), *r.init, &error);
+        fail_unless (bool (f), "bad fragment: %s", error.c_str ());
+        r.fragments.push_back (*f);
+        r.times.push_back (m.time_us);
+        break;
+      }
+    }
+  }
+  return r;
+}
+
+static std::map<std::string, JsonValue>
+json_of (const Msg &m)
+{
+  fail_unless (m.text, "not a text message");
+  auto v = ParseFlatJsonObject (m.str ());
+  fail_unless (bool (v), "bad JSON: %s", m.str ().c_str ());
+  return *v;
+}
+
+/* A live pipeline: test pattern (+ tone) → x264 → mp4mux fragment-duration → our elements. */
+static GstElement *
+start_live_pipeline (const gchar *sink_props, guint *port, const gchar *video = NULL)
+{
+  gchar *desc = g_strdup_printf (
+      "videotestsrc is-live=true %s ! video/x-raw,width=320,height=180,framerate=30/1,format=I420 "
+      "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 bitrate=%s ! queue ! "
+      "mp4mux name=mux fragment-duration=200 streamable=true ! fmp4initcache ! "
+      "websocketsink name=sink port=0 %s "
+      "audiotestsrc is-live=true wave=ticks ! audio/x-raw,rate=48000,channels=1 ! avenc_aac ! "
+      "queue ! mux.",
+      video ? video : "", video ? "12000" : "500", sink_props ? sink_props : "");
+  GError *err = NULL;
+  GstElement *p = gst_parse_launch (desc, &err);
+  fail_unless (p != NULL, "%s: %s", desc, err ? err->message : "");
+  g_free (desc);
+  fail_unless (gst_element_set_state (p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (p), "sink");
+  fail_unless (pump_until ([&] {
+    guint v = 0;
+    g_object_get (sink, "current-port", &v, NULL);
+    return v != 0;
+  }, 5000));
+  g_object_get (sink, "current-port", port, NULL);
+  gst_object_unref (sink);
+  return p;
+}
+
+static void
+stop_pipeline (GstElement *p)
+{
+  gst_element_set_state (p, GST_STATE_NULL);
+  gst_object_unref (p);
+}
+
+static GstElement *
+get_sink (GstElement *p)
+{
+  return gst_bin_get_by_name (GST_BIN (p), "sink");
+}
+
+static std::string
+url (guint port, const char *path = "/ws", const char *scheme = "ws")
+{
+  return std::string (scheme) + "://127.0.0.1:" + std::to_string (port) + path;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+GST_START_TEST (test_protocol_order_and_latest_keyframe_start)
+{
+  guint port;
+  GstElement *p = start_live_pipeline (NULL, &port);
+  pump_for (1500);  // mid-GOP: the cache holds a keyframe fragment and deltas
+  Client *c = client_connect (url (port));
+  fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
+  fail_unless (pump_until ([&] { return parse_client (c).fragments.size () >= 8; }, 10000));
+
+  /* stream JSON, init, start JSON, fragments. */
+  fail_unless (c->msgs.size () > 4);
+  auto stream = json_of (c->msgs[0]);
+  fail_unless_equals_string (stream["type"].str.c_str (), "stream");
+  fail_unless (g_str_has_prefix (stream["mime"].str.c_str (), "video/mp4; codecs=\"avc1."),
+               "%s", stream["mime"].str.c_str ());
+  fail_unless (stream["mime"].str.find ("mp4a.40.2") != std::string::npos);
+  fail_unless_equals_int (int (stream["width"].num), 320);
+  fail_unless_equals_int (int (stream["height"].num), 180);
+  fail_if (c->msgs[1].text);
+  fail_unless (memcmp (c->msgs[1].data.data () + 4, "ftyp", 4) == 0);
+  auto start = json_of (c->msgs[2]);
+  fail_unless_equals_string (start["type"].str.c_str (), "start");
+  fail_unless (start["burst"].num >= 1);
+  fail_unless (start["live_edge"].num > start["start_time"].num);
+
+  Received r = parse_client (c);
+  fail_unless (r.fragments[0].keyframe, "first fragment is not a keyframe fragment");
+  /* Rebased: the first fragment starts at 0 and each track's timeline is contiguous. */
+  fail_unless (r.fragments[0].start_ns () == 0, "first fragment at %" G_GINT64_FORMAT,
+               r.fragments[0].start_ns ());
+  std::map<uint32_t, int64_t> track_end;
+  for (size_t i = 0; i < r.fragments.size (); i++) {
+    for (const TrafTiming &t : r.fragments[i].trafs) {
+      int64_t start = gint64 (gst_util_uint64_scale (t.decode_time, GST_SECOND, t.timescale));
+      int64_t end = gint64 (gst_util_uint64_scale (t.decode_time + t.duration, GST_SECOND,
+                                                   t.timescale));
+      if (track_end.count (t.track_id))
+        fail_unless (llabs (start - track_end[t.track_id]) < 2 * GST_MSECOND,
+                     "track %u: gap before fragment %zu: %" G_GINT64_FORMAT " -> %"
+                     G_GINT64_FORMAT, t.track_id, i, track_end[t.track_id], start);
+      track_end[t.track_id] = end;
+    }
+    if (i > 0)
+      fail_unless_equals_int (r.fragments[i].sequence, r.fragments[i - 1].sequence + 1);
+  }
+  client_free (c);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_next_keyframe_and_notes_path)
+{
+  guint port;
+  GstElement *p = start_live_pipeline ("sync-method=next-keyframe", &port);
+  pump_for (1300);
+  /* The notes' client connects to ws://host:port/ */
+  Client *c = client_connect (url (port, "/"));
+  fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
+  fail_unless (pump_until ([&] { return parse_client (c).fragments.size () >= 3; }, 10000));
+  Received r = parse_client (c);
+  fail_unless (r.fragments[0].keyframe);
+  for (const Msg &m : c->msgs)
+    if (m.text)
+      fail_if (json_of (m)["type"].str == "start", "no burst with next-keyframe");
+  /* The first fragment arrives at a keyframe boundary, not at connect time: all of the
+   * keyframe fragment's times are whole seconds apart (key-int-max=30 at 30 fps). */
+  client_free (c);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+/* A viewer that does the handshake and then never reads, with a tiny receive buffer. */
+static GSocket *
+stalled_viewer (guint port)
+{
+  GError *err = NULL;
+  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                             &err);
+  fail_unless (s != NULL);
+  g_socket_set_option (s, SOL_SOCKET, SO_RCVBUF, 4096, NULL);
+  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *sa = g_inet_socket_address_new (lo, port);
+  fail_unless (g_socket_connect (s, sa, NULL, &err), "%s", err ? err->message : "");
+  g_object_unref (sa);
+  g_object_unref (lo);
+  const char *req = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n";
+  fail_unless (g_socket_send (s, req, strlen (req), NULL, &err) == (gssize) strlen (req));
+  char buf[512];
+  gssize n = g_socket_receive (s, buf, sizeof buf - 1, NULL, &err);
+  fail_unless (n > 12);
+  buf[n] = 0;
+  fail_unless (g_str_has_prefix (buf, "HTTP/1.1 101"), "%s", buf);
+  return s;
+}
+
+static GstStructure *
+client_stats (GstElement *sink, guint64 id)
+{
+  GstStructure *stats = NULL;
+  g_object_get (sink, "stats", &stats, NULL);
+  const GValue *clients = gst_structure_get_value (stats, "clients");
+  GstStructure *found = NULL;
+  for (guint i = 0; i < gst_value_array_get_size (clients); i++) {
+    const GstStructure *cs = gst_value_get_structure (gst_value_array_get_value (clients, i));
+    guint64 cid;
+    gst_structure_get_uint64 (cs, "id", &cid);
+    if (cid == id)
+      found = gst_structure_copy (cs);
+  }
+  gst_structure_free (stats);
+  return found;
+}
+
+static void
+on_client_added (GstElement *, guint64 id, const gchar *, gpointer user_data)
+{
+  static_cast<std::vector<guint64> *> (user_data)->push_back (id);
+}
+
+struct Removed
+{
+  guint64 id;
+  std::string reason;
+};
+
+static void
+on_client_removed (GstElement *, guint64 id, const gchar *, const gchar *reason,
+                   gpointer user_data)
+{
+  static_cast<std::vector<Removed> *> (user_data)->push_back ({id, reason});
+}
+
+static std::vector<guint64> g_added;
+static std::vector<Removed> g_removed;
+static GMutex g_signal_lock;
+
+static void
+locked_added (GstElement *e, guint64 id, const gchar *a, gpointer)
+{
+  g_mutex_lock (&g_signal_lock);
+  on_client_added (e, id, a, &g_added);
+  g_mutex_unlock (&g_signal_lock);
+}
+
+static void
+locked_removed (GstElement *e, guint64 id, const gchar *a, const gchar *r, gpointer)
+{
+  g_mutex_lock (&g_signal_lock);
+  on_client_removed (e, id, a, r, &g_removed);
+  g_mutex_unlock (&g_signal_lock);
+}
+
+GST_START_TEST (test_stalled_viewer_is_bounded_and_others_unaffected)
+{
+  const guint64 bound = 1000000;  /* ~3 fragments of this 12 Mb/s stream */
+  guint port;
+  gchar *props = g_strdup_printf ("max-backlog-bytes=%" G_GUINT64_FORMAT, bound);
+  GstElement *p = start_live_pipeline (props, &port, "pattern=snow");
+  g_free (props);
+  GstElement *sink = get_sink (p);
+  g_added.clear ();
+  g_signal_connect (sink, "client-added", G_CALLBACK (locked_added), NULL);
+  pump_for (500);
+  Client *a = client_connect (url (port));
+  fail_unless (a->conn != NULL);
+  GSocket *stalled = stalled_viewer (port);
+  pump_until ([&] { g_mutex_lock (&g_signal_lock); bool ok = g_added.size () == 2; g_mutex_unlock (&g_signal_lock); return ok; }, 3000);
+  guint64 stalled_id = g_added[1];
+
+  guint64 max_backlog = 0;
+  gint64 end = g_get_monotonic_time () + 8 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time () < end) {
+    pump_for (200);
+    GstStructure *cs = client_stats (sink, stalled_id);
+    fail_unless (cs != NULL);
+    guint64 backlog;
+    gst_structure_get_uint64 (cs, "backlog-bytes", &backlog);
+    max_backlog = MAX (max_backlog, backlog);
+    gst_structure_free (cs);
+  }
+  GstStructure *cs = client_stats (sink, stalled_id);
+  guint64 skips = 0, dropped = 0, bad_starts = 1;
+  gst_structure_get_uint64 (cs, "skips", &skips);
+  gst_structure_get_uint64 (cs, "fragments-dropped", &dropped);
+  gst_structure_get_uint64 (cs, "non-keyframe-starts", &bad_starts);
+  gst_structure_free (cs);
+  /* Bounded: the bound plus the one fragment being written (12 Mb/s, 200 ms: < 400 KB). */
+  fail_unless (max_backlog <= bound + 400000, "backlog %" G_GUINT64_FORMAT, max_backlog);
+  fail_unless (skips > 0 && dropped > 0, "the stalled viewer never overflowed");
+  fail_unless_equals_int (bad_starts, 0);
+
+  /* The reading viewer got every fragment, in order, without gaps, at a steady pace. */
+  Received r = parse_client (a);
+  fail_unless (r.fragments.size () > 20, "%zu fragments", r.fragments.size ());
+  for (size_t i = 1; i < r.fragments.size (); i++)
+    fail_unless_equals_int (r.fragments[i].sequence, r.fragments[i - 1].sequence + 1);
+  gint64 worst = 0;
+  for (size_t i = r.fragments.size () / 2; i < r.fragments.size (); i++) {
+    /* Arrival gap vs media duration: a viewer that waited on the stalled one would show
+     * gaps of seconds. */
+    gint64 gap = r.times[i] - r.times[i - 1];
+    worst = MAX (worst, gap);
+  }
+  fail_unless (worst < 1000 * 1000, "a fragment arrived %" G_GINT64_FORMAT " us late", worst);
+  GstStructure *as = client_stats (sink, g_added[0]);
+  guint64 adrop = 1;
+  gst_structure_get_uint64 (as, "fragments-dropped", &adrop);
+  gst_structure_free (as);
+  fail_unless_equals_int (adrop, 0);
+
+  g_object_unref (stalled);
+  client_free (a);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_disconnect_policy)
+{
+  guint port;
+  GstElement *p = start_live_pipeline ("max-backlog-bytes=100000 recover-policy=disconnect", &port,
+                                       "pattern=snow");
+  GstElement *sink = get_sink (p);
+  g_removed.clear ();
+  g_signal_connect (sink, "client-removed", G_CALLBACK (locked_removed), NULL);
+  pump_for (300);
+  GSocket *stalled = stalled_viewer (port);
+  fail_unless (pump_until ([&] {
+    g_mutex_lock (&g_signal_lock);
+    bool ok = !g_removed.empty ();
+    g_mutex_unlock (&g_signal_lock);
+    return ok;
+  }, 15000), "the stalled viewer was never disconnected");
+  fail_unless (g_removed[0].reason.find ("too slow") != std::string::npos, "%s",
+               g_removed[0].reason.c_str ());
+  GstStructure *stats = NULL;
+  g_object_get (sink, "stats", &stats, NULL);
+  const GstStructure *disc = gst_value_get_structure (gst_structure_get_value (stats, "disconnects"));
+  fail_unless (gst_structure_n_fields (disc) >= 1);
+  gst_structure_free (stats);
+  g_object_unref (stalled);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+/* Raw HTTP request; returns the status line. */
+static std::string
+http_status (guint port, const std::string &request)
+{
+  GSocketClient *sc = g_socket_client_new ();
+  GSocketConnection *conn = g_socket_client_connect_to_host (sc, "127.0.0.1", port, NULL, NULL);
+  fail_unless (conn != NULL);
+  GOutputStream *out = g_io_stream_get_output_stream (G_IO_STREAM (conn));
+  g_output_stream_write_all (out, request.data (), request.size (), NULL, NULL, NULL);
+  char buf[256] = {0};
+  gsize n = 0;
+  g_input_stream_read_all (g_io_stream_get_input_stream (G_IO_STREAM (conn)), buf, 12, &n, NULL,
+                           NULL);
+  g_object_unref (conn);
+  g_object_unref (sc);
+  return std::string (buf, n);
+}
+
+static std::string
+ws_request (const char *path, const char *origin)
+{
+  std::string r = std::string ("GET ") + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                  "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+  if (origin)
+    r += std::string ("Origin: ") + origin + "\r\n";
+  return r + "\r\n";
+}
+
+GST_START_TEST (test_max_clients_and_origins)
+{
+  guint port;
+  GstElement *p = start_live_pipeline ("max-clients=1 allowed-origins=http://good.example",
+                                       &port);
+  /* Wrong origin: 403; right origin: 101. */
+  fail_unless_equals_string (http_status (port, ws_request ("/ws", "http://evil.example")).c_str (),
+                             "HTTP/1.1 403");
+  Client *c = client_connect (url (port), "http://good.example");
+  fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
+  /* Second viewer: 503. */
+  fail_unless_equals_string (http_status (port, ws_request ("/ws", "http://good.example")).c_str (),
+                             "HTTP/1.1 503");
+  Client *d = client_connect (url (port), "http://good.example");
+  fail_unless (d->conn == NULL);
+  fail_unless_equals_int (d->status, 503);
+  client_free (d);
+  client_free (c);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_tls)
+{
+  gchar *dir = g_dir_make_tmp ("fmp4ws-tls-XXXXXX", NULL);
+  gchar *cert = g_build_filename (dir, "cert.pem", NULL);
+  gchar *key = g_build_filename (dir, "key.pem", NULL);
+  gchar *cmd = g_strdup_printf ("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
+                                "/CN=127.0.0.1 -keyout %s -out %s",
+                                key, cert);
+  gint status = -1;
+  fail_unless (g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL) && status == 0);
+  gchar *props = g_strdup_printf ("tls-certificate-file=%s tls-key-file=%s", cert, key);
+  guint port;
+  GstElement *p = start_live_pipeline (props, &port);
+  Client *c = client_connect (url (port, "/ws", "wss"));
+  fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
+  fail_unless (pump_until ([&] { return parse_client (c).fragments.size () >= 2; }, 10000));
+  fail_unless (parse_client (c).fragments[0].keyframe);
+  client_free (c);
+  stop_pipeline (p);
+  g_unlink (cert);
+  g_unlink (key);
+  g_rmdir (dir);
+  g_free (cmd);
+  g_free (props);
+  g_free (cert);
+  g_free (key);
+  g_free (dir);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_stream_mp4_decodes_with_ffmpeg)
+{
+  guint port;
+  GstElement *p = start_live_pipeline (NULL, &port);
+  pump_for (800);
+  gchar *cmd = g_strdup_printf ("ffmpeg -hide_banner -nostdin -v error -t 2 -i "
+                                "http://127.0.0.1:%u/stream.mp4 -f null -",
+                                port);
+  gchar *err_out = NULL;
+  gint status = -1;
+  fail_unless (g_spawn_command_line_sync (cmd, NULL, &err_out, &status, NULL));
+  fail_unless (status == 0, "ffmpeg failed: %s", err_out);
+  fail_unless (err_out == NULL || err_out[0] == '\0', "ffmpeg reported: %s", err_out);
+  g_free (err_out);
+  g_free (cmd);
+  cmd = g_strdup_printf ("ffprobe -v error -show_entries stream=codec_name -of csv=p=0 "
+                         "http://127.0.0.1:%u/stream.mp4", port);
+  gchar *out = NULL;
+  fail_unless (g_spawn_command_line_sync (cmd, &out, NULL, &status, NULL) && status == 0);
+  fail_unless (strstr (out, "h264") && strstr (out, "aac"), "%s", out);
+  g_free (out);
+  g_free (cmd);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+/* appsrc-fed sink: deterministic streams from the fixtures. */
+static GstElement *
+start_appsrc_pipeline (guint *port, const char *props = "")
+{
+  gchar *desc = g_strdup_printf ("appsrc name=src format=bytes is-live=true ! fmp4initcache ! "
+                                 "websocketsink name=sink port=0 %s", props);
+  GstElement *p = gst_parse_launch (desc, NULL);
+  g_free (desc);
+  fail_unless (gst_element_set_state (p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  GstElement *sink = get_sink (p);
+  fail_unless (pump_until ([&] {
+    guint v = 0;
+    g_object_get (sink, "current-port", &v, NULL);
+    return v != 0;
+  }, 5000));
+  g_object_get (sink, "current-port", port, NULL);
+  gst_object_unref (sink);
+  return p;
+}
+
+static void
+push_bytes (GstElement *p, GBytes *b)
+{
+  GstElement *src = gst_bin_get_by_name (GST_BIN (p), "src");
+  fail_unless_equals_int (gst_app_src_push_buffer (GST_APP_SRC (src),
+                                                   gst_buffer_new_wrapped_bytes (b)),
+                          GST_FLOW_OK);
+  gst_object_unref (src);
+}
+
+GST_START_TEST (test_new_init_reaches_existing_viewers)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port);
+  GBytes *a = read_fixture ("notes-g30.mp4"), *b = read_fixture ("vp9.mp4");
+  push_bytes (p, a);
+  Client *c = client_connect (url (port));
+  fail_unless (c->conn != NULL);
+  fail_unless (pump_until ([&] { return parse_client (c).fragments.size () >= 1; }, 5000));
+  push_bytes (p, b);  /* a restart with another codec */
+  fail_unless (pump_until ([&] {
+    int streams = 0;
+    for (const Msg &m : c->msgs)
+      streams += m.text && json_of (m)["type"].str == "stream";
+    return streams == 2 && parse_client (c).init->codecs == "vp09.00.10.08" &&
+           parse_client (c).fragments.size () >= 4;
+  }, 5000));
+  int gen = 0;
+  for (const Msg &m : c->msgs)
+    if (m.text && json_of (m)["type"].str == "stream")
+      gen = int (json_of (m)["generation"].num);
+  fail_unless_equals_int (gen, 2);
+  /* After the new init, the first fragment is a keyframe. */
+  size_t i = 0;
+  int streams = 0;
+  for (; i < c->msgs.size (); i++)
+    if (c->msgs[i].text && json_of (c->msgs[i])["type"].str == "stream" && ++streams == 2)
+      break;
+  fail_unless (memcmp (c->msgs[i + 1].data.data () + 4, "ftyp", 4) == 0);
+  client_free (c);
+  g_bytes_unref (a);
+  g_bytes_unref (b);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_eos_closes_viewers_normally)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port);
+  GBytes *a = read_fixture ("empty-moov.mp4");
+  push_bytes (p, a);
+  Client *c = client_connect (url (port));
+  fail_unless (c->conn != NULL);
+  fail_unless (pump_until ([&] { return parse_client (c).fragments.size () >= 1; }, 5000));
+  GstElement *src = gst_bin_get_by_name (GST_BIN (p), "src");
+  gst_app_src_end_of_stream (GST_APP_SRC (src));
+  gst_object_unref (src);
+  fail_unless (pump_until ([&] { return c->closed; }, 5000));
+  fail_unless_equals_int (c->close_code, 1000);
+  bool saw_eos = false;
+  for (const Msg &m : c->msgs)
+    saw_eos |= m.text && json_of (m)["type"].str == "eos";
+  fail_unless (saw_eos);
+  client_free (c);
+  g_bytes_unref (a);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_viewer_messages)
+{
+  guint port;
+  GstElement *p = start_live_pipeline ("max-message-size=256", &port);
+  GstElement *sink = get_sink (p);
+  g_added.clear ();
+  g_signal_connect (sink, "client-added", G_CALLBACK (locked_added), NULL);
+  Client *c = client_connect (url (port));
+  fail_unless (pump_until ([&] { return parse_client (c).fragments.size () >= 2; }, 10000));
+  soup_websocket_connection_send_text (
+      c->conn, "{\"type\":\"report\",\"current_time\":1.5,\"buffered_end\":2.25,\"stalls\":3}");
+  pump_for (300);
+  GstStructure *cs = client_stats (sink, g_added[0]);
+  gdouble latency = 0;
+  guint64 stalls = 0;
+  gst_structure_get_double (cs, "latency", &latency);
+  gst_structure_get_uint64 (cs, "stalls", &stalls);
+  gst_structure_free (cs);
+  fail_unless (fabs (latency - 0.75) < 1e-6, "latency %f", latency);
+  fail_unless_equals_int (stalls, 3);
+
+  /* pause: nothing more; resume: a keyframe fragment first. */
+  soup_websocket_connection_send_text (c->conn, "{\"type\":\"pause\"}");
+  pump_for (300);
+  size_t before = c->msgs.size ();
+  pump_for (1000);
+  fail_unless_equals_int (c->msgs.size (), before);
+  soup_websocket_connection_send_text (c->conn, "{\"type\":\"resume\"}");
+  fail_unless (pump_until ([&] { return c->msgs.size () > before + 2; }, 5000));
+  Client tail;
+  tail.msgs.assign (c->msgs.begin (), c->msgs.end ());
+  Received r = parse_client (&tail);
+  size_t frags_before = 0;
+  {
+    Client head;
+    head.msgs.assign (c->msgs.begin (), c->msgs.begin () + long (before));
+    frags_before = parse_client (&head).fragments.size ();
+  }
+  fail_unless (r.fragments.size () > frags_before);
+  fail_unless (r.fragments[frags_before].keyframe, "resumed on a delta fragment");
+
+  /* A message over max-message-size closes with 1009. */
+  std::string big (1000, 'x');
+  soup_websocket_connection_send_text (c->conn, big.c_str ());
+  fail_unless (pump_until ([&] { return c->closed; }, 5000));
+  fail_unless_equals_int (c->close_code, 1009);
+  client_free (c);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+static std::string
+http_get (guint port, const char *path, guint *status)
+{
+  SoupSession *s = soup_session_new ();
+  std::string u = "http://127.0.0.1:" + std::to_string (port) + path;
+  SoupMessage *m = soup_message_new ("GET", u.c_str ());
+  GBytes *body = soup_session_send_and_read (s, m, NULL, NULL);
+  *status = soup_message_get_status (m);
+  std::string out = body ? std::string ((const char *) g_bytes_get_data (body, NULL),
+                                        g_bytes_get_size (body))
+                         : "";
+  if (body)
+    g_bytes_unref (body);
+  g_object_unref (m);
+  g_object_unref (s);
+  return out;
+}
+
+GST_START_TEST (test_http_endpoints)
+{
+  guint port, status;
+  GstElement *p = start_live_pipeline (NULL, &port);
+  pump_for (500);
+  std::string page = http_get (port, "/", &status);
+  fail_unless_equals_int (status, 200);
+  fail_unless (page.find ("fmp4-player") != std::string::npos);
+  http_get (port, "/fmp4-player.js", &status);
+  fail_unless_equals_int (status, 200);
+  std::string st = http_get (port, "/status", &status);
+  fail_unless_equals_int (status, 200);
+  auto v = ParseFlatJsonObject (st.substr (0, st.find_last_not_of ("\n") + 1));
+  fail_unless (bool (v), "%s", st.c_str ());
+  fail_unless ((*v)["viewers"].kind == JsonValue::kNumber);
+  fail_unless (st.find ("avc1") != std::string::npos);
+  fail_unless_equals_string (http_status (port, "GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n").c_str (),
+                             "HTTP/1.1 404");
+  fail_unless_equals_string (http_status (port, "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n").c_str (),
+                             "HTTP/1.1 404");
+  stop_pipeline (p);
+
+  /* document-root: serves that folder and nothing outside it. */
+  gchar *dir = g_dir_make_tmp ("fmp4ws-root-XXXXXX", NULL);
+  gchar *file = g_build_filename (dir, "index.html", NULL);
+  g_file_set_contents (file, "custom page", -1, NULL);
+  gchar *props = g_strdup_printf ("document-root=%s", dir);
+  p = start_live_pipeline (props, &port);
+  fail_unless_equals_string (http_get (port, "/", &status).c_str (), "custom page");
+  http_get (port, "/fmp4-player.js", &status);
+  fail_unless_equals_int (status, 404);
+  fail_unless_equals_string (http_status (port, "GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n").c_str (),
+                             "HTTP/1.1 404");
+  stop_pipeline (p);
+  p = start_live_pipeline ("serve-player=false", &port);
+  http_get (port, "/", &status);
+  fail_unless_equals_int (status, 404);
+  stop_pipeline (p);
+  g_unlink (file);
+  g_rmdir (dir);
+  g_free (file);
+  g_free (dir);
+  g_free (props);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_many_viewers_come_and_go)
+{
+  guint port;
+  GstElement *p = start_live_pipeline (NULL, &port);
+  GstElement *sink = get_sink (p);
+  GRand *rng = g_rand_new_with_seed (11);
+  std::vector<Client *> live;
+  guint total = 0, ok_starts = 0;
+  gint64 end = g_get_monotonic_time () + 8 * G_USEC_PER_SEC;
+  while (g_get_monotonic_time () < end || total < 100) {
+    if (total < 100 && g_rand_boolean (rng)) {
+      live.push_back (client_connect (url (port), NULL, false));
+      total++;
+    }
+    if (!live.empty () && g_rand_int_range (rng, 0, 4) == 0) {
+      guint i = g_rand_int_range (rng, 0, live.size ());
+      Client *c = live[i];
+      if (c->done) {
+        Received r = parse_client (c);
+        if (!r.fragments.empty ()) {
+          fail_unless (r.fragments[0].keyframe);
+          ok_starts++;
+        }
+        live.erase (live.begin () + i);
+        client_free (c);
+      }
+    }
+    pump_for (40);
+  }
+  pump_for (500);
+  for (Client *c : live) {
+    fail_unless (c->conn != NULL);
+    Received r = parse_client (c);
+    if (!r.fragments.empty ()) {
+      fail_unless (r.fragments[0].keyframe);
+      ok_starts++;
+    }
+    client_free (c);
+  }
+  fail_unless (ok_starts > 50, "only %u viewers got video", ok_starts);
+  fail_unless (pump_until ([&] {
+    guint n = 1;
+    g_object_get (sink, "num-clients", &n, NULL);
+    return n == 0;
+  }, 5000), "viewers were not all removed");
+  g_rand_free (rng);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+GST_START_TEST (test_port_in_use_is_a_clear_error)
+{
+  guint port;
+  GstElement *p = start_live_pipeline (NULL, &port);
+  gchar *desc = g_strdup_printf ("fakesrc ! websocketsink port=%u", port);
+  GstElement *q = gst_parse_launch (desc, NULL);
+  GstBus *bus = gst_element_get_bus (q);
+  fail_unless (gst_element_set_state (q, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
+  GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (m != NULL);
+  GError *err;
+  gchar *dbg;
+  gst_message_parse_error (m, &err, &dbg);
+  fail_unless (strstr (dbg, std::to_string (port).c_str ()) != NULL, "%s", dbg);
+  g_error_free (err);
+  g_free (dbg);
+  gst_message_unref (m);
+  gst_object_unref (bus);
+  gst_element_set_state (q, GST_STATE_NULL);
+  gst_object_unref (q);
+  g_free (desc);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+static Suite *
+websocketsink_suite (void)
+{
+  Suite *s = suite_create ("websocketsink");
+  TCase *tc = tcase_create ("general");
+  tcase_set_timeout (tc, 120);
+  suite_add_tcase (s, tc);
+  tcase_add_test (tc, test_protocol_order_and_latest_keyframe_start);
+  tcase_add_test (tc, test_next_keyframe_and_notes_path);
+  tcase_add_test (tc, test_stalled_viewer_is_bounded_and_others_unaffected);
+  tcase_add_test (tc, test_disconnect_policy);
+  tcase_add_test (tc, test_max_clients_and_origins);
+  tcase_add_test (tc, test_tls);
+  tcase_add_test (tc, test_stream_mp4_decodes_with_ffmpeg);
+  tcase_add_test (tc, test_new_init_reaches_existing_viewers);
+  tcase_add_test (tc, test_eos_closes_viewers_normally);
+  tcase_add_test (tc, test_viewer_messages);
+  tcase_add_test (tc, test_http_endpoints);
+  tcase_add_test (tc, test_many_viewers_come_and_go);
+  tcase_add_test (tc, test_port_in_use_is_a_clear_error);
+  return s;
+}
+
+GST_CHECK_MAIN (websocketsink);
