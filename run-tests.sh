@@ -45,14 +45,19 @@ PY
 read -r p f <<<"$summary"
 passed=$((passed + p)); failed=$((failed + f))
 
-# 2. end-to-end tests (real pipelines, ffmpeg, Chromium), if present.
-if [ -f tests/e2e/package.json ] && [ -z "${SKIP_E2E:-}" ]; then
-  (cd tests/e2e && { [ -d node_modules ] || npm ci --no-audit --no-fund >/dev/null 2>&1 || npm install --no-audit --no-fund >/dev/null; })
-  out=$(cd tests/e2e && FMP4WS_BUILD="$PWD/../../$BUILD" node --test --test-concurrency=1 --test-reporter=tap 2>&1)
-  echo "$out" | grep -vE "^\s*(duration_ms|type):" | grep -E "^(not )?ok |^# |^\s+(not ok|ok|#)" || true
+# 2. Node.js suites: cross-checks with independent parsers, then end-to-end tests in Chromium.
+for suite in crosscheck e2e; do
+  dir=tests/$suite
+  [ -f "$dir/package.json" ] || continue
+  [ "$suite" = e2e ] && [ -n "${SKIP_E2E:-}" ] && continue
+  echo ">> tests/$suite"
+  (cd "$dir" && { [ -d node_modules ] || npm ci --no-audit --no-fund >/dev/null 2>&1 || npm install --no-audit --no-fund >/dev/null; })
+  out=$(cd "$dir" && FMP4WS_BUILD="$PWD/../../$BUILD" node --test --test-concurrency=1 --test-reporter=tap 2>&1)
+  echo "$out" | grep -E "^(not )?ok |^# (Subtest|tests|pass|fail)|^\s+# " || true
+  echo "$out" | grep -B2 -A25 "^not ok" | head -80 || true
   p=$(echo "$out" | grep -E "^# pass " | awk '{print $3}'); f=$(echo "$out" | grep -E "^# fail " | awk '{print $3}')
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-1}))
-fi
+done
 
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]

@@ -80,10 +80,10 @@ main (int argc, char **argv)
           frags++;
           keyframes += s.fragment.keyframe;
           if (fragments)
-            printf ("fragment seq=%u dts=%.6f duration=%.6f key=%d size=%zu%s\n",
+            printf ("fragment seq=%u dts=%.6f duration=%.6f key=%d video=%d size=%zu%s\n",
                     s.fragment.sequence, s.fragment.decode_time_ns () / 1e9,
-                    s.fragment.duration_ns () / 1e9, int (s.fragment.keyframe), s.bytes.size (),
-                    s.discont ? " discont" : "");
+                    s.fragment.duration_ns () / 1e9, int (s.fragment.keyframe),
+                    int (s.fragment.has_video), s.bytes.size (), s.discont ? " discont" : "");
           break;
         case Segment::kWarning:
           fprintf (stderr, "warning: %s\n", s.message.c_str ());
