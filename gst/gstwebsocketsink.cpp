@@ -46,6 +46,7 @@
 #include <libsoup/soup.h>
 
 #include <atomic>
+#include <functional>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -104,6 +105,9 @@ enum
   PROP_TLS_CERTIFICATE_FILE,
   PROP_TLS_KEY_FILE,
   PROP_TLS_CERTIFICATE,
+  PROP_SOUP_SERVER,
+  PROP_MAIN_CONTEXT,
+  PROP_PATH_PREFIX,
   PROP_NUM_CLIENTS,
   PROP_STATS,
 };
@@ -163,6 +167,9 @@ struct Settings
   std::string document_root;
   std::string tls_cert_file, tls_key_file;
   GTlsCertificate *tls_certificate = nullptr;
+  SoupServer *soup_server = nullptr;   // an application's server to join (no own listener)
+  GMainContext *main_context = nullptr;  // the context that server runs in
+  std::string path_prefix;             // e.g. /live/NAME when sharing a server
 };
 
 struct Totals
@@ -189,6 +196,10 @@ struct GstWebSocketSinkPrivate
   GThread *thread = nullptr;
   SoupServer *server = nullptr;
   GSource *keepalive_source = nullptr;
+  bool external = false;       // joined an application's SoupServer
+  std::string prefix;          // path prefix of every endpoint ("" or "/live/NAME")
+  guint64 fragments_since_init = 0;  // streaming thread
+  GSource *wake_source = nullptr;    // pending inbox drain (under mutex)
   Broadcaster bc;
   std::map<Broadcaster::ViewerId, Connection *> conns;
   Totals totals;
@@ -775,12 +786,27 @@ parse_query_options (GHashTable *query, Broadcaster::ViewerOptions *o)
 }
 
 static void
-server_handler (SoupServer *, SoupServerMessage *msg, const char *path, GHashTable *query,
+server_handler (SoupServer *, SoupServerMessage *msg, const char *full_path, GHashTable *query,
                 gpointer user_data)
 {
   GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
   GstWebSocketSinkPrivate *priv = self->priv;
   const char *method = soup_server_message_get_method (msg);
+  // With a path prefix (a shared server), route on the path below it.
+  const char *path = full_path;
+  if (!priv->prefix.empty ()) {
+    if (priv->prefix == full_path) {
+      std::string to = priv->prefix + "/";
+      soup_server_message_set_redirect (msg, SOUP_STATUS_MOVED_PERMANENTLY, to.c_str ());
+      return;
+    }
+    if (!g_str_has_prefix (full_path, priv->prefix.c_str ()) ||
+        full_path[priv->prefix.size ()] != '/') {
+      respond_text (msg, SOUP_STATUS_NOT_FOUND, "text/plain", "not found\n");
+      return;
+    }
+    path = full_path + priv->prefix.size ();
+  }
   const char *host = soup_server_message_get_remote_host (msg);
   std::string address = host ? host : "?";
   GST_OBJECT_LOCK (self);
@@ -878,6 +904,10 @@ drain_inbox (gpointer user_data)
     std::lock_guard<std::mutex> lock (priv->mutex);
     cmds.swap (priv->inbox);
     priv->wake_pending = false;
+    if (priv->wake_source) {
+      g_source_unref (priv->wake_source);
+      priv->wake_source = NULL;
+    }
   }
   for (Command &cmd : cmds) {
     switch (cmd.kind) {
@@ -911,21 +941,16 @@ static void
 post_command (GstWebSocketSink *self, Command cmd)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock (priv->mutex);
-    priv->inbox.push_back (std::move (cmd));
-    wake = !priv->wake_pending && priv->ctx;
-    if (wake)
-      priv->wake_pending = true;
-  }
-  if (wake) {
-    GSource *s = g_idle_source_new ();
-    g_source_set_priority (s, G_PRIORITY_HIGH);
-    g_source_set_callback (s, drain_inbox, self, NULL);
-    g_source_attach (s, priv->ctx);
-    g_source_unref (s);
-  }
+  std::lock_guard<std::mutex> lock (priv->mutex);
+  priv->inbox.push_back (std::move (cmd));
+  if (priv->wake_pending || !priv->ctx)
+    return;
+  // One pending drain at a time; stop() destroys it if it never ran.
+  priv->wake_pending = true;
+  priv->wake_source = g_idle_source_new ();
+  g_source_set_priority (priv->wake_source, G_PRIORITY_HIGH);
+  g_source_set_callback (priv->wake_source, drain_inbox, self, NULL);
+  g_source_attach (priv->wake_source, priv->ctx);
 }
 
 static std::string
@@ -952,9 +977,14 @@ take_init (GstWebSocketSink *self, GstBuffer *buffer)
     return;
   const uint8_t *data = mapped->map.data;
   size_t size = mapped->map.size;
-  if (priv->init_item && priv->init_item->payload.size == size &&
+  // The same init as in the caps' streamheader, before any fragment: already taken. The
+  // same bytes after fragments are a new stream (a publisher restarted with the same
+  // settings): a new generation, so viewers' timelines restart cleanly.
+  if (priv->init_item && priv->fragments_since_init == 0 &&
+      priv->init_item->payload.size == size &&
       memcmp (priv->init_item->payload.data, data, size) == 0)
     return;
+  priv->fragments_since_init = 0;
   BoxIterator it (data, size);
   std::optional<InitInfo> info;
   std::string error = "no moov box in the init segment";
@@ -1035,6 +1065,7 @@ gst_web_socket_sink_render (GstBaseSink *sink, GstBuffer *buffer)
     }
     break;
   }
+  priv->fragments_since_init++;
   post_command (self, {Command::kFragment, item});
   return GST_FLOW_OK;
 }
@@ -1075,6 +1106,82 @@ server_thread (gpointer user_data)
   return NULL;
 }
 
+namespace {
+struct ServerCall
+{
+  std::function<void ()> fn;
+  GMutex lock;
+  GCond cond;
+  bool done = false;
+};
+}  // namespace
+
+static gboolean
+server_call_dispatch (gpointer user_data)
+{
+  ServerCall *call = static_cast<ServerCall *> (user_data);
+  call->fn ();
+  g_mutex_lock (&call->lock);
+  call->done = true;
+  g_cond_signal (&call->cond);
+  g_mutex_unlock (&call->lock);
+  return G_SOURCE_REMOVE;
+}
+
+// Runs fn where libsoup objects may be touched: now if this thread runs (or can take) the
+// server's context, else on the thread that runs it, waiting for it (bounded).
+static bool
+run_on_server (GstWebSocketSink *self, std::function<void ()> fn)
+{
+  GMainContext *ctx = self->priv->ctx;
+  if (g_main_context_is_owner (ctx)) {
+    fn ();
+    return true;
+  }
+  if (g_main_context_acquire (ctx)) {
+    g_main_context_push_thread_default (ctx);
+    fn ();
+    g_main_context_pop_thread_default (ctx);
+    g_main_context_release (ctx);
+    return true;
+  }
+  ServerCall call;
+  call.fn = std::move (fn);
+  g_mutex_init (&call.lock);
+  g_cond_init (&call.cond);
+  GSource *src = g_idle_source_new ();
+  g_source_set_priority (src, G_PRIORITY_HIGH);
+  g_source_set_callback (src, server_call_dispatch, &call, NULL);
+  g_source_attach (src, ctx);
+  g_mutex_lock (&call.lock);
+  gint64 end = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  while (!call.done && g_cond_wait_until (&call.cond, &call.lock, end))
+    ;
+  bool done = call.done;
+  g_mutex_unlock (&call.lock);
+  if (!done) {
+    // The context's thread is stuck or gone: never leave `call` dangling.
+    g_source_destroy (src);
+    GST_ERROR_OBJECT (self, "the server's main context did not answer in 5 s");
+  }
+  g_source_unref (src);
+  g_mutex_clear (&call.lock);
+  g_cond_clear (&call.cond);
+  return done;
+}
+
+static void
+reset_stream_state (GstWebSocketSinkPrivate *priv)
+{
+  priv->bc = Broadcaster (priv->bc.config ());
+  priv->totals = Totals ();
+  priv->status_stream.clear ();
+  priv->init_item.reset ();
+  priv->init_info.reset ();
+  priv->generation = 0;
+  priv->fragments_since_init = 0;
+}
+
 static gboolean
 gst_web_socket_sink_start (GstBaseSink *sink)
 {
@@ -1085,7 +1192,38 @@ gst_web_socket_sink_start (GstBaseSink *sink)
   Settings s = priv->settings;
   if (s.tls_certificate)
     g_object_ref (s.tls_certificate);
+  if (s.soup_server)
+    g_object_ref (s.soup_server);
+  if (s.main_context)
+    g_main_context_ref (s.main_context);
   GST_OBJECT_UNLOCK (self);
+
+  priv->bc = Broadcaster (s.config);
+  reset_stream_state (priv);
+  priv->prefix = s.path_prefix;
+
+  if (s.soup_server) {
+    // Join the application's server: handlers under path-prefix, sources in its context.
+    priv->external = true;
+    priv->server = s.soup_server;
+    priv->ctx = s.main_context ? s.main_context : g_main_context_ref (g_main_context_default ());
+    if (s.tls_certificate)
+      g_object_unref (s.tls_certificate);
+    run_on_server (self, [&] {
+      soup_server_add_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str (),
+                               server_handler, self, NULL);
+      if (s.keepalive > 0) {
+        priv->keepalive_source = g_timeout_source_new_seconds (s.keepalive);
+        g_source_set_callback (priv->keepalive_source, on_keepalive, self, NULL);
+        g_source_attach (priv->keepalive_source, priv->ctx);
+      }
+    });
+    GST_INFO_OBJECT (self, "serving %s/ on the application's server", priv->prefix.c_str ());
+    return TRUE;
+  }
+  if (s.main_context)
+    g_main_context_unref (s.main_context);
+  priv->external = false;
 
   GError *err = NULL;
   GTlsCertificate *cert = s.tls_certificate;
@@ -1105,17 +1243,13 @@ gst_web_socket_sink_start (GstBaseSink *sink)
 
   priv->ctx = g_main_context_new ();
   priv->loop = g_main_loop_new (priv->ctx, FALSE);
-  priv->bc = Broadcaster (s.config);
-  priv->totals = Totals ();
-  priv->status_stream.clear ();
-  priv->init_item.reset ();
-  priv->init_info.reset ();
 
   g_main_context_push_thread_default (priv->ctx);
   priv->server = soup_server_new ("server-header", "gst-fmp4ws ", NULL);
   if (cert)
     soup_server_set_tls_certificate (priv->server, cert);
-  soup_server_add_handler (priv->server, NULL, server_handler, self, NULL);
+  soup_server_add_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str (),
+                           server_handler, self, NULL);
   SoupServerListenOptions opts = cert ? SOUP_SERVER_LISTEN_HTTPS : SoupServerListenOptions (0);
   gboolean ok;
   if (s.address.empty ()) {
@@ -1124,8 +1258,9 @@ gst_web_socket_sink_start (GstBaseSink *sink)
     GInetAddress *ia = g_inet_address_new_from_string (s.address.c_str ());
     if (!ia) {
       // A host name: resolve it (blocking, once, at start).
-      GList *list = g_resolver_lookup_by_name (g_resolver_get_default (), s.address.c_str (),
-                                               NULL, &err);
+      GResolver *resolver = g_resolver_get_default ();
+      GList *list = g_resolver_lookup_by_name (resolver, s.address.c_str (), NULL, &err);
+      g_object_unref (resolver);
       if (list) {
         ia = G_INET_ADDRESS (g_object_ref (list->data));
         g_resolver_free_addresses (list);
@@ -1165,9 +1300,8 @@ gst_web_socket_sink_start (GstBaseSink *sink)
   g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
   g_object_notify (G_OBJECT (self), "current-port");
 
-  guint ka = s.keepalive;
-  if (ka > 0) {
-    priv->keepalive_source = g_timeout_source_new_seconds (ka);
+  if (s.keepalive > 0) {
+    priv->keepalive_source = g_timeout_source_new_seconds (s.keepalive);
     g_source_set_callback (priv->keepalive_source, on_keepalive, self, NULL);
     g_source_attach (priv->keepalive_source, priv->ctx);
   }
@@ -1175,18 +1309,43 @@ gst_web_socket_sink_start (GstBaseSink *sink)
   return TRUE;
 }
 
-static gboolean
-shutdown_on_server_thread (gpointer user_data)
+// Closes every viewer and detaches from the server (on the server's context).
+static void
+shutdown_on_server (GstWebSocketSink *self)
 {
-  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
   GstWebSocketSinkPrivate *priv = self->priv;
   std::vector<Connection *> all;
   for (auto &kv : priv->conns)
     all.push_back (kv.second);
   for (Connection *c : all)
     finish_connection (c, "server stopped");
-  soup_server_disconnect (priv->server);
-  g_main_loop_quit (priv->loop);
+  if (priv->keepalive_source) {
+    g_source_destroy (priv->keepalive_source);
+    g_source_unref (priv->keepalive_source);
+    priv->keepalive_source = NULL;
+  }
+  {
+    std::lock_guard<std::mutex> lock (priv->mutex);
+    if (priv->wake_source) {
+      g_source_destroy (priv->wake_source);
+      g_source_unref (priv->wake_source);
+      priv->wake_source = NULL;
+    }
+    priv->inbox.clear ();
+    priv->wake_pending = false;
+  }
+  if (priv->external)
+    soup_server_remove_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str ());
+  else
+    soup_server_disconnect (priv->server);
+}
+
+static gboolean
+shutdown_and_quit (gpointer user_data)
+{
+  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
+  shutdown_on_server (self);
+  g_main_loop_quit (self->priv->loop);
   return G_SOURCE_REMOVE;
 }
 
@@ -1195,54 +1354,38 @@ gst_web_socket_sink_stop (GstBaseSink *sink)
 {
   GstWebSocketSink *self = GST_WEB_SOCKET_SINK (sink);
   GstWebSocketSinkPrivate *priv = self->priv;
-  if (!priv->thread)
+  if (!priv->ctx)
     return TRUE;
-  GSource *s = g_idle_source_new ();
-  g_source_set_priority (s, G_PRIORITY_HIGH);
-  g_source_set_callback (s, shutdown_on_server_thread, self, NULL);
-  g_source_attach (s, priv->ctx);
-  g_source_unref (s);
-  g_thread_join (priv->thread);
-  priv->thread = NULL;
-
-  // Let pending close operations and sources finish on this thread, then free.
-  g_main_context_push_thread_default (priv->ctx);
-  if (priv->keepalive_source) {
-    g_source_destroy (priv->keepalive_source);
-    g_source_unref (priv->keepalive_source);
-    priv->keepalive_source = NULL;
+  if (priv->external) {
+    run_on_server (self, [self] { shutdown_on_server (self); });
+    g_clear_object (&priv->server);
+  } else {
+    GSource *s = g_idle_source_new ();
+    g_source_set_priority (s, G_PRIORITY_HIGH);
+    g_source_set_callback (s, shutdown_and_quit, self, NULL);
+    g_source_attach (s, priv->ctx);
+    g_source_unref (s);
+    g_thread_join (priv->thread);
+    priv->thread = NULL;
+    // Let pending close operations finish on this thread, then free.
+    g_main_context_push_thread_default (priv->ctx);
+    g_clear_object (&priv->server);
+    while (g_main_context_iteration (priv->ctx, FALSE))
+      ;
+    g_main_context_pop_thread_default (priv->ctx);
+    g_main_loop_unref (priv->loop);
+    priv->loop = NULL;
   }
-  g_clear_object (&priv->server);
-  while (g_main_context_iteration (priv->ctx, FALSE))
-    ;
-  g_main_context_pop_thread_default (priv->ctx);
-  {
-    std::lock_guard<std::mutex> lock (priv->mutex);
-    priv->inbox.clear ();
-    priv->wake_pending = false;
-  }
-  g_main_loop_unref (priv->loop);
   g_main_context_unref (priv->ctx);
-  priv->loop = NULL;
   priv->ctx = NULL;
-  priv->bc = Broadcaster ();
-  priv->init_item.reset ();
-  priv->init_info.reset ();
+  priv->external = false;
+  reset_stream_state (priv);
   priv->current_port = 0;
   return TRUE;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Stats                                                                                      */
-
-struct StatsCall
-{
-  GstWebSocketSink *self;
-  GstStructure *result = nullptr;
-  GMutex lock;
-  GCond cond;
-  bool done = false;
-};
 
 static GstStructure *
 build_stats (GstWebSocketSink *self)
@@ -1291,51 +1434,14 @@ build_stats (GstWebSocketSink *self)
   return s;
 }
 
-static gboolean
-stats_on_server_thread (gpointer user_data)
-{
-  StatsCall *call = static_cast<StatsCall *> (user_data);
-  GstStructure *s = build_stats (call->self);
-  g_mutex_lock (&call->lock);
-  call->result = s;
-  call->done = true;
-  g_cond_signal (&call->cond);
-  g_mutex_unlock (&call->lock);
-  return G_SOURCE_REMOVE;
-}
-
 static GstStructure *
 get_stats (GstWebSocketSink *self)
 {
-  GstWebSocketSinkPrivate *priv = self->priv;
-  if (!priv->thread)
-    return gst_structure_new ("application/x-websocketsink-stats", "viewers", G_TYPE_UINT, 0,
-                              NULL);
-  if (g_main_context_is_owner (priv->ctx))
-    return build_stats (self);  // called from a signal handler on the server thread
-  StatsCall call;
-  call.self = self;
-  g_mutex_init (&call.lock);
-  g_cond_init (&call.cond);
-  GSource *src = g_idle_source_new ();
-  g_source_set_priority (src, G_PRIORITY_HIGH);
-  g_source_set_callback (src, stats_on_server_thread, &call, NULL);
-  g_source_attach (src, priv->ctx);
-  g_source_unref (src);
-  g_mutex_lock (&call.lock);
-  gint64 end = g_get_monotonic_time () + 2 * G_USEC_PER_SEC;
-  while (!call.done)
-    if (!g_cond_wait_until (&call.cond, &call.lock, end))
-      break;
-  GstStructure *s = call.result;
-  g_mutex_unlock (&call.lock);
-  if (!s) {
-    // The server thread did not answer in time (stopping?): do not leave `call` dangling.
-    g_source_destroy (src);
+  GstStructure *s = NULL;
+  if (self->priv->ctx)
+    run_on_server (self, [&] { s = build_stats (self); });
+  if (!s)
     s = gst_structure_new ("application/x-websocketsink-stats", "viewers", G_TYPE_UINT, 0, NULL);
-  }
-  g_mutex_clear (&call.lock);
-  g_cond_clear (&call.cond);
   return s;
 }
 
@@ -1433,6 +1539,24 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       g_clear_object (&s.tls_certificate);
       s.tls_certificate = (GTlsCertificate *) g_value_dup_object (value);
       break;
+    case PROP_SOUP_SERVER:
+      g_clear_object (&s.soup_server);
+      s.soup_server = (SoupServer *) g_value_dup_object (value);
+      break;
+    case PROP_MAIN_CONTEXT:
+      if (s.main_context)
+        g_main_context_unref (s.main_context);
+      s.main_context = (GMainContext *) g_value_dup_boxed (value);
+      break;
+    case PROP_PATH_PREFIX: {
+      std::string p = g_value_get_string (value) ? g_value_get_string (value) : "";
+      while (!p.empty () && p.back () == '/')
+        p.pop_back ();
+      if (!p.empty () && p[0] != '/')
+        p = "/" + p;
+      s.path_prefix = p;
+      break;
+    }
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   }
@@ -1521,6 +1645,15 @@ gst_web_socket_sink_get_property (GObject *object, guint prop_id, GValue *value,
     case PROP_TLS_CERTIFICATE:
       g_value_set_object (value, s.tls_certificate);
       break;
+    case PROP_SOUP_SERVER:
+      g_value_set_object (value, s.soup_server);
+      break;
+    case PROP_MAIN_CONTEXT:
+      g_value_set_boxed (value, s.main_context);
+      break;
+    case PROP_PATH_PREFIX:
+      g_value_set_string (value, s.path_prefix.c_str ());
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   }
@@ -1532,6 +1665,9 @@ gst_web_socket_sink_finalize (GObject *object)
 {
   GstWebSocketSink *self = GST_WEB_SOCKET_SINK (object);
   g_clear_object (&self->priv->settings.tls_certificate);
+  g_clear_object (&self->priv->settings.soup_server);
+  if (self->priv->settings.main_context)
+    g_main_context_unref (self->priv->settings.main_context);
   delete self->priv;
   G_OBJECT_CLASS (parent_class)->finalize (object);
 }
@@ -1799,6 +1935,45 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
       g_param_spec_object ("tls-certificate", "TLS certificate",
                            "GTlsCertificate with private key: serve https/wss",
                            G_TYPE_TLS_CERTIFICATE, RW_READY));
+  /**
+   * GstWebSocketSink:soup-server:
+   *
+   * An application's SoupServer to serve on, instead of listening itself (several sinks,
+   * one port: give each a path-prefix). address/port/TLS are then the server's business.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_SOUP_SERVER,
+      g_param_spec_object ("soup-server", "Soup server",
+                           "An application's SoupServer to serve on (several streams, one port: "
+                           "set path-prefix); NULL: listen on address/port",
+                           SOUP_TYPE_SERVER, RW_READY));
+  /**
+   * GstWebSocketSink:main-context:
+   *
+   * The GMainContext the soup-server runs in (default: the global default context).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAIN_CONTEXT,
+      g_param_spec_boxed ("main-context", "Main context",
+                          "The GMainContext soup-server runs in (NULL: the default context)",
+                          G_TYPE_MAIN_CONTEXT, RW_READY));
+  /**
+   * GstWebSocketSink:path-prefix:
+   *
+   * Serve every endpoint under this path (e.g. /live/cam1: /live/cam1/ws,
+   * /live/cam1/stream.mp4, /live/cam1/status and the player at /live/cam1/).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_PATH_PREFIX,
+      g_param_spec_string ("path-prefix", "Path prefix",
+                           "Serve every endpoint under this path, e.g. /live/cam1", "",
+                           RW_READY));
   /**
    * GstWebSocketSink:num-clients:
    *
