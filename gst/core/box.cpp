@@ -192,19 +192,31 @@ BoxSplitter::Resync (ByteSource &src, Event *ev)
     window.resize (n);
     src.Peek (0, n, window.data ());
     size_t i = 0;
+    bool undecided = false;
     for (; i + 8 <= n; i++) {
       BoxHeader h;
       uint32_t type = LoadU32 (window.data () + i + 4);
       if (!IsSyncAnchorType (type))
         continue;
       HeaderStatus st = ParseBoxHeader (window.data () + i, n - i, max_box_size_, &h);
-      if (st == HeaderStatus::kOk || st == HeaderStatus::kNeedMore)
+      if (st == HeaderStatus::kOk)
         break;
+      if (st == HeaderStatus::kNeedMore) {
+        // A 64-bit size not all in view: whether this is a box (or too large, or garbage)
+        // must not depend on where the input buffers happen to end.
+        undecided = true;
+        break;
+      }
     }
     if (i > 0) {
       src.Skip (i);
       offset_ += i;
       garbage_ += i;
+    }
+    if (undecided) {
+      if (src.Available () < 16)
+        return false;  // wait for the rest of its header
+      continue;        // the window ended inside it: look again from the candidate
     }
     if (i + 8 <= n) {
       resyncing_ = false;

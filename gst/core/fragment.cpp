@@ -7,6 +7,10 @@
 
 namespace fmp4ws::core {
 
+// Bound on the samples of one traf: a trun without per-sample fields costs no bytes per
+// sample, so its count alone says nothing about the size of the box.
+constexpr uint32_t kMaxTrafSamples = 1u << 20;
+
 static int64_t
 ToNs (uint64_t t, uint32_t timescale)
 {
@@ -46,7 +50,10 @@ FragmentInfo::end_ns () const
 {
   int64_t best = -1;
   for (const TrafTiming &t : trafs) {
-    int64_t v = t.samples ? ToNs (t.decode_time + t.duration, t.timescale) : -1;
+    uint64_t end = t.decode_time + t.duration;
+    if (end < t.decode_time)
+      end = UINT64_MAX;  // saturate: a wrapped sum would end the fragment before it starts
+    int64_t v = t.samples ? ToNs (end, t.timescale) : -1;
     best = std::max (best, v);
   }
   return best;
@@ -131,6 +138,20 @@ ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init, std::string *
           *error = "moof: trun sample table overruns its box";
           return std::nullopt;
         }
+        if (uint64_t (tt.samples) + count > kMaxTrafSamples) {
+          *error = "moof: more than " + std::to_string (kMaxTrafSamples) + " samples in a traf";
+          return std::nullopt;
+        }
+        if (per_sample == 0) {
+          // No per-sample fields: every sample takes the defaults, no need to visit them.
+          tt.duration += uint64_t (count) * default_duration;
+          if (count > 0 && tt.samples == 0 && !first_flags_known && has_first) {
+            first_flags = ff;
+            first_flags_known = true;
+          }
+          tt.samples += count;
+          continue;
+        }
         for (uint32_t i = 0; i < count; i++) {
           uint32_t d = has_dur ? r.U32 () : default_duration;
           if (has_size) r.Skip (4);
@@ -193,12 +214,18 @@ RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t offset
   for (const TrafTiming &tt : info.trafs) {
     if (tt.tfdt_offset == 0 || tt.timescale == 0)
       continue;
-    if (tt.tfdt_offset + 16 > size)
+    if (tt.tfdt_offset >= size)
       return false;
-    uint8_t *p = moof + tt.tfdt_offset;
-    if (LoadU32 (p + 4) != FourCC ("tfdt"))
+    BoxHeader h;
+    if (ParseBoxHeader (moof + tt.tfdt_offset, size - tt.tfdt_offset, size - tt.tfdt_offset,
+                        &h) != HeaderStatus::kOk ||
+        h.type != FourCC ("tfdt"))
       return false;
+    // The header may be 16 bytes (64-bit largesize): reach the payload through it.
+    uint8_t *p = moof + tt.tfdt_offset + h.header_size - 8;  // p[8]: version, p + 12: time
     uint8_t version = p[8];
+    if (h.size - h.header_size < (version == 1 ? 12u : 8u))
+      return false;
     // Rounded to the nearest tick: an offset taken from this track's own tfdt maps back exactly.
     __int128 shift = ((__int128) offset_ns * tt.timescale +
                       (offset_ns >= 0 ? 500000000 : -500000000)) / 1000000000;
@@ -206,9 +233,7 @@ RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t offset
     if (t < 0)
       t = 0;
     if (version == 1) {
-      if (tt.tfdt_offset + 20 > size)
-        return false;
-      StoreU64 (p + 12, uint64_t (t));
+      StoreU64 (p + 12, uint64_t (t > UINT64_MAX ? UINT64_MAX : t));
     } else {
       StoreU32 (p + 12, uint32_t (t > 0xffffffff ? 0xffffffff : t));
     }

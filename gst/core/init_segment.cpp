@@ -42,8 +42,10 @@ namespace {
 // Bound on samples we are willing to expand from a moov (ffmpeg puts one fragment there).
 constexpr size_t kMaxMoovSamples = 1u << 20;
 
+// *budget: samples the moov may still list (one budget for all its tracks).
 bool
-ParseSampleTables (const uint8_t *stbl, size_t stbl_size, SampleTable *st, std::string *error)
+ParseSampleTables (const uint8_t *stbl, size_t stbl_size, size_t *budget, SampleTable *st,
+                   std::string *error)
 {
   const uint8_t *p;
   size_t n;
@@ -53,10 +55,15 @@ ParseSampleTables (const uint8_t *stbl, size_t stbl_size, SampleTable *st, std::
     r.Skip (4);
     uint32_t fixed = r.U32 ();
     uint32_t count = r.U32 ();
-    if (!r.ok () || count > kMaxMoovSamples || (fixed == 0 && r.remaining () / 4 < count)) {
+    if (!r.ok () || (fixed == 0 && r.remaining () / 4 < count)) {
       *error = "moov: bad stsz";
       return false;
     }
+    if (count > *budget) {
+      *error = "moov: more than " + std::to_string (kMaxMoovSamples) + " samples in its tracks";
+      return false;
+    }
+    *budget -= count;
     st->sizes.resize (count, fixed);
     if (fixed == 0)
       for (uint32_t i = 0; i < count; i++)
@@ -155,7 +162,7 @@ ParseSampleTables (const uint8_t *stbl, size_t stbl_size, SampleTable *st, std::
 }
 
 bool
-ParseTrak (const uint8_t *trak, size_t size, Track *t, std::string *error)
+ParseTrak (const uint8_t *trak, size_t size, size_t *budget, Track *t, std::string *error)
 {
   const uint8_t *p, *mdia, *minf, *stbl;
   size_t n, mdia_n, minf_n, stbl_n;
@@ -213,7 +220,7 @@ ParseTrak (const uint8_t *trak, size_t size, Track *t, std::string *error)
       }
     }
   }
-  return ParseSampleTables (stbl, stbl_n, &t->samples, error);
+  return ParseSampleTables (stbl, stbl_n, budget, &t->samples, error);
 }
 
 }  // namespace
@@ -230,11 +237,12 @@ ParseMoov (const uint8_t *moov, size_t size, std::string *error)
   const uint8_t *payload = moov + h.header_size;
   size_t payload_size = size - h.header_size;
   InitInfo info;
+  size_t budget = kMaxMoovSamples;  // for all its tracks together
   BoxIterator it (payload, payload_size);
   while (it.Next ()) {
     if (it.type () == FourCC ("trak")) {
       Track t;
-      if (!ParseTrak (it.payload (), it.payload_size (), &t, error))
+      if (!ParseTrak (it.payload (), it.payload_size (), &budget, &t, error))
         return std::nullopt;
       info.tracks.push_back (std::move (t));
     } else if (it.type () == FourCC ("mvex")) {

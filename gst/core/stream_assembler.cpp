@@ -172,6 +172,14 @@ StreamAssembler::OnMoof (const BoxHeader &h, const uint8_t *data)
     }
     return d;
   }
+  if (ftyp_held_) {
+    // A new stream started (ftyp) and its moov has not come: this fragment belongs to an
+    // init segment we do not have, and must not go out with that ftyp in front of it.
+    d.kind = Decision::kDrop;
+    d.warning = "dropped a fragment that came after a new ftyp but before its moov";
+    discont_ = true;
+    return d;
+  }
   if (moof_held_)
     DiscardHeld (&d, "a moof came without an mdat");
   if (expect_moov_mdat_) {
