@@ -46,7 +46,7 @@ read -r p f <<<"$summary"
 passed=$((passed + p)); failed=$((failed + f))
 
 # 2. Node.js suites: cross-checks with independent parsers, then end-to-end tests in Chromium.
-for suite in crosscheck e2e; do
+for suite in crosscheck server e2e; do
   dir=tests/$suite
   [ -f "$dir/package.json" ] || continue
   [ "$suite" = e2e ] && [ -n "${SKIP_E2E:-}" ] && continue
