@@ -491,6 +491,12 @@ GST_START_TEST (test_disconnect_policy)
 }
 GST_END_TEST;
 
+static void
+expect_str (const std::string &got, const char *want)
+{
+  fail_unless (got == want, "got '%s', expected '%s'", got.c_str (), want);
+}
+
 /* Raw HTTP request; returns the status line. */
 static std::string
 http_status (guint port, const std::string &request)
@@ -526,13 +532,11 @@ GST_START_TEST (test_max_clients_and_origins)
   GstElement *p = start_live_pipeline ("max-clients=1 allowed-origins=http://good.example",
                                        &port);
   /* Wrong origin: 403; right origin: 101. */
-  fail_unless_equals_string (http_status (port, ws_request ("/ws", "http://evil.example")).c_str (),
-                             "HTTP/1.1 403");
+  expect_str (http_status (port, ws_request ("/ws", "http://evil.example")), "HTTP/1.1 403");
   Client *c = client_connect (url (port), "http://good.example");
   fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
   /* Second viewer: 503. */
-  fail_unless_equals_string (http_status (port, ws_request ("/ws", "http://good.example")).c_str (),
-                             "HTTP/1.1 503");
+  expect_str (http_status (port, ws_request ("/ws", "http://good.example")), "HTTP/1.1 503");
   Client *d = client_connect (url (port), "http://good.example");
   fail_unless (d->conn == NULL);
   fail_unless_equals_int (d->status, 503);
@@ -774,10 +778,8 @@ GST_START_TEST (test_http_endpoints)
   fail_unless (bool (v), "%s", st.c_str ());
   fail_unless ((*v)["viewers"].kind == JsonValue::kNumber);
   fail_unless (st.find ("avc1") != std::string::npos);
-  fail_unless_equals_string (http_status (port, "GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n").c_str (),
-                             "HTTP/1.1 404");
-  fail_unless_equals_string (http_status (port, "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n").c_str (),
-                             "HTTP/1.1 404");
+  expect_str (http_status (port, "GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 404");
+  expect_str (http_status (port, "GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 404");
   stop_pipeline (p);
 
   /* document-root: serves that folder and nothing outside it. */
@@ -786,11 +788,10 @@ GST_START_TEST (test_http_endpoints)
   g_file_set_contents (file, "custom page", -1, NULL);
   gchar *props = g_strdup_printf ("document-root=%s", dir);
   p = start_live_pipeline (props, &port);
-  fail_unless_equals_string (http_get (port, "/", &status).c_str (), "custom page");
+  expect_str (http_get (port, "/", &status), "custom page");
   http_get (port, "/fmp4-player.js", &status);
   fail_unless_equals_int (status, 404);
-  fail_unless_equals_string (http_status (port, "GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n").c_str (),
-                             "HTTP/1.1 404");
+  expect_str (http_status (port, "GET /../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP/1.1 404");
   stop_pipeline (p);
   p = start_live_pipeline ("serve-player=false", &port);
   http_get (port, "/", &status);
