@@ -1314,11 +1314,21 @@ static void
 shutdown_on_server (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  std::vector<Connection *> all;
+  // Viewers get a close frame (1001, going away) if their socket takes it now; nobody is
+  // waited for.
+  std::vector<Broadcaster::ViewerId> ids;
   for (auto &kv : priv->conns)
-    all.push_back (kv.second);
-  for (Connection *c : all)
-    finish_connection (c, "server stopped");
+    ids.push_back (kv.first);
+  for (Broadcaster::ViewerId id : ids) {
+    auto it = priv->conns.find (id);
+    if (it != priv->conns.end () && it->second->websocket)
+      close_viewer (it->second, 1001, "server stopped");
+  }
+  for (Broadcaster::ViewerId id : ids) {
+    auto it = priv->conns.find (id);
+    if (it != priv->conns.end ())
+      finish_connection (it->second, "server stopped");
+  }
   if (priv->keepalive_source) {
     g_source_destroy (priv->keepalive_source);
     g_source_unref (priv->keepalive_source);
