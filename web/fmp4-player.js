@@ -63,7 +63,7 @@
  * @property {number} skips `skip` messages received (server-side backlog recovery).
  * @property {number} generation generation of the current stream (0 before the first one).
  * @property {number|null} timeToFirstFrame ms from the latest connection attempt to its first
- *   shown frame, or null while none is shown yet.
+ *   shown frame (audio only: to the start of playback), or null while none is shown yet.
  * @property {number} playbackRate current `video.playbackRate`.
  * @property {number} currentTime `video.currentTime`.
  * @property {number|null} bufferedEnd end of the buffered range, or null.
@@ -242,8 +242,10 @@ export function parseInit(u8) {
 /**
  * Start time and keyframe flag of a media segment: the earliest `tfdt` over its track fragments
  * (seconds) and whether the video track's first sample is a sync sample (`sample_is_non_sync_sample`
- * clear, from `trun` first-sample/per-sample flags, else `tfhd`, else `trex` defaults). Segments
- * without video count as keyframes.
+ * clear, from `trun` first-sample/per-sample flags, else `tfhd`, else `trex` defaults). In an
+ * audio-only stream every segment is a keyframe; in a stream with video, a segment without video
+ * (mp4mux and ffmpeg `separate_moof` write one moof per track) is not: removing media up to its
+ * start could cut a GOP.
  * @param {Uint8Array} u8 `[styp/prft/emsg]` + moof + mdat
  * @param {Map<number, TrackInfo>} tracks from {@link parseInit}
  * @returns {{ start: number|null, keyframe: boolean }}
@@ -252,6 +254,7 @@ export function parseFragment(u8, tracks) {
   const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
   let start = null;
   let keyframe = true;
+  for (const t of tracks.values()) if (t.handler === 'vide') keyframe = false; // until a video traf says so
   for (const moof of boxes(u8, 0, u8.length)) {
     if (moof.type !== 'moof') continue;
     for (const traf of boxes(u8, moof.body, moof.end)) {
@@ -1028,7 +1031,12 @@ export class Fmp4Player extends EventTarget {
         this._log(`first frame after ${this._ttff} ms`);
       }
     };
-    if (typeof v.requestVideoFrameCallback === 'function') v.requestVideoFrameCallback(() => mark());
+    if (this._stream && this._stream.has_video === false) {
+      // Audio only: no frame is ever presented (requestVideoFrameCallback would never fire, leaving
+      // timeToFirstFrame null, stalls uncounted and the reconnect backoff never reset): the start
+      // of playback is the "first frame".
+      this.video.addEventListener('playing', mark, { once: true });
+    } else if (typeof v.requestVideoFrameCallback === 'function') v.requestVideoFrameCallback(() => mark());
     else this.video.addEventListener('loadeddata', mark, { once: true });
   }
 
@@ -1122,7 +1130,16 @@ export class Fmp4Player extends EventTarget {
         break;
       }
     }
-    if (target === null) target = Math.max(b.start(b.length - 1), b.end(b.length - 1) - this._effectiveTarget());
+    if (target === null) {
+      // Nothing buffered ahead of the playhead. A stall a little past the end of the buffered media
+      // is a live edge waiting for data (Chromium plays audio on for up to ~3 s when video runs
+      // out: buffered, the intersection of the tracks, then ends behind currentTime); seeking back
+      // would replay old media, again and again while video is missing. Only a playhead far past
+      // everything (the timeline went back) is moved.
+      const overrun = ct - b.end(b.length - 1);
+      if (why === 'stalled' && overrun < Math.max(5, 4 * this._fragDuration)) return false;
+      target = Math.max(b.start(b.length - 1), b.end(b.length - 1) - this._effectiveTarget());
+    }
     this._log(`playhead ${ct.toFixed(2)} outside buffered media (${why}): seek to ${target.toFixed(2)}`);
     v.currentTime = target + 0.001;
     this._counters.jumps++;

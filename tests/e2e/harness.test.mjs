@@ -6,18 +6,22 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { haveChromium, launchBrowser, sampleVideo, videoSnapshot } from './lib/browser.mjs';
+import { CHROMIUM_PATH, haveChromium, launchBrowser, sampleVideo, videoSnapshot } from './lib/browser.mjs';
 
 const WEB = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../web');
 const ORIGIN = 'http://fmp4ws.test';
-const skip = haveChromium() ? false : 'no Chromium at /usr/bin/chromium (apt-get install chromium)';
-
+// A missing Chromium FAILS the suite (CI installs it; a skipped test would hide a missing install):
+// the first test says why, the others fail because there is no browser.
 let b;
 before(async () => {
-  if (!skip) b = await launchBrowser();
+  if (haveChromium()) b = await launchBrowser();
 });
 after(async () => {
   await b?.close();
+});
+
+test('Debian Chromium is installed', () => {
+  assert.ok(haveChromium(), `no Chromium at ${CHROMIUM_PATH}: apt-get install -y chromium (or set CHROMIUM_PATH)`);
 });
 
 /** Serves web/ under ORIGIN without a server. */
@@ -31,7 +35,8 @@ async function serveWeb(page) {
   });
 }
 
-test('MSE supports the codecs the e2e tests use', { skip }, async () => {
+test('MSE supports the codecs the e2e tests use', async () => {
+  assert.ok(b, 'no browser');
   await b.page.goto('about:blank');
   const types = [
     'video/mp4; codecs="avc1.640028, mp4a.40.2"',
@@ -44,7 +49,8 @@ test('MSE supports the codecs the e2e tests use', { skip }, async () => {
   assert.deepEqual(res, types.map(() => true), JSON.stringify(Object.fromEntries(types.map((t, i) => [t, res[i]]))));
 });
 
-test('sampling helpers on an idle <video>', { skip }, async () => {
+test('sampling helpers on an idle <video>', async () => {
+  assert.ok(b, 'no browser');
   await b.page.setContent('<video></video>');
   const s = await sampleVideo(b.page, { seconds: 0.6, interval: 100 });
   assert.ok(s.samples.length >= 5);
@@ -57,7 +63,8 @@ test('sampling helpers on an idle <video>', { skip }, async () => {
   assert.equal(snap.stats, null);
 });
 
-test('index.html: <fmp4-player> names a codec the browser cannot play and asks for pause', { skip }, async () => {
+test('index.html: <fmp4-player> names a codec the browser cannot play and asks for pause', async () => {
+  assert.ok(b, 'no browser');
   const page = await b.context.newPage();
   try {
     await serveWeb(page);

@@ -19,7 +19,7 @@ export const CHROMIUM_ARGS = [
   '--autoplay-policy=no-user-gesture-required',
 ];
 
-/** @returns {boolean} whether the Chromium binary is there (tests skip otherwise). */
+/** @returns {boolean} whether the Chromium binary is there (harness.test.mjs fails otherwise). */
 export function haveChromium() {
   return fs.existsSync(CHROMIUM_PATH);
 }
