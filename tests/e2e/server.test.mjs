@@ -60,6 +60,9 @@ test('fmp4ws-server: ffmpeg stops and starts 5 times (640x360 → 1280x720, H.26
         (x) => x.width === p.w && x.height === p.h && (x.stats?.generation ?? 0) >= i + 1 && !x.paused && x.decoded > 0,
         15000, `publisher ${i + 1} (${p.w}x${p.h}) in the page`);
       const shownMs = Date.now() - t0;
+      // The old publisher's data ran out while the new ffmpeg started (a real gap of ~1 s): let
+      // the player refill before judging steady playback.
+      await sleep(1000);
       const s = await watchFor(page, 3);
       assertPlayed(s, { what: `publisher ${i + 1}`, width: p.w, height: p.h });
       assert.equal(await page.evaluate(() => window.__e2eNoReload), 'original page', 'the page was reloaded');
