@@ -194,6 +194,20 @@ json_of (const Msg &m)
   return *v;
 }
 
+/* The port the pipeline's websocketsink (named "sink", port=0) listens on. */
+static guint
+wait_for_port (GstElement *p)
+{
+  GstElement *sink = gst_bin_get_by_name (GST_BIN (p), "sink");
+  guint port = 0;
+  fail_unless (pump_until ([&] {
+    g_object_get (sink, "current-port", &port, NULL);
+    return port != 0;
+  }, 5000), "the sink never listened");
+  gst_object_unref (sink);
+  return port;
+}
+
 /* A live pipeline: test pattern (+ tone) → x264 → mp4mux fragment-duration → our elements. */
 static GstElement *
 start_live_pipeline (const gchar *sink_props, guint *port, const gchar *video = NULL)
@@ -211,14 +225,7 @@ start_live_pipeline (const gchar *sink_props, guint *port, const gchar *video = 
   fail_unless (p != NULL, "%s: %s", desc, err ? err->message : "");
   g_free (desc);
   fail_unless (gst_element_set_state (p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  GstElement *sink = gst_bin_get_by_name (GST_BIN (p), "sink");
-  fail_unless (pump_until ([&] {
-    guint v = 0;
-    g_object_get (sink, "current-port", &v, NULL);
-    return v != 0;
-  }, 5000));
-  g_object_get (sink, "current-port", port, NULL);
-  gst_object_unref (sink);
+  *port = wait_for_port (p);
   return p;
 }
 
@@ -611,14 +618,7 @@ start_appsrc_pipeline (guint *port, const char *props = "")
   GstElement *p = gst_parse_launch (desc, NULL);
   g_free (desc);
   fail_unless (gst_element_set_state (p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
-  GstElement *sink = get_sink (p);
-  fail_unless (pump_until ([&] {
-    guint v = 0;
-    g_object_get (sink, "current-port", &v, NULL);
-    return v != 0;
-  }, 5000));
-  g_object_get (sink, "current-port", port, NULL);
-  gst_object_unref (sink);
+  *port = wait_for_port (p);
   return p;
 }
 

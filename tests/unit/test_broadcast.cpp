@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "box.h"
+#include "fixtures.h"
 #include "broadcaster.h"
 #include "json.h"
 #include "stream_reader.h"
@@ -13,15 +14,6 @@
 using namespace fmp4ws::core;
 
 namespace {
-
-std::vector<uint8_t>
-ReadFixture (const std::string &name)
-{
-  std::ifstream f (std::string (FIXTURES_DIR) + "/" + name, std::ios::binary);
-  EXPECT_TRUE (f.good ()) << name;
-  return std::vector<uint8_t> ((std::istreambuf_iterator<char> (f)),
-                               std::istreambuf_iterator<char> ());
-}
 
 // A stream made into broadcast items, as the sink's glue makes them.
 struct Stream

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "box.h"
+#include "fixtures.h"
 #include "bytes.h"
 #include "fragment.h"
 #include "init_segment.h"
@@ -17,15 +18,6 @@
 using namespace fmp4ws::core;
 
 namespace {
-
-std::vector<uint8_t>
-ReadFixture (const std::string &name)
-{
-  std::ifstream f (std::string (FIXTURES_DIR) + "/" + name, std::ios::binary);
-  EXPECT_TRUE (f.good ()) << name;
-  return std::vector<uint8_t> ((std::istreambuf_iterator<char> (f)),
-                               std::istreambuf_iterator<char> ());
-}
 
 // Reads `data` in chunks given by `chunk(i)`; returns every segment, Finish() included.
 template <typename ChunkFn>
