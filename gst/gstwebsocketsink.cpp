@@ -347,13 +347,14 @@ flush_connection (Connection *c)
       if (nvec + 2 > G_N_ELEMENTS (vec))
         break;
       size_t skip = nvec == 0 ? offset : 0;
-      if (skip < m.head.size ()) {
-        vec[nvec].buffer = m.head.data () + skip;
-        vec[nvec].size = m.head.size () - skip;
+      const std::vector<uint8_t> &head = *m.head;
+      if (skip < head.size ()) {
+        vec[nvec].buffer = head.data () + skip;
+        vec[nvec].size = head.size () - skip;
         nvec++;
         skip = 0;
       } else {
-        skip -= m.head.size ();
+        skip -= head.size ();
       }
       if (skip < m.body_size) {
         vec[nvec].buffer = m.body.data + m.body_offset + skip;

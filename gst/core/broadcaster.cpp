@@ -21,6 +21,13 @@ Seconds (int64_t ns)
 
 }  // namespace
 
+const Bytes &
+EmptyBytes ()
+{
+  static const Bytes empty = std::make_shared<const std::vector<uint8_t>> ();
+  return empty;
+}
+
 void
 SetFragmentInfo (StreamItem *item, const FragmentInfo &info, const InitInfo &init,
                  size_t moof_offset, size_t moof_size)
@@ -94,8 +101,10 @@ Broadcaster::QueueText (ViewerId id, Viewer &v, const std::string &json)
     return;
   bool was_empty = v.queue.empty ();
   OutMessage m;
-  FrameHeader (kOpText, json.size (), &m.head);
-  m.head.insert (m.head.end (), json.begin (), json.end ());
+  std::vector<uint8_t> head;
+  FrameHeader (kOpText, json.size (), &head);
+  head.insert (head.end (), json.begin (), json.end ());
+  m.head = std::make_shared<const std::vector<uint8_t>> (std::move (head));
   Enqueue (v.queue, std::move (m), &v.backlog_bytes, &v.backlog_ns);
   if (was_empty)
     Emit (id, Event::kWritable);
@@ -112,8 +121,11 @@ Broadcaster::QueueInit (ViewerId id, Viewer &v)
   QueueText (id, v, json);
   bool was_empty = v.queue.empty ();
   OutMessage m;
-  if (v.options.framing == Framing::kWebSocket)
-    FrameHeader (kOpBinary, init.payload.size, &m.head);
+  if (v.options.framing == Framing::kWebSocket) {
+    std::vector<uint8_t> head;
+    FrameHeader (kOpBinary, init.payload.size, &head);
+    m.head = std::make_shared<const std::vector<uint8_t>> (std::move (head));
+  }
   m.body = init.payload;
   m.body_size = init.payload.size;
   Enqueue (v.queue, std::move (m), &v.backlog_bytes, &v.backlog_ns);
@@ -143,16 +155,35 @@ Broadcaster::QueueFragment (ViewerId id, Viewer &v, const ItemPtr &fp)
     }
     keep = f.moof_offset + f.moof_size;
   }
-  if (v.options.framing == Framing::kWebSocket)
-    FrameHeader (kOpBinary, f.payload.size, &m.head);
-  if (keep) {
-    size_t at = m.head.size ();
-    m.head.insert (m.head.end (), f.payload.data, f.payload.data + keep);
-    if (!RebaseMoof (m.head.data () + at + f.moof_offset, f.moof_size, *f.info, v.offset_ns)) {
-      // Malformed moof: send the fragment untouched rather than corrupt it.
-      m.head.resize (at);
-      keep = 0;
+  // The head (frame header + rewritten moof) depends only on the framing and the offset:
+  // reuse the one made for an earlier viewer with the same.
+  const int framing = int (v.options.framing);
+  const int64_t key = keep ? v.offset_ns : INT64_MIN;
+  const StreamItem::Head *cached = nullptr;
+  for (const StreamItem::Head &h : f.heads)
+    if (h.framing == framing && h.offset_ns == key) {
+      cached = &h;
+      break;
     }
+  if (cached) {
+    m.head = cached->bytes;
+    keep = cached->payload_bytes_in_head;
+  } else {
+    std::vector<uint8_t> head;
+    if (v.options.framing == Framing::kWebSocket)
+      FrameHeader (kOpBinary, f.payload.size, &head);
+    if (keep) {
+      size_t at = head.size ();
+      head.insert (head.end (), f.payload.data, f.payload.data + keep);
+      if (!RebaseMoof (head.data () + at + f.moof_offset, f.moof_size, *f.info, v.offset_ns)) {
+        // Malformed moof: send the fragment untouched rather than corrupt it.
+        head.resize (at);
+        keep = 0;
+      }
+    }
+    m.head = std::make_shared<const std::vector<uint8_t>> (std::move (head));
+    if (f.heads.size () < StreamItem::kMaxHeads)
+      f.heads.push_back ({framing, key, m.head, keep});
   }
   m.body = f.payload;
   m.body_offset = keep;
@@ -393,8 +424,10 @@ Broadcaster::QueueControl (ViewerId id, uint8_t opcode, const uint8_t *payload, 
   if (v.phase == Phase::kClosing)
     return;
   OutMessage m;
-  FrameHeader (opcode, std::min<size_t> (size, 125), &m.head);
-  m.head.insert (m.head.end (), payload, payload + std::min<size_t> (size, 125));
+  std::vector<uint8_t> head;
+  FrameHeader (opcode, std::min<size_t> (size, 125), &head);
+  head.insert (head.end (), payload, payload + std::min<size_t> (size, 125));
+  m.head = std::make_shared<const std::vector<uint8_t>> (std::move (head));
   bool was_empty = v.queue.empty ();
   v.backlog_bytes += m.size ();
   auto pos = v.queue.begin () + (v.front_offset > 0 ? 1 : 0);
@@ -417,10 +450,12 @@ Broadcaster::Close (ViewerId id, uint16_t code, const std::string &reason, bool 
   m.is_close = true;
   if (v.options.framing == Framing::kWebSocket) {
     std::string r = reason.substr (0, 123);
-    FrameHeader (kOpClose, 2 + r.size (), &m.head);
-    m.head.push_back (uint8_t (code >> 8));
-    m.head.push_back (uint8_t (code));
-    m.head.insert (m.head.end (), r.begin (), r.end ());
+    std::vector<uint8_t> head;
+    FrameHeader (kOpClose, 2 + r.size (), &head);
+    head.push_back (uint8_t (code >> 8));
+    head.push_back (uint8_t (code));
+    head.insert (head.end (), r.begin (), r.end ());
+    m.head = std::make_shared<const std::vector<uint8_t>> (std::move (head));
   }
   Enqueue (v.queue, std::move (m), &v.backlog_bytes, &v.backlog_ns);
   v.phase = Phase::kClosing;

@@ -44,6 +44,18 @@ struct StreamItem
                                 // runs beside video moofs, as with separate_moof)
   std::optional<FragmentInfo> info;  // moof layout, for rebasing (absent: sent as is)
   size_t moof_offset = 0, moof_size = 0;
+  // Message heads already made for this fragment, by (framing, timeline offset): viewers that
+  // started at the same keyframe share one rewritten moof. Only the broadcaster's thread
+  // touches it; bounded (kMaxHeads).
+  struct Head
+  {
+    int framing;
+    int64_t offset_ns;  // INT64_MIN: not rebased
+    std::shared_ptr<const std::vector<uint8_t>> bytes;
+    size_t payload_bytes_in_head;  // the moof (and what precedes it) when rewritten
+  };
+  static constexpr size_t kMaxHeads = 8;
+  mutable std::vector<Head> heads;
 };
 using ItemPtr = std::shared_ptr<const StreamItem>;
 
@@ -66,17 +78,20 @@ struct BroadcastConfig
   bool rebase = true;
 };
 
-// One message to write: `head` (owned: a frame header, maybe a rewritten moof or JSON)
-// then `body` bytes of a shared payload.
+using Bytes = std::shared_ptr<const std::vector<uint8_t>>;
+const Bytes &EmptyBytes ();
+
+// One message to write: `head` (a frame header, maybe a rewritten moof or JSON; shared by
+// the viewers whose bytes are the same) then `body` bytes of a shared payload.
 struct OutMessage
 {
-  std::vector<uint8_t> head;
+  Bytes head = EmptyBytes ();
   Payload body;
   size_t body_offset = 0, body_size = 0;
   int64_t duration_ns = 0;   // media time this message carries (fragments)
   bool is_fragment = false;
   bool is_close = false;     // a close frame: the connection ends once it is written
-  size_t size () const { return head.size () + body_size; }
+  size_t size () const { return head->size () + body_size; }
 };
 
 struct ViewerStats

@@ -65,7 +65,7 @@ struct Message
 Message
 Decode (const OutMessage &m)
 {
-  std::vector<uint8_t> all (m.head);
+  std::vector<uint8_t> all (*m.head);
   all.insert (all.end (), m.body.data + m.body_offset, m.body.data + m.body_offset + m.body_size);
   Message out;
   EXPECT_GE (all.size (), 2u);
@@ -425,7 +425,7 @@ TEST (Broadcast, RawFramingIsAPlainMp4ByteStream)
   bool closed = false;
   while (!q->empty ()) {
     const OutMessage &m = q->front ();
-    bytes.insert (bytes.end (), m.head.begin (), m.head.end ());
+    bytes.insert (bytes.end (), m.head->begin (), m.head->end ());
     bytes.insert (bytes.end (), m.body.data + m.body_offset,
                   m.body.data + m.body_offset + m.body_size);
     closed |= b.Consumed (id, m.size ());
@@ -466,7 +466,7 @@ TEST (Broadcast, ControlFramesDoNotSplitAMessage)
   b.QueueControl (id, 0xA, ping, 2);
   const auto *q = b.Queue (id);
   ASSERT_GE (q->size (), 2u);
-  EXPECT_EQ ((*q)[1].head[0], 0x8A);  // right after the partly written message
+  EXPECT_EQ ((*(*q)[1].head)[0], 0x8A);  // right after the partly written message
 }
 
 TEST (Json, FlatObjects)
@@ -485,4 +485,27 @@ TEST (Json, FlatObjects)
   EXPECT_FALSE (ParseFlatJsonObject ("{\"a\":1} trailing"));
   EXPECT_FALSE (ParseFlatJsonObject (std::string (100, '{')));
   EXPECT_EQ (JsonString ("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+}
+
+TEST (Broadcast, ViewersWithTheSameTimelineShareOneRewrittenMoof)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  Broadcaster b;
+  b.PushInit (s.init);
+  b.PushFragment (s.fragments[0]);
+  auto a = b.AddViewer ({});  // both start on fragment 0: same offset
+  auto c = b.AddViewer ({});
+  Broadcaster::ViewerOptions raw;
+  raw.rebase = false;
+  auto r = b.AddViewer (raw);
+  Drain (b, a);
+  Drain (b, c);
+  Drain (b, r);
+  b.PushFragment (s.fragments[1]);
+  const OutMessage &ma = b.Queue (a)->front (), &mc = b.Queue (c)->front (),
+                   &mr = b.Queue (r)->front ();
+  EXPECT_EQ (ma.head.get (), mc.head.get ());  // shared, not copied
+  EXPECT_NE (ma.head.get (), mr.head.get ());  // not rebased: another head (frame header only)
+  EXPECT_GT (ma.head->size (), mr.head->size ());
+  EXPECT_EQ (Decode (ma).payload, Decode (mc).payload);
 }
