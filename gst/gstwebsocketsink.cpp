@@ -49,6 +49,7 @@
 #include <functional>
 #include <cstring>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -201,7 +202,7 @@ struct GstWebSocketSinkPrivate
   guint64 fragments_since_init = 0;  // streaming thread
   GSource *wake_source = nullptr;    // pending inbox drain (under mutex)
   Broadcaster bc;
-  std::map<Broadcaster::ViewerId, Connection *> conns;
+  std::unordered_map<Broadcaster::ViewerId, Connection *> conns;
   Totals totals;
   std::string status_stream;  // stream JSON of the current init, for /status
 
@@ -415,7 +416,8 @@ static void
 process_events (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  for (const Broadcaster::Event &e : priv->bc.TakeEvents ()) {
+  std::vector<Broadcaster::Event> events = priv->bc.TakeEvents ();
+  for (const Broadcaster::Event &e : events) {
     auto it = priv->conns.find (e.viewer);
     if (it == priv->conns.end ())
       continue;
@@ -430,13 +432,13 @@ process_events (GstWebSocketSink *self)
       }
     }
   }
-  // Write to everyone with something queued (a viewer may be removed while flushing).
-  std::vector<Broadcaster::ViewerId> ids;
-  ids.reserve (priv->conns.size ());
-  for (auto &kv : priv->conns)
-    ids.push_back (kv.first);
-  for (Broadcaster::ViewerId id : ids) {
-    auto it = priv->conns.find (id);
+  // Write to the viewers that got something to write (a queue only goes from empty to not
+  // empty with an event; one left non-empty waits on its write source). A viewer may be
+  // removed while flushing: look each one up.
+  for (const Broadcaster::Event &e : events) {
+    if (e.kind != Broadcaster::Event::kWritable)
+      continue;
+    auto it = priv->conns.find (e.viewer);
     if (it == priv->conns.end () || it->second->write_source)
       continue;
     flush_connection (it->second);

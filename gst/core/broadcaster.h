@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -208,7 +209,7 @@ private:
   ItemPtr init_;
   std::vector<ItemPtr> gop_;  // from the latest keyframe fragment of the current init
   uint64_t gop_bytes_ = 0;
-  std::map<ViewerId, Viewer> viewers_;
+  std::unordered_map<ViewerId, Viewer> viewers_;
   ViewerId next_id_ = 1;
   std::vector<Event> events_;
   uint64_t dropped_total_ = 0;
