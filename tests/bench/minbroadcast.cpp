@@ -277,7 +277,9 @@ void OnBox (const uint8_t *p, size_t n, uint32_t type)
 
 void OnPublisherData ()
 {
-  for (;;) {
+  // A few reads per wakeup (level-triggered): an overloaded broadcaster must not
+  // starve its listener and its viewers' EPOLLOUT by reading the publisher forever.
+  for (int round = 0; round < 4; round++) {
     if (g_in.size () - g_in_pos < (1 << 16))
       g_in.resize (g_in_pos + (1 << 17));
     size_t have = g_in_pos;

@@ -25,7 +25,7 @@ def load(path):
         if not line:
             continue
         r = json.loads(line)
-        if r.get('meta'):
+        if r.get('meta') or r.get('variant'):
             continue
         pts[(r['shape'], r['server'], r['viewers'], r.get('stall_fraction', 0))] = r
     return pts

@@ -114,14 +114,15 @@ class Point:
         self.args, self.shape, self.viewers, self.server, self.stall = args, shape, viewers, server, stall
         self.ingest = args.base_port + 2 * index
         self.port = self.ingest + 1
-        self.tag = f'{shape}-{server}-{viewers}' + (f'-stall{int(stall * 100)}' if stall else '')
+        self.tag = f'{shape}-{server}-{viewers}' + (f'-stall{int(stall * 100)}' if stall else '') + \
+            (f'-{args.variant}' if args.variant else '')
 
     def server_cmd(self):
         a = self.args
         if self.server == 'sink':
             return ['gst-launch-1.0', '-q', 'tcpserversrc', 'host=127.0.0.1', f'port={self.ingest}',
                     '!', 'fmp4initcache', '!', 'websocketsink', 'address=127.0.0.1',
-                    f'port={self.port}', 'max-clients=0'], None
+                    f'port={self.port}', 'max-clients=0'] + self.args.sink_props.split(), None
         if self.server == 'minbcast':
             return [os.path.join(a.tools, 'minbroadcast'), '--ingest-port', str(self.ingest),
                     '--port', str(self.port)], None
@@ -141,7 +142,8 @@ class Point:
         srv = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=srv_err, stderr=subprocess.STDOUT)
         feeder = client = None
         result = {'shape': self.shape, 'server': self.server, 'viewers': self.viewers,
-                  'stall_fraction': self.stall, 'tag': self.tag}
+                  'stall_fraction': self.stall, 'tag': self.tag, 'variant': a.variant,
+                  'sink_props': a.sink_props}
         try:
             # No probe on the ingest port: a probe would be taken for the publisher
             # (tcpserversrc ends at its disconnect); the feeder retries instead.
@@ -171,7 +173,7 @@ class Point:
                     result['server_threads'] = threads(srv.pid)
                     if a.profile and self.server == 'sink':
                         perf = subprocess.Popen(
-                            ['perf', 'record', '-e', 'cpu-clock', '-F', '999', '-g', '-p', str(srv.pid),
+                            ['perf', 'record', '-e', 'cpu-clock', '-F', '499', '--call-graph', 'dwarf,32768', '-p', str(srv.pid),
                              '-o', os.path.join(a.out, self.tag + '.perf.data')],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 elif line.startswith('STEADY_END') and t0 is not None:
@@ -221,6 +223,8 @@ def main():
     p.add_argument('--ramp-timeout', type=float, default=30)
     p.add_argument('--base-port', type=int, default=21000)
     p.add_argument('--profile', action='store_true', help='perf record the sink over each steady window')
+    p.add_argument('--sink-props', default='', help="extra websocketsink properties, e.g. 'keepalive-interval=0'")
+    p.add_argument('--variant', default='', help='a name for a variant run (kept apart in the report)')
     p.add_argument('--no-wait', action='store_true', help='do not wait for Chromium to exit')
     a = p.parse_args()
     a.build = os.path.abspath(a.build)
@@ -246,7 +250,8 @@ def main():
     for shape in a.shapes.split(','):
         for n in [int(x) for x in a.viewers.split(',')]:
             for server in a.servers.split(','):
-                points.append((shape, n, server, 0.0))
+                if server:
+                    points.append((shape, n, server, 0.0))
             if a.stall > 0:
                 for server in a.stall_servers.split(','):
                     if server:
