@@ -9,6 +9,7 @@
 // TCP_NODELAY on viewer sockets.
 //
 //   minbroadcast --ingest-port P --port Q [--host 127.0.0.1] [--max-backlog BYTES]
+//                [--sndbuf BYTES]   (SO_SNDBUF of viewer sockets; default: kernel autotuning)
 #include <arpa/inet.h>
 #include <cerrno>
 #include <csignal>
@@ -67,6 +68,7 @@ enum Kind : uint32_t { kIngestListen = 1, kViewerListen = 2, kPublisher = 3 };
 
 int g_ep = -1, g_pub = -1;
 uint64_t g_max_backlog = 16u << 20;
+int g_sndbuf = 0;  // SO_SNDBUF for viewer sockets (0: kernel autotuning)
 std::unordered_map<int, Viewer *> g_viewers;
 MessagePtr g_init;
 Init g_init_info;
@@ -393,9 +395,10 @@ main (int argc, char **argv)
     else if (a == "--port") port = atoi (argv[++i]);
     else if (a == "--host") host = argv[++i];
     else if (a == "--max-backlog") g_max_backlog = strtoull (argv[++i], nullptr, 10);
+    else if (a == "--sndbuf") g_sndbuf = atoi (argv[++i]);
   }
   if (!ingest || !port) {
-    fprintf (stderr, "usage: minbroadcast --ingest-port P --port Q [--host H] [--max-backlog B]\n");
+    fprintf (stderr, "usage: minbroadcast --ingest-port P --port Q [--host H] [--max-backlog B] [--sndbuf B]\n");
     return 2;
   }
   signal (SIGPIPE, SIG_IGN);
@@ -442,6 +445,8 @@ main (int argc, char **argv)
             break;
           int one = 1;
           setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+          if (g_sndbuf > 0)
+            setsockopt (fd, SOL_SOCKET, SO_SNDBUF, &g_sndbuf, sizeof g_sndbuf);
           Viewer *v = new Viewer ();
           v->fd = fd;
           g_viewers[fd] = v;

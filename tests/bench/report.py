@@ -2,7 +2,7 @@
 """Tables (Markdown) and plots (PNG, gnuplot) from tests/bench/run.py results.
 
   tests/bench/report.py OUT/results.jsonl [--md OUT/tables.md] [--img-dir docs/]
-      [--img-prefix benchmarks]
+      [--img-prefix benchmarks] [--variant NAME | --compare OTHER.jsonl --compare-name TEXT]
 
 The last line for each point (shape, server, viewers, stall) wins, so a point
 re-run later replaces the earlier one.
@@ -15,17 +15,17 @@ import tempfile
 
 SERVERS = [('sink', 'websocketsink'), ('minbcast', 'minimal epoll'), ('node', 'Node.js (notes)')]
 SHAPES = [('frag100', '100 ms fragments'), ('frag700', '700 ms fragments'),
-          ('perframe', 'one fragment per frame (video+audio, ~77 msg/s)')]
+          ('perframe', 'one fragment per frame (video+audio, about 77 msg/s)')]
 
 
-def load(path):
+def load(path, variant=''):
     pts = {}
     for line in open(path):
         line = line.strip()
         if not line:
             continue
         r = json.loads(line)
-        if r.get('meta') or r.get('variant'):
+        if r.get('meta') or r.get('variant', '') != variant:
             continue
         pts[(r['shape'], r['server'], r['viewers'], r.get('stall_fraction', 0))] = r
     return pts
@@ -128,19 +128,22 @@ def targets(pts):
             a, b = p99(shape, 'sink', n, stall), p99(shape, 'sink', n)
             if a is not None and b:
                 d = (a - b) / b * 100
-                out.append(f'| p99 change with {int(stall * 100)}% stalled | {shape} | {n} | {b:.2f} → {a:.2f} ms ({d:+.0f} %) | < 10 % | {yes(abs(d) < 10)} |')
+                out.append(f'| p99 change with {int(stall * 100)}% stalled | {shape} | {n} | {b:.2f} → {a:.2f} ms ({d:+.0f} %) | < +10 % | {yes(d < 10)} |')
     return '\n'.join(out) + '\n'
 
 
-def plots(pts, img_dir, prefix):
+def plots(pts, img_dir, prefix, extra=None, extra_name=''):
     viewers = sorted({k[2] for k in pts})
     tmp = tempfile.mkdtemp()
     files = {}
+    servers = list(SERVERS)
+    if extra:
+        servers.append(('extra', extra_name))
     for shape, _ in SHAPES:
-        for server, _ in SERVERS:
+        for server, _ in servers:
             rows = []
             for n in viewers:
-                r = pts.get((shape, server, n, 0))
+                r = (extra or {}).get((shape, 'sink', n, 0)) if server == 'extra' else pts.get((shape, server, n, 0))
                 if r and 'server_cpu_pct' in r:
                     c = r.get('client', {})
                     rows.append(f"{n} {r['server_cpu_pct']:.2f} {c.get('latency_ms', {}).get('p50', 0):.3f} "
@@ -150,24 +153,26 @@ def plots(pts, img_dir, prefix):
                 fh.write('\n'.join(rows) + '\n')
             files[(shape, server)] = p if rows else None
     colors = {'sink': '#1f77b4', 'minbcast': '#2ca02c', 'node': '#d62728'}
-    names = dict(SERVERS)
 
     present = [(sh, t) for sh, t in SHAPES if any(files.get((sh, sv)) for sv, _ in SERVERS)]
+    colors['extra'] = '#1f77b4'
+    names = dict(servers)
 
     def script(out, col, ylabel, title, logy):
-        s = [f"set terminal pngcairo size {500 * len(present)},480 font 'DejaVu Sans,10'",
+        s = [f"set terminal pngcairo size {500 * len(present)},560 font 'DejaVu Sans,10'",
              f"set output '{out}'", f"set multiplot layout 1,{len(present)} title '" + title + "'",
-             "set logscale x", "set xtics (100,500,1000,2000,5000)", "set grid",
-             "set key top left", "set xlabel 'viewers'", f"set ylabel '{ylabel}'"]
+             "set logscale x", "set xrange [80:6500]", "set xtics (100,500,1000,2000,5000)", "set grid",
+             "set key below Left reverse", "set xlabel 'viewers'", f"set ylabel '{ylabel}'"]
         if logy:
             s.append('set logscale y')
         for shape, stitle in present:
             s.append(f"set title '{stitle}'")
             parts = []
-            for server, _ in SERVERS:
+            for server, _ in servers:
                 p = files.get((shape, server))
                 if p:
-                    parts.append(f"'{p}' using 1:{col} with linespoints lw 2 pt 7 lc rgb '{colors[server]}' title '{names[server]}'")
+                    dash = ' dt 2 pt 6' if server == 'extra' else ' pt 7'
+                    parts.append(f"'{p}' using 1:{col} with linespoints lw 2{dash} lc rgb '{colors[server]}' title '{names[server]}'")
             s.append('plot ' + ', '.join(parts) if parts else 'plot 0 notitle')
         s.append('unset multiplot')
         return '\n'.join(s) + '\n'
@@ -186,15 +191,25 @@ def main():
     p.add_argument('--md')
     p.add_argument('--img-dir')
     p.add_argument('--img-prefix', default='benchmarks')
+    p.add_argument('--variant', default='', help='also tabulate (and plot, dashed) this variant of the sink')
+    p.add_argument('--compare', help='another results file (e.g. an older plugin): its sink is plotted dashed')
+    p.add_argument('--compare-name', default='websocketsink (other build)')
     a = p.parse_args()
     pts = load(a.results)
+    extra, extra_name = None, ''
+    if a.compare:
+        extra, extra_name = load(a.compare), a.compare_name
+    elif a.variant:
+        extra, extra_name = load(a.results, a.variant), f'websocketsink, {a.variant}'
     md = '### Results\n' + tables(pts) + '\n### Targets\n' + targets(pts)
+    if extra:
+        md += f'\n### {extra_name}\n' + tables(extra) + '\n' + targets(extra)
     if a.md:
         with open(a.md, 'w') as fh:
             fh.write(md)
     print(md)
     if a.img_dir:
-        for x in plots(pts, a.img_dir, a.img_prefix):
+        for x in plots(pts, a.img_dir, a.img_prefix, extra, extra_name):
             print('wrote', x)
 
 

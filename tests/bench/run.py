@@ -125,7 +125,7 @@ class Point:
                     f'port={self.port}', 'max-clients=0'] + self.args.sink_props.split(), None
         if self.server == 'minbcast':
             return [os.path.join(a.tools, 'minbroadcast'), '--ingest-port', str(self.ingest),
-                    '--port', str(self.port)], None
+                    '--port', str(self.port)] + a.minbcast_args.split(), None
         if self.server == 'node':
             return ['node', 'server.js'], os.path.join(HERE, 'node-notes-server')
         raise ValueError(self.server)
@@ -143,7 +143,7 @@ class Point:
         feeder = client = None
         result = {'shape': self.shape, 'server': self.server, 'viewers': self.viewers,
                   'stall_fraction': self.stall, 'tag': self.tag, 'variant': a.variant,
-                  'sink_props': a.sink_props}
+                  'sink_props': a.sink_props, 'minbcast_args': a.minbcast_args}
         try:
             # No probe on the ingest port: a probe would be taken for the publisher
             # (tcpserversrc ends at its disconnect); the feeder retries instead.
@@ -224,6 +224,7 @@ def main():
     p.add_argument('--base-port', type=int, default=21000)
     p.add_argument('--profile', action='store_true', help='perf record the sink over each steady window')
     p.add_argument('--sink-props', default='', help="extra websocketsink properties, e.g. 'keepalive-interval=0'")
+    p.add_argument('--minbcast-args', default='', help="extra minbroadcast arguments, e.g. '--sndbuf 262144'")
     p.add_argument('--variant', default='', help='a name for a variant run (kept apart in the report)')
     p.add_argument('--no-wait', action='store_true', help='do not wait for Chromium to exit')
     a = p.parse_args()
