@@ -43,6 +43,9 @@
 #include "gstwebsocketsink.h"
 
 #include <gio/gio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <libsoup/soup.h>
 
 #include <atomic>
@@ -80,6 +83,7 @@ extern "C" GResource *fmp4ws_web_get_resource (void);
 #define DEFAULT_MAX_MESSAGE_SIZE 4096
 #define DEFAULT_KEEPALIVE 10
 #define DEFAULT_SERVE_PLAYER TRUE
+#define DEFAULT_SEND_BUFFER_SIZE (256 * 1024)
 #define DEFAULT_EOS_TIMEOUT (3 * GST_SECOND)
 #define CLOSE_TIMEOUT_MS 2000
 
@@ -106,6 +110,7 @@ enum
   PROP_TLS_CERTIFICATE_FILE,
   PROP_TLS_KEY_FILE,
   PROP_TLS_CERTIFICATE,
+  PROP_SEND_BUFFER_SIZE,
   PROP_SOUP_SERVER,
   PROP_MAIN_CONTEXT,
   PROP_PATH_PREFIX,
@@ -164,6 +169,7 @@ struct Settings
   std::string allowed_origins_str;
   guint max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
   guint keepalive = DEFAULT_KEEPALIVE;
+  guint send_buffer_size = DEFAULT_SEND_BUFFER_SIZE;
   bool serve_player = DEFAULT_SERVE_PLAYER;
   std::string document_root;
   std::string tls_cert_file, tls_key_file;
@@ -622,10 +628,28 @@ struct UpgradeData
 };
 }  // namespace
 
+// A viewer socket: no Nagle delay, and a bounded kernel send buffer so that a slow viewer's
+// backlog stays in the sink's queue (shared payloads, policed by max-backlog-*) instead of
+// megabytes of copies in the kernel.
+static void
+tune_viewer_socket (GstWebSocketSink *self, SoupServerMessage *msg)
+{
+  GSocket *sock = soup_server_message_get_socket (msg);
+  if (!sock)
+    return;
+  GST_OBJECT_LOCK (self);
+  guint sndbuf = self->priv->settings.send_buffer_size;
+  GST_OBJECT_UNLOCK (self);
+  g_socket_set_option (sock, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
+  if (sndbuf > 0)
+    g_socket_set_option (sock, SOL_SOCKET, SO_SNDBUF, gint (MIN (sndbuf, guint (G_MAXINT))), NULL);
+}
+
 static void
 on_upgrade_written (SoupServerMessage *msg, gpointer user_data)
 {
   UpgradeData *u = static_cast<UpgradeData *> (user_data);
+  tune_viewer_socket (u->sink, msg);
   GIOStream *stream = soup_server_message_steal_connection (msg);
   if (stream)
     start_connection (u->sink, stream, u->address, u->options);
@@ -768,6 +792,7 @@ static void
 on_stream_headers_written (SoupServerMessage *msg, gpointer user_data)
 {
   UpgradeData *u = static_cast<UpgradeData *> (user_data);
+  tune_viewer_socket (u->sink, msg);
   GIOStream *stream = soup_server_message_steal_connection (msg);
   if (stream)
     start_connection (u->sink, stream, u->address, u->options);
@@ -1552,6 +1577,9 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       g_clear_object (&s.tls_certificate);
       s.tls_certificate = (GTlsCertificate *) g_value_dup_object (value);
       break;
+    case PROP_SEND_BUFFER_SIZE:
+      s.send_buffer_size = g_value_get_uint (value);
+      break;
     case PROP_SOUP_SERVER:
       g_clear_object (&s.soup_server);
       s.soup_server = (SoupServer *) g_value_dup_object (value);
@@ -1657,6 +1685,9 @@ gst_web_socket_sink_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_TLS_CERTIFICATE:
       g_value_set_object (value, s.tls_certificate);
+      break;
+    case PROP_SEND_BUFFER_SIZE:
+      g_value_set_uint (value, s.send_buffer_size);
       break;
     case PROP_SOUP_SERVER:
       g_value_set_object (value, s.soup_server);
@@ -1948,6 +1979,21 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
       g_param_spec_object ("tls-certificate", "TLS certificate",
                            "GTlsCertificate with private key: serve https/wss",
                            G_TYPE_TLS_CERTIFICATE, RW_READY));
+  /**
+   * GstWebSocketSink:send-buffer-size:
+   *
+   * SO_SNDBUF of each viewer socket (bytes; the kernel doubles it). Small enough that a slow
+   * viewer's backlog stays in the sink, where max-backlog-* applies and nothing is copied;
+   * 0 leaves the kernel's autotuning (up to several MiB per viewer).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_SEND_BUFFER_SIZE,
+      g_param_spec_uint ("send-buffer-size", "Send buffer size",
+                         "SO_SNDBUF of each viewer socket in bytes (0: kernel autotuning); keeps "
+                         "a slow viewer's backlog in the sink where max-backlog-* applies",
+                         0, G_MAXINT, DEFAULT_SEND_BUFFER_SIZE, RW_PLAYING));
   /**
    * GstWebSocketSink:soup-server:
    *
