@@ -683,20 +683,30 @@ respond_text (SoupServerMessage *msg, guint status, const char *type, const std:
   soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY, body.data (), body.size ());
 }
 
+// Totals over every viewer so far: those gone (priv->totals) and those connected.
+static Totals
+all_totals (GstWebSocketSinkPrivate *priv)
+{
+  Totals t = priv->totals;
+  for (auto &kv : priv->conns) {
+    const ViewerStats *st = priv->bc.Stats (kv.first);
+    t.bytes_sent += st->bytes_sent;
+    t.fragments_sent += st->fragments_sent;
+    t.fragments_dropped += st->fragments_dropped;
+  }
+  return t;
+}
+
 static std::string
 status_json (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
   std::string s = "{\"viewers\":" + std::to_string (priv->conns.size ());
   s += ",\"stream\":" + (priv->status_stream.empty () ? std::string ("null") : priv->status_stream);
-  guint64 bytes = priv->totals.bytes_sent, frags = priv->totals.fragments_sent,
-          dropped = priv->totals.fragments_dropped;
+  Totals t = all_totals (priv);
   std::string clients;
   for (auto &[id, c] : priv->conns) {
     const ViewerStats *st = priv->bc.Stats (id);
-    bytes += st->bytes_sent;
-    frags += st->fragments_sent;
-    dropped += st->fragments_dropped;
     if (!clients.empty ())
       clients += ",";
     char lat[32];
@@ -705,8 +715,9 @@ status_json (GstWebSocketSink *self)
                ",\"bytes_sent\":" + std::to_string (st->bytes_sent) + ",\"backlog_bytes\":" +
                std::to_string (priv->bc.BacklogBytes (id)) + ",\"latency\":" + lat + "}";
   }
-  s += ",\"bytes_sent\":" + std::to_string (bytes) + ",\"fragments_sent\":" +
-       std::to_string (frags) + ",\"fragments_dropped\":" + std::to_string (dropped) +
+  s += ",\"bytes_sent\":" + std::to_string (t.bytes_sent) + ",\"fragments_sent\":" +
+       std::to_string (t.fragments_sent) + ",\"fragments_dropped\":" +
+       std::to_string (t.fragments_dropped) +
        ",\"clients\":[" + clients + "]}";
   return s;
 }
@@ -1429,15 +1440,11 @@ static GstStructure *
 build_stats (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  guint64 bytes = priv->totals.bytes_sent, frags = priv->totals.fragments_sent,
-          dropped = priv->totals.fragments_dropped;
+  Totals t = all_totals (priv);
   GValue clients = G_VALUE_INIT;
   g_value_init (&clients, GST_TYPE_ARRAY);
   for (auto &[id, c] : priv->conns) {
     const ViewerStats *st = priv->bc.Stats (id);
-    bytes += st->bytes_sent;
-    frags += st->fragments_sent;
-    dropped += st->fragments_dropped;
     GstStructure *cs = gst_structure_new (
         "client", "id", G_TYPE_UINT64, (guint64) id, "address", G_TYPE_STRING,
         c->address.c_str (), "websocket", G_TYPE_BOOLEAN, gboolean (c->websocket),
@@ -1463,8 +1470,9 @@ build_stats (GstWebSocketSink *self)
   }
   GstStructure *s = gst_structure_new (
       "application/x-websocketsink-stats", "viewers", G_TYPE_UINT, guint (priv->conns.size ()),
-      "connections", G_TYPE_UINT64, priv->totals.connections, "bytes-sent", G_TYPE_UINT64, bytes,
-      "fragments-sent", G_TYPE_UINT64, frags, "fragments-dropped", G_TYPE_UINT64, dropped,
+      "connections", G_TYPE_UINT64, t.connections, "bytes-sent", G_TYPE_UINT64, t.bytes_sent,
+      "fragments-sent", G_TYPE_UINT64, t.fragments_sent, "fragments-dropped", G_TYPE_UINT64,
+      t.fragments_dropped,
       "gop-cache-fragments", G_TYPE_UINT, guint (priv->bc.gop_size ()), "gop-cache-bytes",
       G_TYPE_UINT64, priv->bc.gop_bytes (), "disconnects", GST_TYPE_STRUCTURE, disc, NULL);
   gst_structure_free (disc);
