@@ -22,8 +22,10 @@
  * progressive fragmented MP4 (`GET /stream.mp4`, for ffplay, VLC, `<video>`)
  * and a JSON status (`GET /status`).
  *
- * The server runs on its own thread and main context; render() never waits
- * for a viewer.
+ * HTTP and the WebSocket handshake run on the server's own thread and main
+ * context (or an application's, see #GstWebSocketSink:soup-server); each
+ * viewer then moves to one of #GstWebSocketSink:io-threads I/O threads (one
+ * epoll loop each) that write to it. render() never waits for a viewer.
  *
  * ## Example launch lines
  * |[
@@ -45,10 +47,15 @@
 #include <gio/gio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 #include <libsoup/soup.h>
 
 #include <atomic>
+#include <cerrno>
 #include <functional>
 #include <cstring>
 #include <map>
@@ -84,6 +91,9 @@ extern "C" GResource *fmp4ws_web_get_resource (void);
 #define DEFAULT_KEEPALIVE 10
 #define DEFAULT_SERVE_PLAYER TRUE
 #define DEFAULT_SEND_BUFFER_SIZE (256 * 1024)
+#define DEFAULT_IO_THREADS 0
+#define MAX_IO_THREADS 64
+#define AUTO_IO_THREADS_MAX 8
 #define DEFAULT_EOS_TIMEOUT (3 * GST_SECOND)
 #define CLOSE_TIMEOUT_MS 2000
 
@@ -111,6 +121,7 @@ enum
   PROP_TLS_KEY_FILE,
   PROP_TLS_CERTIFICATE,
   PROP_SEND_BUFFER_SIZE,
+  PROP_IO_THREADS,
   PROP_SOUP_SERVER,
   PROP_MAIN_CONTEXT,
   PROP_PATH_PREFIX,
@@ -150,13 +161,14 @@ struct MappedBuffer
   bool ok = false;
 };
 
+struct Connection;
+
 struct Command
 {
-  enum Kind { kInit, kFragment, kEos, kReset, kConfig } kind;
+  enum Kind { kInit, kFragment, kEos, kReset, kConfig, kAdd, kStop } kind;
   ItemPtr item;
+  Connection *conn = nullptr;  // kAdd
 };
-
-struct Connection;
 
 struct Settings
 {
@@ -170,6 +182,7 @@ struct Settings
   guint max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
   guint keepalive = DEFAULT_KEEPALIVE;
   guint send_buffer_size = DEFAULT_SEND_BUFFER_SIZE;
+  guint io_threads = DEFAULT_IO_THREADS;
   bool serve_player = DEFAULT_SERVE_PLAYER;
   std::string document_root;
   std::string tls_cert_file, tls_key_file;
@@ -187,6 +200,10 @@ struct Totals
 
 }  // namespace
 
+namespace {
+struct Shard;
+}
+
 struct GstWebSocketSinkPrivate
 {
   Settings settings;  // GST_OBJECT_LOCK
@@ -196,27 +213,27 @@ struct GstWebSocketSinkPrivate
   std::shared_ptr<const InitInfo> init_info;
   ItemPtr init_item;
   uint32_t generation = 0;
+  guint64 fragments_since_init = 0;
 
-  // Server thread.
+  // Server thread (HTTP, handshakes).
   GMainContext *ctx = nullptr;
   GMainLoop *loop = nullptr;
   GThread *thread = nullptr;
   SoupServer *server = nullptr;
-  GSource *keepalive_source = nullptr;
   bool external = false;       // joined an application's SoupServer
   std::string prefix;          // path prefix of every endpoint ("" or "/live/NAME")
-  guint64 fragments_since_init = 0;  // streaming thread
-  GSource *wake_source = nullptr;    // pending inbox drain (under mutex)
-  Broadcaster bc;
-  std::unordered_map<Broadcaster::ViewerId, Connection *> conns;
-  Totals totals;
-  std::string status_stream;  // stream JSON of the current init, for /status
 
-  // Streaming thread -> server thread.
-  std::mutex mutex;
-  std::vector<Command> inbox;
-  bool wake_pending = false;
-  std::atomic<guint> open_viewers{0};
+  // The I/O threads, each with its viewers. Created by start(), taken away by stop();
+  // `shards_lock` guards the vector (not the shards' contents: each has its own lock).
+  std::mutex shards_lock;
+  std::vector<Shard *> shards;
+  std::atomic<guint64> next_viewer_id{1};
+  std::atomic<guint> open_viewers{0};  // connected, or being handed to an I/O thread
+
+  // Any thread.
+  std::mutex status_lock;
+  std::string status_stream;  // stream JSON of the current init, for /status
+  Totals rejected;            // requests refused before becoming viewers
 };
 
 struct _GstWebSocketSink
@@ -270,129 +287,216 @@ gst_web_socket_sink_recover_policy_get_type (void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Connections (server thread only)                                                           */
+/* I/O threads ("shards"): each owns an epoll loop, a Broadcaster and its viewers' sockets.    */
+/* The streaming thread posts every init/fragment to each shard's inbox (an eventfd wakes     */
+/* it); the server thread hands each new viewer's socket to the least loaded shard. A shard's */
+/* state is touched by its thread under `lock`, which /status and the stats property take to  */
+/* read it.                                                                                   */
 
 namespace {
 
+struct Shard;
+
 struct Connection
 {
-  GstWebSocketSink *sink = nullptr;
+  Shard *shard = nullptr;
   Broadcaster::ViewerId id = 0;
   GIOStream *stream = nullptr;
   GPollableInputStream *in = nullptr;
   GPollableOutputStream *out = nullptr;
-  GSource *read_source = nullptr;
-  GSource *write_source = nullptr;
-  GSource *close_timer = nullptr;
+  int fd = -1;
+  bool raw_io = false;       // plain TCP: sendmsg() on the fd; TLS goes through GIO
+  bool want_write = false;   // EPOLLOUT armed: the socket did not take everything
+  gint64 close_deadline_us = 0;
   std::string address;
   bool websocket = true;
+  Broadcaster::ViewerOptions options;
   std::vector<uint8_t> rx;
   std::vector<uint8_t> fragmented;  // a text message in continuation frames
   gint64 last_rx_us = 0;
   std::string close_reason;
 };
 
+struct PendingSignal
+{
+  bool added;
+  guint64 id;
+  std::string address, reason;
+};
+
+struct Shard
+{
+  GstWebSocketSink *sink = nullptr;
+  guint index = 0;
+  int epfd = -1;
+  int evfd = -1;
+  GThread *thread = nullptr;
+
+  // The shard thread's state; other threads read it under `lock`.
+  std::mutex lock;
+  Broadcaster bc;
+  std::unordered_map<Broadcaster::ViewerId, Connection *> conns;
+  Totals totals;
+  std::vector<Broadcaster::ViewerId> closing;  // connections with a close deadline
+  std::vector<PendingSignal> signals;          // emitted once `lock` is released
+  guint keepalive = 0;                         // seconds (0: off)
+  gint64 next_tick_us = 0;
+  guint64 tick = 0;
+
+  // Streaming / server threads -> shard thread.
+  std::mutex inbox_mutex;
+  std::vector<Command> inbox;
+  bool wake_pending = false;
+  std::atomic<guint> load{0};  // viewers, including those being handed over
+};
+
+constexpr uint64_t kWakeKey = 0;  // epoll key of the eventfd (viewer ids start at 1)
+
 }  // namespace
 
 static void flush_connection (Connection *c);
-static void process_events (GstWebSocketSink *self);
+
+static void
+set_write_interest (Connection *c, bool want)
+{
+  if (c->want_write == want)
+    return;
+  c->want_write = want;
+  struct epoll_event ev = {};
+  ev.events = want ? uint32_t (EPOLLIN | EPOLLOUT) : uint32_t (EPOLLIN);
+  ev.data.u64 = c->id;
+  epoll_ctl (c->shard->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void
+close_stream_async (GIOStream *stream, GMainContext *ctx)
+{
+  // TLS: close_notify may have to wait for the socket; let GIO do it asynchronously on the
+  // server's context.
+  GSource *src = g_idle_source_new ();
+  g_source_set_callback (
+      src,
+      [] (gpointer data) -> gboolean {
+        GIOStream *st = G_IO_STREAM (data);
+        g_io_stream_close_async (st, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+        return G_SOURCE_REMOVE;
+      },
+      stream, g_object_unref);
+  g_source_attach (src, ctx);
+  g_source_unref (src);
+}
 
 static void
 finish_connection (Connection *c, const std::string &reason)
 {
-  GstWebSocketSink *self = c->sink;
+  Shard *sh = c->shard;
+  GstWebSocketSink *self = sh->sink;
   GstWebSocketSinkPrivate *priv = self->priv;
-  for (GSource **s : {&c->read_source, &c->write_source, &c->close_timer}) {
-    if (*s) {
-      g_source_destroy (*s);
-      g_source_unref (*s);
-      *s = nullptr;
-    }
-  }
-  if (const ViewerStats *st = priv->bc.Stats (c->id)) {
-    priv->totals.bytes_sent += st->bytes_sent;
-    priv->totals.fragments_sent += st->fragments_sent;
-    priv->totals.fragments_dropped += st->fragments_dropped;
+  if (const ViewerStats *st = sh->bc.Stats (c->id)) {
+    sh->totals.bytes_sent += st->bytes_sent;
+    sh->totals.fragments_sent += st->fragments_sent;
+    sh->totals.fragments_dropped += st->fragments_dropped;
   }
   std::string why = c->close_reason.empty () ? reason : c->close_reason;
-  priv->totals.disconnects[why]++;
-  priv->bc.RemoveViewer (c->id);
-  priv->conns.erase (c->id);
+  sh->totals.disconnects[why]++;
+  sh->bc.RemoveViewer (c->id);
+  sh->conns.erase (c->id);
+  sh->load--;
   priv->open_viewers--;
-  g_io_stream_close_async (c->stream, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
-  g_object_unref (c->stream);
+  epoll_ctl (sh->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+  if (c->raw_io) {
+    g_io_stream_close (c->stream, NULL, NULL);
+    g_object_unref (c->stream);
+  } else {
+    close_stream_async (c->stream, priv->ctx);
+  }
   GST_INFO_OBJECT (self, "client %" G_GUINT64_FORMAT " (%s) removed: %s", c->id,
                    c->address.c_str (), why.c_str ());
-  g_signal_emit (self, signals[SIGNAL_CLIENT_REMOVED], 0, (guint64) c->id, c->address.c_str (),
-                 why.c_str ());
+  sh->signals.push_back ({false, c->id, c->address, why});
   delete c;
 }
 
-static gboolean
-on_writable (GObject *, gpointer user_data)
-{
-  Connection *c = static_cast<Connection *> (user_data);
-  g_source_unref (c->write_source);
-  c->write_source = nullptr;
-  flush_connection (c);
-  return G_SOURCE_REMOVE;
-}
-
-// Writes as much of the viewer's queue as the socket takes, without blocking.
+// Writes as much of the viewer's queue as the socket takes, without blocking; arms EPOLLOUT
+// when the socket is full.
 static void
 flush_connection (Connection *c)
 {
-  GstWebSocketSinkPrivate *priv = c->sink->priv;
+  Shard *sh = c->shard;
   for (;;) {
-    const std::deque<OutMessage> *q = priv->bc.Queue (c->id);
-    if (!q || q->empty ())
+    const std::deque<OutMessage> *q = sh->bc.Queue (c->id);
+    if (!q || q->empty ()) {
+      set_write_interest (c, false);
       return;
-    size_t offset = priv->bc.FrontOffset (c->id);
-    GOutputVector vec[32];
-    size_t nvec = 0;
+    }
+    size_t offset = sh->bc.FrontOffset (c->id);
+    struct iovec vec[64];
+    size_t nvec = 0, total = 0;
     for (const OutMessage &m : *q) {
       if (nvec + 2 > G_N_ELEMENTS (vec))
         break;
       size_t skip = nvec == 0 ? offset : 0;
       const std::vector<uint8_t> &head = *m.head;
       if (skip < head.size ()) {
-        vec[nvec].buffer = head.data () + skip;
-        vec[nvec].size = head.size () - skip;
+        vec[nvec].iov_base = (void *) (head.data () + skip);
+        vec[nvec].iov_len = head.size () - skip;
+        total += vec[nvec].iov_len;
         nvec++;
         skip = 0;
       } else {
         skip -= head.size ();
       }
       if (skip < m.body_size) {
-        vec[nvec].buffer = m.body.data + m.body_offset + skip;
-        vec[nvec].size = m.body_size - skip;
+        vec[nvec].iov_base = (void *) (m.body.data + m.body_offset + skip);
+        vec[nvec].iov_len = m.body_size - skip;
+        total += vec[nvec].iov_len;
         nvec++;
       }
       if (m.is_close)
         break;  // nothing goes after a close
     }
-    gsize written = 0;
+    size_t written = 0;
     if (nvec > 0) {
-      GError *err = NULL;
-      GPollableReturn r =
-          g_pollable_output_stream_writev_nonblocking (c->out, vec, nvec, &written, NULL, &err);
-      if (r == G_POLLABLE_RETURN_WOULD_BLOCK) {
-        if (!c->write_source) {
-          c->write_source = g_pollable_output_stream_create_source (c->out, NULL);
-          g_source_set_callback (c->write_source, G_SOURCE_FUNC (on_writable), c, NULL);
-          g_source_attach (c->write_source, priv->ctx);
+      if (c->raw_io) {
+        struct msghdr mh = {};
+        mh.msg_iov = vec;
+        mh.msg_iovlen = nvec;
+        ssize_t r = sendmsg (c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (r < 0) {
+          if (errno == EINTR)
+            continue;
+          if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            set_write_interest (c, true);
+            return;
+          }
+          finish_connection (c, std::string ("write error: ") + g_strerror (errno));
+          return;
         }
-        return;
-      }
-      if (r == G_POLLABLE_RETURN_FAILED) {
-        std::string reason = std::string ("write error: ") + (err ? err->message : "?");
-        g_clear_error (&err);
-        finish_connection (c, reason);
-        return;
+        written = size_t (r);
+      } else {
+        GError *err = NULL;
+        gsize w = 0;
+        GPollableReturn r = g_pollable_output_stream_writev_nonblocking (
+            c->out, (const GOutputVector *) vec, nvec, &w, NULL, &err);
+        if (r == G_POLLABLE_RETURN_WOULD_BLOCK) {
+          set_write_interest (c, true);
+          return;
+        }
+        if (r == G_POLLABLE_RETURN_FAILED) {
+          std::string reason = std::string ("write error: ") + (err ? err->message : "?");
+          g_clear_error (&err);
+          finish_connection (c, reason);
+          return;
+        }
+        written = w;
       }
     }
-    if (priv->bc.Consumed (c->id, written)) {
+    if (sh->bc.Consumed (c->id, written)) {
       finish_connection (c, "closed");
+      return;
+    }
+    if (written < total) {
+      // The socket is full: wait until it takes more.
+      set_write_interest (c, true);
       return;
     }
   }
@@ -403,49 +507,36 @@ close_viewer (Connection *c, uint16_t code, const std::string &reason)
 {
   if (c->close_reason.empty ())
     c->close_reason = reason;
-  c->sink->priv->bc.Close (c->id, code, reason);
-  process_events (c->sink);
+  c->shard->bc.Close (c->id, code, reason);
 }
 
-static gboolean
-on_close_timeout (gpointer user_data)
-{
-  Connection *c = static_cast<Connection *> (user_data);
-  g_source_unref (c->close_timer);
-  c->close_timer = nullptr;
-  finish_connection (c, "close timeout");
-  return G_SOURCE_REMOVE;
-}
-
-// Handles what the broadcaster asked for: write to viewers with data, arm close timers.
+// Handles what the broadcaster asked for: close deadlines, writes to viewers with data.
 static void
-process_events (GstWebSocketSink *self)
+process_events (Shard *sh)
 {
-  GstWebSocketSinkPrivate *priv = self->priv;
-  std::vector<Broadcaster::Event> events = priv->bc.TakeEvents ();
+  std::vector<Broadcaster::Event> events = sh->bc.TakeEvents ();
   for (const Broadcaster::Event &e : events) {
-    auto it = priv->conns.find (e.viewer);
-    if (it == priv->conns.end ())
+    if (e.kind != Broadcaster::Event::kClose)
+      continue;
+    auto it = sh->conns.find (e.viewer);
+    if (it == sh->conns.end ())
       continue;
     Connection *c = it->second;
-    if (e.kind == Broadcaster::Event::kClose) {
-      if (c->close_reason.empty ())
-        c->close_reason = e.reason;
-      if (!c->close_timer) {
-        c->close_timer = g_timeout_source_new (CLOSE_TIMEOUT_MS);
-        g_source_set_callback (c->close_timer, on_close_timeout, c, NULL);
-        g_source_attach (c->close_timer, priv->ctx);
-      }
+    if (c->close_reason.empty ())
+      c->close_reason = e.reason;
+    if (!c->close_deadline_us) {
+      c->close_deadline_us = g_get_monotonic_time () + CLOSE_TIMEOUT_MS * 1000;
+      sh->closing.push_back (c->id);
     }
   }
   // Write to the viewers that got something to write (a queue only goes from empty to not
-  // empty with an event; one left non-empty waits on its write source). A viewer may be
-  // removed while flushing: look each one up.
+  // empty with an event; one left non-empty waits for EPOLLOUT). A viewer may be removed
+  // while flushing: look each one up.
   for (const Broadcaster::Event &e : events) {
     if (e.kind != Broadcaster::Event::kWritable)
       continue;
-    auto it = priv->conns.find (e.viewer);
-    if (it == priv->conns.end () || it->second->write_source)
+    auto it = sh->conns.find (e.viewer);
+    if (it == sh->conns.end () || it->second->want_write)
       continue;
     flush_connection (it->second);
   }
@@ -454,35 +545,33 @@ process_events (GstWebSocketSink *self)
 static void
 handle_text (Connection *c, const std::string &text)
 {
-  GstWebSocketSinkPrivate *priv = c->sink->priv;
+  GstWebSocketSink *self = c->shard->sink;
+  Broadcaster &bc = c->shard->bc;
   auto obj = ParseFlatJsonObject (text);
   if (!obj) {
-    GST_DEBUG_OBJECT (c->sink, "client %" G_GUINT64_FORMAT ": ignoring non-JSON message",
-                      c->id);
+    GST_DEBUG_OBJECT (self, "client %" G_GUINT64_FORMAT ": ignoring non-JSON message", c->id);
     return;
   }
   const std::string &type = (*obj)["type"].str;
   if (type == "report") {
-    priv->bc.Report (c->id, (*obj)["current_time"].num, (*obj)["buffered_end"].num,
-                     guint64 ((*obj)["stalls"].num));
+    bc.Report (c->id, (*obj)["current_time"].num, (*obj)["buffered_end"].num,
+               guint64 ((*obj)["stalls"].num));
   } else if (type == "pause") {
-    GST_DEBUG_OBJECT (c->sink, "client %" G_GUINT64_FORMAT " paused", c->id);
-    priv->bc.Pause (c->id);
+    GST_DEBUG_OBJECT (self, "client %" G_GUINT64_FORMAT " paused", c->id);
+    bc.Pause (c->id);
   } else if (type == "resume") {
-    GST_DEBUG_OBJECT (c->sink, "client %" G_GUINT64_FORMAT " resumed", c->id);
-    priv->bc.Resume (c->id);
+    GST_DEBUG_OBJECT (self, "client %" G_GUINT64_FORMAT " resumed", c->id);
+    bc.Resume (c->id);
   }
 }
 
-// Parses the client's frames (RFC 6455 5.2). Stops at a close (the connection may be
-// freed then: callers check by id).
+// Parses the client's frames (RFC 6455 5.2). Stops at a close.
 static void
 parse_frames (Connection *c)
 {
-  GstWebSocketSink *self = c->sink;
-  GstWebSocketSinkPrivate *priv = self->priv;
+  GstWebSocketSink *self = c->shard->sink;
   GST_OBJECT_LOCK (self);
-  const size_t max_message = priv->settings.max_message_size;
+  const size_t max_message = self->priv->settings.max_message_size;
   GST_OBJECT_UNLOCK (self);
   size_t pos = 0;
   std::vector<uint8_t> &rx = c->rx;
@@ -508,14 +597,17 @@ parse_frames (Connection *c)
     }
     if (!masked) {
       close_viewer (c, 1002, "protocol error: unmasked client frame");
+      rx.clear ();
       return;
     }
     if ((op >= 0x8 && (len > 125 || !fin)) || (op >= 0x3 && op <= 0x7) || op > 0xA) {
       close_viewer (c, 1002, "protocol error: bad frame");
+      rx.clear ();
       return;
     }
     if (len > max_message || c->fragmented.size () + len > max_message) {
       close_viewer (c, 1009, "message too big");
+      rx.clear ();
       return;
     }
     if (rx.size () - pos < hdr + 4 + len)
@@ -542,10 +634,11 @@ parse_frames (Connection *c)
         if (code < 1000 || code >= 5000 || code == 1005 || code == 1006)
           code = 1000;
         close_viewer (c, code, "client closed");
+        rx.clear ();
         return;
       }
       case 0x9:  // ping
-        priv->bc.QueueControl (c->id, 0xA, payload.data (), payload.size ());
+        c->shard->bc.QueueControl (c->id, 0xA, payload.data (), payload.size ());
         break;
       case 0xA:  // pong
         break;
@@ -554,66 +647,338 @@ parse_frames (Connection *c)
   rx.erase (rx.begin (), rx.begin () + long (pos));
 }
 
-static gboolean
-on_readable (GObject *, gpointer user_data)
+// Reads what the viewer sent (bounded per wakeup; level-triggered epoll calls again).
+static void
+on_readable (Connection *c)
 {
-  Connection *c = static_cast<Connection *> (user_data);
-  GstWebSocketSinkPrivate *priv = c->sink->priv;
   uint8_t buf[4096];
-  for (int rounds = 0; rounds < 16; rounds++) {
+  // TLS may hold decrypted bytes the fd no longer signals: read it out further.
+  const int max_rounds = c->raw_io ? 16 : 256;
+  for (int rounds = 0; rounds < max_rounds; rounds++) {
     GError *err = NULL;
     gssize n = g_pollable_input_stream_read_nonblocking (c->in, buf, sizeof buf, NULL, &err);
     if (n < 0 && g_error_matches (err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
       g_clear_error (&err);
-      break;
+      return;
     }
     if (n <= 0) {
       std::string reason = n == 0 ? "connection closed by peer"
                                    : std::string ("read error: ") + err->message;
       g_clear_error (&err);
-      // The source is destroyed by finish_connection; do not unref it twice.
       finish_connection (c, reason);
-      return G_SOURCE_REMOVE;
+      return;
     }
     c->last_rx_us = g_get_monotonic_time ();
-    if (!c->websocket)
-      continue;  // /stream.mp4 clients have nothing to say
+    if (!c->websocket || !c->close_reason.empty ())
+      continue;  // /stream.mp4 clients have nothing to say; a closing viewer is not heard
     c->rx.insert (c->rx.end (), buf, buf + n);
-    Broadcaster::ViewerId id = c->id;
     parse_frames (c);
-    // Handling a frame may have finished (freed) the connection.
-    if (!priv->conns.count (id))
-      return G_SOURCE_REMOVE;
   }
-  Broadcaster::ViewerId id = c->id;
-  process_events (c->sink);
-  return priv->conns.count (id) ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 static void
-start_connection (GstWebSocketSink *self, GIOStream *stream, const std::string &address,
-                  const Broadcaster::ViewerOptions &options)
+add_connection (Shard *sh, Connection *c)
 {
-  GstWebSocketSinkPrivate *priv = self->priv;
-  Connection *c = new Connection ();
-  c->sink = self;
-  c->stream = stream;
-  c->in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
-  c->out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
-  c->address = address;
-  c->websocket = options.framing == Framing::kWebSocket;
+  GstWebSocketSink *self = sh->sink;
+  c->shard = sh;
   c->last_rx_us = g_get_monotonic_time ();
-  c->id = priv->bc.AddViewer (options);
-  priv->conns[c->id] = c;
-  priv->open_viewers++;
-  priv->totals.connections++;
-  c->read_source = g_pollable_input_stream_create_source (c->in, NULL);
-  g_source_set_callback (c->read_source, G_SOURCE_FUNC (on_readable), c, NULL);
-  g_source_attach (c->read_source, priv->ctx);
-  GST_INFO_OBJECT (self, "client %" G_GUINT64_FORMAT " (%s) added (%s)", c->id, address.c_str (),
-                   c->websocket ? "websocket" : "stream.mp4");
-  g_signal_emit (self, signals[SIGNAL_CLIENT_ADDED], 0, (guint64) c->id, address.c_str ());
-  process_events (self);
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = c->id;
+  if (epoll_ctl (sh->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
+    GST_WARNING_OBJECT (self, "client %" G_GUINT64_FORMAT ": epoll_ctl: %s", c->id,
+                        g_strerror (errno));
+    sh->load--;
+    self->priv->open_viewers--;
+    g_io_stream_close (c->stream, NULL, NULL);
+    g_object_unref (c->stream);
+    delete c;
+    return;
+  }
+  sh->bc.AddViewer (c->options, c->id);
+  sh->conns[c->id] = c;
+  sh->totals.connections++;
+  GST_INFO_OBJECT (self, "client %" G_GUINT64_FORMAT " (%s) added (%s, I/O thread %u)", c->id,
+                   c->address.c_str (), c->websocket ? "websocket" : "stream.mp4", sh->index);
+  sh->signals.push_back ({true, c->id, c->address, {}});
+}
+
+// A connection handed over but never added (the shard stopped first).
+static void
+drop_connection (Shard *sh, Connection *c)
+{
+  sh->load--;
+  sh->sink->priv->open_viewers--;
+  if (c->raw_io) {
+    g_io_stream_close (c->stream, NULL, NULL);
+    g_object_unref (c->stream);
+  } else {
+    close_stream_async (c->stream, sh->sink->priv->ctx);
+  }
+  delete c;
+}
+
+static void
+read_shard_settings (Shard *sh)
+{
+  GstWebSocketSink *self = sh->sink;
+  GST_OBJECT_LOCK (self);
+  BroadcastConfig config = self->priv->settings.config;
+  guint keepalive = self->priv->settings.keepalive;
+  GST_OBJECT_UNLOCK (self);
+  sh->bc.set_config (config);
+  if (keepalive != sh->keepalive) {
+    sh->keepalive = keepalive;
+    sh->next_tick_us = keepalive ? g_get_monotonic_time () + G_USEC_PER_SEC : 0;
+  }
+}
+
+// Runs the inbox's commands; returns true when the shard must stop.
+static bool
+drain_inbox (Shard *sh)
+{
+  std::vector<Command> cmds;
+  {
+    std::lock_guard<std::mutex> lock (sh->inbox_mutex);
+    cmds.swap (sh->inbox);
+    sh->wake_pending = false;
+  }
+  bool stop = false;
+  for (Command &cmd : cmds) {
+    switch (cmd.kind) {
+      case Command::kInit:
+        sh->bc.PushInit (cmd.item);
+        break;
+      case Command::kFragment:
+        sh->bc.PushFragment (cmd.item);
+        break;
+      case Command::kEos:
+        sh->bc.PushEos ();
+        break;
+      case Command::kReset:
+        sh->bc.ResetStream ();
+        break;
+      case Command::kConfig:
+        read_shard_settings (sh);
+        break;
+      case Command::kAdd:
+        if (stop)
+          drop_connection (sh, cmd.conn);
+        else
+          add_connection (sh, cmd.conn);
+        break;
+      case Command::kStop:
+        stop = true;
+        break;
+    }
+  }
+  return stop;
+}
+
+static void
+shard_post (Shard *sh, Command cmd)
+{
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock (sh->inbox_mutex);
+    sh->inbox.push_back (std::move (cmd));
+    wake = !sh->wake_pending;
+    sh->wake_pending = true;
+  }
+  if (wake) {
+    uint64_t one = 1;
+    while (write (sh->evfd, &one, sizeof one) < 0 && errno == EINTR)
+      ;
+  }
+}
+
+// Close deadlines, and keepalive: every second, the viewers whose id falls in this second's
+// slot (id modulo the interval) are pinged or, silent for 3 intervals, dropped; so pings are
+// spread evenly over the interval instead of all at once.
+static void
+run_timers (Shard *sh)
+{
+  gint64 now = g_get_monotonic_time ();
+  if (!sh->closing.empty ()) {
+    std::vector<Broadcaster::ViewerId> still;
+    for (Broadcaster::ViewerId id : sh->closing) {
+      auto it = sh->conns.find (id);
+      if (it == sh->conns.end ())
+        continue;
+      if (now >= it->second->close_deadline_us)
+        finish_connection (it->second, "close timeout");
+      else
+        still.push_back (id);
+    }
+    sh->closing.swap (still);
+  }
+  if (sh->keepalive && now >= sh->next_tick_us) {
+    guint64 slots = sh->keepalive;
+    guint64 slot = sh->tick++ % slots;
+    gint64 dead_after = 3 * gint64 (sh->keepalive) * G_USEC_PER_SEC;
+    std::vector<Connection *> dead;
+    for (auto &[id, c] : sh->conns) {
+      if (!c->websocket || id % slots != slot || c->close_deadline_us)
+        continue;
+      if (now - c->last_rx_us > dead_after)
+        dead.push_back (c);
+      else
+        sh->bc.QueueControl (id, 0x9, (const uint8_t *) "ka", 2);
+    }
+    for (Connection *c : dead)
+      finish_connection (c, "keepalive timeout");
+    sh->next_tick_us = now + G_USEC_PER_SEC;
+  }
+}
+
+static int
+shard_timeout_ms (Shard *sh)
+{
+  gint64 next = G_MAXINT64;
+  if (sh->keepalive)
+    next = sh->next_tick_us;
+  for (Broadcaster::ViewerId id : sh->closing) {
+    auto it = sh->conns.find (id);
+    if (it != sh->conns.end ())
+      next = MIN (next, it->second->close_deadline_us);
+  }
+  if (next == G_MAXINT64)
+    return -1;
+  gint64 wait = next - g_get_monotonic_time ();
+  return wait <= 0 ? 0 : int (MIN ((wait + 999) / 1000, gint64 (60000)));
+}
+
+// Stopping: viewers get a close frame (1001, going away) if their socket takes it now;
+// nobody is waited for.
+static void
+shutdown_shard (Shard *sh)
+{
+  std::vector<Connection *> all;
+  for (auto &kv : sh->conns)
+    all.push_back (kv.second);
+  for (Connection *c : all)
+    if (c->websocket)
+      close_viewer (c, 1001, "server stopped");
+  process_events (sh);
+  all.clear ();
+  for (auto &kv : sh->conns)
+    all.push_back (kv.second);
+  for (Connection *c : all)
+    finish_connection (c, "server stopped");
+}
+
+static void
+emit_signals (Shard *sh)
+{
+  std::vector<PendingSignal> sigs;
+  {
+    std::lock_guard<std::mutex> lock (sh->lock);
+    sigs.swap (sh->signals);
+  }
+  for (const PendingSignal &s : sigs) {
+    if (s.added)
+      g_signal_emit (sh->sink, signals[SIGNAL_CLIENT_ADDED], 0, s.id, s.address.c_str ());
+    else
+      g_signal_emit (sh->sink, signals[SIGNAL_CLIENT_REMOVED], 0, s.id, s.address.c_str (),
+                     s.reason.c_str ());
+  }
+}
+
+static gpointer
+shard_thread (gpointer data)
+{
+  Shard *sh = static_cast<Shard *> (data);
+  struct epoll_event evs[256];
+  bool stop = false;
+  while (!stop) {
+    int timeout;
+    {
+      std::lock_guard<std::mutex> lock (sh->lock);
+      timeout = shard_timeout_ms (sh);
+    }
+    int n = epoll_wait (sh->epfd, evs, G_N_ELEMENTS (evs), timeout);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      GST_ERROR_OBJECT (sh->sink, "epoll_wait: %s", g_strerror (errno));
+      n = 0;
+      stop = true;  // never spin; stop() still joins and frees everything
+    }
+    {
+      std::lock_guard<std::mutex> lock (sh->lock);
+      for (int i = 0; i < n; i++) {
+        uint64_t key = evs[i].data.u64;
+        if (key == kWakeKey) {
+          uint64_t v;
+          while (read (sh->evfd, &v, sizeof v) < 0 && errno == EINTR)
+            ;
+          stop |= drain_inbox (sh);
+          continue;
+        }
+        auto it = sh->conns.find (key);
+        if (it == sh->conns.end ())
+          continue;  // finished earlier in this batch
+        Connection *c = it->second;
+        if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+          on_readable (c);
+          if (!sh->conns.count (key))
+            continue;
+        }
+        if (evs[i].events & EPOLLOUT)
+          flush_connection (c);
+      }
+      run_timers (sh);
+      process_events (sh);
+      if (stop)
+        shutdown_shard (sh);
+    }
+    emit_signals (sh);
+  }
+  return NULL;
+}
+
+static Shard *
+shard_new (GstWebSocketSink *self, guint index)
+{
+  Shard *sh = new Shard ();
+  sh->sink = self;
+  sh->index = index;
+  sh->epfd = epoll_create1 (EPOLL_CLOEXEC);
+  sh->evfd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (sh->epfd < 0 || sh->evfd < 0) {
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Could not start an I/O thread"),
+                       ("epoll_create1/eventfd: %s", g_strerror (errno)));
+    if (sh->epfd >= 0)
+      close (sh->epfd);
+    if (sh->evfd >= 0)
+      close (sh->evfd);
+    delete sh;
+    return nullptr;
+  }
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kWakeKey;
+  epoll_ctl (sh->epfd, EPOLL_CTL_ADD, sh->evfd, &ev);
+  read_shard_settings (sh);
+  gchar *name = g_strdup_printf ("wssink-io%u", index);
+  sh->thread = g_thread_new (name, shard_thread, sh);
+  g_free (name);
+  return sh;
+}
+
+// Stops the shard's thread (its viewers are closed) and frees it.
+static void
+shard_free (Shard *sh)
+{
+  shard_post (sh, {Command::kStop, nullptr});
+  g_thread_join (sh->thread);
+  // Commands that came after kStop (a viewer handed over at the last moment).
+  for (Command &cmd : sh->inbox)
+    if (cmd.kind == Command::kAdd)
+      drop_connection (sh, cmd.conn);
+  close (sh->epfd);
+  close (sh->evfd);
+  delete sh;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -645,14 +1010,58 @@ tune_viewer_socket (GstWebSocketSink *self, SoupServerMessage *msg)
     g_socket_set_option (sock, SOL_SOCKET, SO_SNDBUF, gint (MIN (sndbuf, guint (G_MAXINT))), NULL);
 }
 
+// The response head is written: take the connection from libsoup and give it to the least
+// loaded I/O thread.
+static void
+hand_off (UpgradeData *u, SoupServerMessage *msg)
+{
+  GstWebSocketSink *self = u->sink;
+  GstWebSocketSinkPrivate *priv = self->priv;
+  tune_viewer_socket (self, msg);
+  GSocket *sock = soup_server_message_get_socket (msg);
+  int fd = sock ? g_socket_get_fd (sock) : -1;
+  GUri *uri = soup_server_message_get_uri (msg);
+  const char *scheme = uri ? g_uri_get_scheme (uri) : NULL;
+  bool plain = scheme && (strcmp (scheme, "http") == 0 || strcmp (scheme, "ws") == 0);
+  GIOStream *stream = soup_server_message_steal_connection (msg);
+  if (!stream)
+    return;
+  if (fd < 0) {
+    GST_WARNING_OBJECT (self, "no socket for %s: dropped", u->address.c_str ());
+    g_io_stream_close (stream, NULL, NULL);
+    g_object_unref (stream);
+    return;
+  }
+  Connection *c = new Connection ();
+  c->stream = stream;
+  c->in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
+  c->out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
+  c->fd = fd;
+  c->raw_io = plain;
+  c->address = u->address;
+  c->options = u->options;
+  c->websocket = u->options.framing == Framing::kWebSocket;
+  c->id = priv->next_viewer_id++;
+  std::lock_guard<std::mutex> lock (priv->shards_lock);
+  Shard *best = nullptr;
+  for (Shard *sh : priv->shards)
+    if (!best || sh->load < best->load)
+      best = sh;
+  if (!best) {  // stopping
+    g_io_stream_close (stream, NULL, NULL);
+    g_object_unref (stream);
+    delete c;
+    return;
+  }
+  best->load++;
+  priv->open_viewers++;
+  shard_post (best, {Command::kAdd, nullptr, c});
+}
+
 static void
 on_upgrade_written (SoupServerMessage *msg, gpointer user_data)
 {
-  UpgradeData *u = static_cast<UpgradeData *> (user_data);
-  tune_viewer_socket (u->sink, msg);
-  GIOStream *stream = soup_server_message_steal_connection (msg);
-  if (stream)
-    start_connection (u->sink, stream, u->address, u->options);
+  hand_off (static_cast<UpgradeData *> (user_data), msg);
 }
 
 static void
@@ -683,42 +1092,73 @@ respond_text (SoupServerMessage *msg, guint status, const char *type, const std:
   soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY, body.data (), body.size ());
 }
 
-// Totals over every viewer so far: those gone (priv->totals) and those connected.
+// Totals over every viewer so far: those gone and those connected, over every I/O thread,
+// and the requests refused. Call with priv->shards_lock held.
 static Totals
 all_totals (GstWebSocketSinkPrivate *priv)
 {
-  Totals t = priv->totals;
-  for (auto &kv : priv->conns) {
-    const ViewerStats *st = priv->bc.Stats (kv.first);
-    t.bytes_sent += st->bytes_sent;
-    t.fragments_sent += st->fragments_sent;
-    t.fragments_dropped += st->fragments_dropped;
+  Totals t;
+  {
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    t = priv->rejected;
+  }
+  for (Shard *sh : priv->shards) {
+    std::lock_guard<std::mutex> lock (sh->lock);
+    t.bytes_sent += sh->totals.bytes_sent;
+    t.fragments_sent += sh->totals.fragments_sent;
+    t.fragments_dropped += sh->totals.fragments_dropped;
+    t.connections += sh->totals.connections;
+    for (auto &[reason, n] : sh->totals.disconnects)
+      t.disconnects[reason] += n;
+    for (auto &kv : sh->conns) {
+      const ViewerStats *st = sh->bc.Stats (kv.first);
+      t.bytes_sent += st->bytes_sent;
+      t.fragments_sent += st->fragments_sent;
+      t.fragments_dropped += st->fragments_dropped;
+    }
   }
   return t;
+}
+
+static void
+reject (GstWebSocketSink *self, const char *why)
+{
+  std::lock_guard<std::mutex> lock (self->priv->status_lock);
+  self->priv->rejected.disconnects[why]++;
 }
 
 static std::string
 status_json (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  std::string s = "{\"viewers\":" + std::to_string (priv->conns.size ());
-  s += ",\"stream\":" + (priv->status_stream.empty () ? std::string ("null") : priv->status_stream);
+  std::lock_guard<std::mutex> shards_lock (priv->shards_lock);
   Totals t = all_totals (priv);
   std::string clients;
-  for (auto &[id, c] : priv->conns) {
-    const ViewerStats *st = priv->bc.Stats (id);
-    if (!clients.empty ())
-      clients += ",";
-    char lat[32];
-    g_snprintf (lat, sizeof lat, "%.3f", st->latency);
-    clients += "{\"id\":" + std::to_string (id) + ",\"address\":" + JsonString (c->address) +
-               ",\"bytes_sent\":" + std::to_string (st->bytes_sent) + ",\"backlog_bytes\":" +
-               std::to_string (priv->bc.BacklogBytes (id)) + ",\"latency\":" + lat + "}";
+  size_t viewers = 0;
+  for (Shard *sh : priv->shards) {
+    std::lock_guard<std::mutex> lock (sh->lock);
+    viewers += sh->conns.size ();
+    for (auto &[id, c] : sh->conns) {
+      const ViewerStats *st = sh->bc.Stats (id);
+      if (!clients.empty ())
+        clients += ",";
+      char lat[32];
+      g_snprintf (lat, sizeof lat, "%.3f", st->latency);
+      clients += "{\"id\":" + std::to_string (id) + ",\"address\":" + JsonString (c->address) +
+                 ",\"bytes_sent\":" + std::to_string (st->bytes_sent) + ",\"backlog_bytes\":" +
+                 std::to_string (sh->bc.BacklogBytes (id)) + ",\"latency\":" + lat + "}";
+    }
   }
+  std::string stream;
+  {
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    stream = priv->status_stream;
+  }
+  std::string s = "{\"viewers\":" + std::to_string (viewers);
+  s += ",\"stream\":" + (stream.empty () ? std::string ("null") : stream);
   s += ",\"bytes_sent\":" + std::to_string (t.bytes_sent) + ",\"fragments_sent\":" +
        std::to_string (t.fragments_sent) + ",\"fragments_dropped\":" +
-       std::to_string (t.fragments_dropped) +
-       ",\"clients\":[" + clients + "]}";
+       std::to_string (t.fragments_dropped) + ",\"clients\":[" + clients + "]}";
   return s;
 }
 
@@ -802,11 +1242,7 @@ serve_file (GstWebSocketSink *self, SoupServerMessage *msg, const char *path)
 static void
 on_stream_headers_written (SoupServerMessage *msg, gpointer user_data)
 {
-  UpgradeData *u = static_cast<UpgradeData *> (user_data);
-  tune_viewer_socket (u->sink, msg);
-  GIOStream *stream = soup_server_message_steal_connection (msg);
-  if (stream)
-    start_connection (u->sink, stream, u->address, u->options);
+  hand_off (static_cast<UpgradeData *> (user_data), msg);
 }
 
 static void
@@ -863,12 +1299,12 @@ server_handler (SoupServer *, SoupServerMessage *msg, const char *full_path, GHa
   bool is_stream = strcmp (path, "/stream.mp4") == 0;
   if ((is_ws && (ws_path == path || strcmp (path, "/") == 0)) || is_stream) {
     if (!origin_allowed (self, msg)) {
-      priv->totals.disconnects["rejected: origin"]++;
+      reject (self, "rejected: origin");
       respond_text (msg, SOUP_STATUS_FORBIDDEN, "text/plain", "origin not allowed\n");
       return;
     }
-    if (max_clients > 0 && priv->conns.size () >= max_clients) {
-      priv->totals.disconnects["rejected: max-clients"]++;
+    if (max_clients > 0 && priv->open_viewers >= max_clients) {
+      reject (self, "rejected: max-clients");
       respond_text (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "too many clients\n");
       return;
     }
@@ -906,90 +1342,23 @@ server_handler (SoupServer *, SoupServerMessage *msg, const char *full_path, GHa
   serve_file (self, msg, path);
 }
 
-static gboolean
-on_keepalive (gpointer user_data)
-{
-  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
-  GstWebSocketSinkPrivate *priv = self->priv;
-  GST_OBJECT_LOCK (self);
-  gint64 interval_us = gint64 (priv->settings.keepalive) * G_USEC_PER_SEC;
-  GST_OBJECT_UNLOCK (self);
-  gint64 now = g_get_monotonic_time ();
-  std::vector<Connection *> dead;
-  for (auto &[id, c] : priv->conns) {
-    if (!c->websocket)
-      continue;
-    if (now - c->last_rx_us > 3 * interval_us)
-      dead.push_back (c);
-    else
-      priv->bc.QueueControl (id, 0x9, (const uint8_t *) "ka", 2);
-  }
-  for (Connection *c : dead)
-    finish_connection (c, "keepalive timeout");
-  process_events (self);
-  return G_SOURCE_CONTINUE;
-}
-
 /* ------------------------------------------------------------------------------------------ */
-/* Streaming thread -> server thread                                                          */
+/* Streaming thread -> I/O threads                                                            */
 
-static gboolean
-drain_inbox (gpointer user_data)
-{
-  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
-  GstWebSocketSinkPrivate *priv = self->priv;
-  std::vector<Command> cmds;
-  {
-    std::lock_guard<std::mutex> lock (priv->mutex);
-    cmds.swap (priv->inbox);
-    priv->wake_pending = false;
-    if (priv->wake_source) {
-      g_source_unref (priv->wake_source);
-      priv->wake_source = NULL;
-    }
-  }
-  for (Command &cmd : cmds) {
-    switch (cmd.kind) {
-      case Command::kInit:
-        priv->status_stream = cmd.item->stream_json;
-        priv->bc.PushInit (cmd.item);
-        break;
-      case Command::kFragment:
-        priv->bc.PushFragment (cmd.item);
-        break;
-      case Command::kEos:
-        priv->bc.PushEos ();
-        break;
-      case Command::kReset:
-        priv->bc.ResetStream ();
-        break;
-      case Command::kConfig: {
-        GST_OBJECT_LOCK (self);
-        BroadcastConfig c = priv->settings.config;
-        GST_OBJECT_UNLOCK (self);
-        priv->bc.set_config (c);
-        break;
-      }
-    }
-  }
-  process_events (self);
-  return G_SOURCE_REMOVE;
-}
-
+// Gives a command to every I/O thread. Stream items are copied per thread (a small struct:
+// the payload stays shared) because each thread's broadcaster caches rewritten moofs in it.
 static void
 post_command (GstWebSocketSink *self, Command cmd)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  std::lock_guard<std::mutex> lock (priv->mutex);
-  priv->inbox.push_back (std::move (cmd));
-  if (priv->wake_pending || !priv->ctx)
-    return;
-  // One pending drain at a time; stop() destroys it if it never ran.
-  priv->wake_pending = true;
-  priv->wake_source = g_idle_source_new ();
-  g_source_set_priority (priv->wake_source, G_PRIORITY_HIGH);
-  g_source_set_callback (priv->wake_source, drain_inbox, self, NULL);
-  g_source_attach (priv->wake_source, priv->ctx);
+  std::lock_guard<std::mutex> lock (priv->shards_lock);
+  const size_t n = priv->shards.size ();
+  std::vector<ItemPtr> items (n, cmd.item);
+  if (cmd.item)
+    for (size_t i = 1; i < n; i++)
+      items[i] = std::make_shared<const StreamItem> (*cmd.item);
+  for (size_t i = 0; i < n; i++)
+    shard_post (priv->shards[i], {cmd.kind, items[i], nullptr});
 }
 
 static std::string
@@ -1043,6 +1412,10 @@ take_init (GstWebSocketSink *self, GstBuffer *buffer)
   item->stream_json = stream_json (*shared_info, item->generation);
   priv->init_info = shared_info;
   priv->init_item = item;
+  {
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    priv->status_stream = item->stream_json;
+  }
   GST_INFO_OBJECT (self, "init segment #%u: %s", item->generation, item->stream_json.c_str ());
   post_command (self, {Command::kInit, item});
 }
@@ -1209,12 +1582,48 @@ run_on_server (GstWebSocketSink *self, std::function<void ()> fn)
   return done;
 }
 
+static bool
+start_shards (GstWebSocketSink *self, guint io_threads)
+{
+  GstWebSocketSinkPrivate *priv = self->priv;
+  guint n = io_threads ? io_threads : MIN (g_get_num_processors (), AUTO_IO_THREADS_MAX);
+  std::vector<Shard *> shards;
+  for (guint i = 0; i < n; i++) {
+    Shard *sh = shard_new (self, i);
+    if (!sh) {
+      for (Shard *x : shards)
+        shard_free (x);
+      return false;
+    }
+    shards.push_back (sh);
+  }
+  GST_INFO_OBJECT (self, "%u I/O thread(s)", n);
+  std::lock_guard<std::mutex> lock (priv->shards_lock);
+  priv->shards.swap (shards);
+  return true;
+}
+
+static void
+stop_shards (GstWebSocketSink *self)
+{
+  GstWebSocketSinkPrivate *priv = self->priv;
+  std::vector<Shard *> shards;
+  {
+    std::lock_guard<std::mutex> lock (priv->shards_lock);
+    shards.swap (priv->shards);
+  }
+  for (Shard *sh : shards)
+    shard_free (sh);
+}
+
 static void
 reset_stream_state (GstWebSocketSinkPrivate *priv)
 {
-  priv->bc = Broadcaster (priv->bc.config ());
-  priv->totals = Totals ();
-  priv->status_stream.clear ();
+  {
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    priv->rejected = Totals ();
+    priv->status_stream.clear ();
+  }
   priv->init_item.reset ();
   priv->init_info.reset ();
   priv->generation = 0;
@@ -1237,9 +1646,17 @@ gst_web_socket_sink_start (GstBaseSink *sink)
     g_main_context_ref (s.main_context);
   GST_OBJECT_UNLOCK (self);
 
-  priv->bc = Broadcaster (s.config);
   reset_stream_state (priv);
   priv->prefix = s.path_prefix;
+  if (!start_shards (self, s.io_threads)) {
+    if (s.tls_certificate)
+      g_object_unref (s.tls_certificate);
+    if (s.soup_server)
+      g_object_unref (s.soup_server);
+    if (s.main_context)
+      g_main_context_unref (s.main_context);
+    return FALSE;
+  }
 
   if (s.soup_server) {
     // Join the application's server: handlers under path-prefix, sources in its context.
@@ -1251,11 +1668,6 @@ gst_web_socket_sink_start (GstBaseSink *sink)
     run_on_server (self, [&] {
       soup_server_add_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str (),
                                server_handler, self, NULL);
-      if (s.keepalive > 0) {
-        priv->keepalive_source = g_timeout_source_new_seconds (s.keepalive);
-        g_source_set_callback (priv->keepalive_source, on_keepalive, self, NULL);
-        g_source_attach (priv->keepalive_source, priv->ctx);
-      }
     });
     GST_INFO_OBJECT (self, "serving %s/ on the application's server", priv->prefix.c_str ());
     return TRUE;
@@ -1324,8 +1736,9 @@ gst_web_socket_sink_start (GstBaseSink *sink)
     g_clear_error (&err);
     g_clear_object (&priv->server);
     g_main_loop_unref (priv->loop);
-    g_main_context_unref (priv->ctx);
     priv->loop = NULL;
+    stop_shards (self);
+    g_main_context_unref (priv->ctx);
     priv->ctx = NULL;
     return FALSE;
   }
@@ -1337,52 +1750,21 @@ gst_web_socket_sink_start (GstBaseSink *sink)
     g_free (u);
   }
   g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  // libsoup listens with a backlog of 10: a crowd arriving at once (a popular stream
+  // starting) would see refused or retried connections. Linux takes a new backlog on a
+  // listening socket.
+  for (GSList *l = soup_server_get_listeners (priv->server); l; l = l->next)
+    listen (g_socket_get_fd (G_SOCKET (l->data)), SOMAXCONN);
   g_object_notify (G_OBJECT (self), "current-port");
-
-  if (s.keepalive > 0) {
-    priv->keepalive_source = g_timeout_source_new_seconds (s.keepalive);
-    g_source_set_callback (priv->keepalive_source, on_keepalive, self, NULL);
-    g_source_attach (priv->keepalive_source, priv->ctx);
-  }
   priv->thread = g_thread_new ("websocketsink", server_thread, priv);
   return TRUE;
 }
 
-// Closes every viewer and detaches from the server (on the server's context).
+// Detaches from the server (on the server's context); the viewers are gone already.
 static void
 shutdown_on_server (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  // Viewers get a close frame (1001, going away) if their socket takes it now; nobody is
-  // waited for.
-  std::vector<Broadcaster::ViewerId> ids;
-  for (auto &kv : priv->conns)
-    ids.push_back (kv.first);
-  for (Broadcaster::ViewerId id : ids) {
-    auto it = priv->conns.find (id);
-    if (it != priv->conns.end () && it->second->websocket)
-      close_viewer (it->second, 1001, "server stopped");
-  }
-  for (Broadcaster::ViewerId id : ids) {
-    auto it = priv->conns.find (id);
-    if (it != priv->conns.end ())
-      finish_connection (it->second, "server stopped");
-  }
-  if (priv->keepalive_source) {
-    g_source_destroy (priv->keepalive_source);
-    g_source_unref (priv->keepalive_source);
-    priv->keepalive_source = NULL;
-  }
-  {
-    std::lock_guard<std::mutex> lock (priv->mutex);
-    if (priv->wake_source) {
-      g_source_destroy (priv->wake_source);
-      g_source_unref (priv->wake_source);
-      priv->wake_source = NULL;
-    }
-    priv->inbox.clear ();
-    priv->wake_pending = false;
-  }
   if (priv->external)
     soup_server_remove_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str ());
   else
@@ -1405,6 +1787,8 @@ gst_web_socket_sink_stop (GstBaseSink *sink)
   GstWebSocketSinkPrivate *priv = self->priv;
   if (!priv->ctx)
     return TRUE;
+  // Viewers first (each I/O thread closes its own and ends), then the HTTP side.
+  stop_shards (self);
   if (priv->external) {
     run_on_server (self, [self] { shutdown_on_server (self); });
     g_clear_object (&priv->server);
@@ -1437,57 +1821,56 @@ gst_web_socket_sink_stop (GstBaseSink *sink)
 /* Stats                                                                                      */
 
 static GstStructure *
-build_stats (GstWebSocketSink *self)
+get_stats (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
+  std::lock_guard<std::mutex> shards_lock (priv->shards_lock);
   Totals t = all_totals (priv);
   GValue clients = G_VALUE_INIT;
   g_value_init (&clients, GST_TYPE_ARRAY);
-  for (auto &[id, c] : priv->conns) {
-    const ViewerStats *st = priv->bc.Stats (id);
-    GstStructure *cs = gst_structure_new (
-        "client", "id", G_TYPE_UINT64, (guint64) id, "address", G_TYPE_STRING,
-        c->address.c_str (), "websocket", G_TYPE_BOOLEAN, gboolean (c->websocket),
-        "bytes-sent", G_TYPE_UINT64, st->bytes_sent, "fragments-sent", G_TYPE_UINT64,
-        st->fragments_sent, "fragments-dropped", G_TYPE_UINT64, st->fragments_dropped,
-        "skips", G_TYPE_UINT64, st->skips, "non-keyframe-starts", G_TYPE_UINT64,
-        st->non_keyframe_starts, "backlog-bytes", G_TYPE_UINT64, priv->bc.BacklogBytes (id),
-        "backlog-time", G_TYPE_UINT64, (guint64) MAX (priv->bc.BacklogNs (id), 0), "latency",
-        G_TYPE_DOUBLE, st->latency, "current-time", G_TYPE_DOUBLE, st->current_time, "stalls",
-        G_TYPE_UINT64, st->stalls, NULL);
-    GValue v = G_VALUE_INIT;
-    g_value_init (&v, GST_TYPE_STRUCTURE);
-    gst_value_set_structure (&v, cs);
-    gst_value_array_append_and_take_value (&clients, &v);
-    gst_structure_free (cs);
+  guint viewers = 0, gop_fragments = 0;
+  guint64 gop_bytes = 0;
+  for (Shard *sh : priv->shards) {
+    std::lock_guard<std::mutex> lock (sh->lock);
+    viewers += sh->conns.size ();
+    gop_fragments = guint (sh->bc.gop_size ());  // the same in every I/O thread
+    gop_bytes = sh->bc.gop_bytes ();
+    for (auto &[id, c] : sh->conns) {
+      const ViewerStats *st = sh->bc.Stats (id);
+      GstStructure *cs = gst_structure_new (
+          "client", "id", G_TYPE_UINT64, (guint64) id, "address", G_TYPE_STRING,
+          c->address.c_str (), "websocket", G_TYPE_BOOLEAN, gboolean (c->websocket),
+          "io-thread", G_TYPE_UINT, sh->index, "bytes-sent", G_TYPE_UINT64, st->bytes_sent,
+          "fragments-sent", G_TYPE_UINT64, st->fragments_sent, "fragments-dropped",
+          G_TYPE_UINT64, st->fragments_dropped, "skips", G_TYPE_UINT64, st->skips,
+          "non-keyframe-starts", G_TYPE_UINT64, st->non_keyframe_starts, "backlog-bytes",
+          G_TYPE_UINT64, sh->bc.BacklogBytes (id), "backlog-time", G_TYPE_UINT64,
+          (guint64) MAX (sh->bc.BacklogNs (id), 0), "latency", G_TYPE_DOUBLE, st->latency,
+          "current-time", G_TYPE_DOUBLE, st->current_time, "stalls", G_TYPE_UINT64,
+          st->stalls, NULL);
+      GValue v = G_VALUE_INIT;
+      g_value_init (&v, GST_TYPE_STRUCTURE);
+      gst_value_set_structure (&v, cs);
+      gst_value_array_append_and_take_value (&clients, &v);
+      gst_structure_free (cs);
+    }
   }
   GstStructure *disc = gst_structure_new_empty ("disconnects");
-  for (auto &[reason, n] : priv->totals.disconnects) {
+  for (auto &[reason, n] : t.disconnects) {
     std::string key;
     for (char ch : reason)
       key.push_back (g_ascii_isalnum (ch) ? ch : '-');
     gst_structure_set (disc, key.c_str (), G_TYPE_UINT64, n, NULL);
   }
   GstStructure *s = gst_structure_new (
-      "application/x-websocketsink-stats", "viewers", G_TYPE_UINT, guint (priv->conns.size ()),
-      "connections", G_TYPE_UINT64, t.connections, "bytes-sent", G_TYPE_UINT64, t.bytes_sent,
-      "fragments-sent", G_TYPE_UINT64, t.fragments_sent, "fragments-dropped", G_TYPE_UINT64,
-      t.fragments_dropped,
-      "gop-cache-fragments", G_TYPE_UINT, guint (priv->bc.gop_size ()), "gop-cache-bytes",
-      G_TYPE_UINT64, priv->bc.gop_bytes (), "disconnects", GST_TYPE_STRUCTURE, disc, NULL);
+      "application/x-websocketsink-stats", "viewers", G_TYPE_UINT, viewers, "io-threads",
+      G_TYPE_UINT, guint (priv->shards.size ()), "connections", G_TYPE_UINT64, t.connections,
+      "bytes-sent", G_TYPE_UINT64, t.bytes_sent, "fragments-sent", G_TYPE_UINT64,
+      t.fragments_sent, "fragments-dropped", G_TYPE_UINT64, t.fragments_dropped,
+      "gop-cache-fragments", G_TYPE_UINT, gop_fragments, "gop-cache-bytes", G_TYPE_UINT64,
+      gop_bytes, "disconnects", GST_TYPE_STRUCTURE, disc, NULL);
   gst_structure_free (disc);
   gst_structure_take_value (s, "clients", &clients);
-  return s;
-}
-
-static GstStructure *
-get_stats (GstWebSocketSink *self)
-{
-  GstStructure *s = NULL;
-  if (self->priv->ctx)
-    run_on_server (self, [&] { s = build_stats (self); });
-  if (!s)
-    s = gst_structure_new ("application/x-websocketsink-stats", "viewers", G_TYPE_UINT, 0, NULL);
   return s;
 }
 
@@ -1587,6 +1970,9 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       break;
     case PROP_SEND_BUFFER_SIZE:
       s.send_buffer_size = g_value_get_uint (value);
+      break;
+    case PROP_IO_THREADS:
+      s.io_threads = g_value_get_uint (value);
       break;
     case PROP_SOUP_SERVER:
       g_clear_object (&s.soup_server);
@@ -1696,6 +2082,9 @@ gst_web_socket_sink_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_SEND_BUFFER_SIZE:
       g_value_set_uint (value, s.send_buffer_size);
+      break;
+    case PROP_IO_THREADS:
+      g_value_set_uint (value, s.io_threads);
       break;
     case PROP_SOUP_SERVER:
       g_value_set_object (value, s.soup_server);
@@ -2003,6 +2392,21 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
                          "a slow viewer's backlog in the sink where max-backlog-* applies",
                          0, G_MAXINT, DEFAULT_SEND_BUFFER_SIZE, RW_PLAYING));
   /**
+   * GstWebSocketSink:io-threads:
+   *
+   * Threads that write to viewers, each with its own epoll loop and its share of the
+   * viewers (a new viewer goes to the least loaded). 0: one per CPU core, at most 8. HTTP
+   * requests and WebSocket handshakes stay on the server's thread.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_IO_THREADS,
+      g_param_spec_uint ("io-threads", "I/O threads",
+                         "Threads writing to viewers, each with its own epoll loop "
+                         "(0: one per CPU core, at most 8)",
+                         0, MAX_IO_THREADS, DEFAULT_IO_THREADS, RW_READY));
+  /**
    * GstWebSocketSink:soup-server:
    *
    * An application's SoupServer to serve on, instead of listening itself (several sinks,
@@ -2073,7 +2477,7 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * @id: the viewer's id
    * @address: the viewer's address
    *
-   * A viewer connected (WebSocket or /stream.mp4). Emitted from the server thread.
+   * A viewer connected (WebSocket or /stream.mp4). Emitted from the viewer's I/O thread.
    *
    * Since: 0.1
    */
@@ -2087,7 +2491,7 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * @address: the viewer's address
    * @reason: why ("client closed", "too slow: backlog limit reached", "keepalive timeout"...)
    *
-   * A viewer left. Emitted from the server thread.
+   * A viewer left. Emitted from the viewer's I/O thread.
    *
    * Since: 0.1
    */

@@ -371,8 +371,16 @@ Broadcaster::ResetStream ()
 Broadcaster::ViewerId
 Broadcaster::AddViewer (const ViewerOptions &options)
 {
-  ViewerId id = next_id_++;
+  while (viewers_.count (next_id_))
+    next_id_++;
+  return AddViewer (options, next_id_++);
+}
+
+Broadcaster::ViewerId
+Broadcaster::AddViewer (const ViewerOptions &options, ViewerId id)
+{
   Viewer &v = viewers_[id];
+  v = Viewer ();
   v.options = options;
   if (init_) {
     QueueInit (id, v);

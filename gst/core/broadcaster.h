@@ -143,6 +143,9 @@ public:
 
   // Viewer side.
   ViewerId AddViewer (const ViewerOptions &options);
+  // With an id chosen by the caller (unique across several broadcasters); an existing
+  // viewer with that id is replaced.
+  ViewerId AddViewer (const ViewerOptions &options, ViewerId id);
   void RemoveViewer (ViewerId id);
   bool HasViewer (ViewerId id) const { return viewers_.count (id) != 0; }
   void Pause (ViewerId id);

@@ -13,7 +13,9 @@ import os
 import subprocess
 import tempfile
 
-SERVERS = [('sink', 'websocketsink'), ('minbcast', 'minimal epoll'), ('node', 'Node.js (notes)')]
+SERVERS = [('sink', 'websocketsink'), ('sink1', 'websocketsink, 1 I/O thread'),
+           ('sink2', 'websocketsink, 2 I/O threads'), ('minbcast', 'minimal epoll'),
+           ('node', 'Node.js (notes)')]
 SHAPES = [('frag100', '100 ms fragments'), ('frag700', '700 ms fragments'),
           ('perframe', 'one fragment per frame (video+audio, about 77 msg/s)')]
 
@@ -152,7 +154,8 @@ def plots(pts, img_dir, prefix, extra=None, extra_name=''):
             with open(p, 'w') as fh:
                 fh.write('\n'.join(rows) + '\n')
             files[(shape, server)] = p if rows else None
-    colors = {'sink': '#1f77b4', 'minbcast': '#2ca02c', 'node': '#d62728'}
+    colors = {'sink': '#1f77b4', 'sink1': '#9467bd', 'sink2': '#17becf', 'minbcast': '#2ca02c',
+              'node': '#d62728'}
 
     present = [(sh, t) for sh, t in SHAPES if any(files.get((sh, sv)) for sv, _ in SERVERS)]
     colors['extra'] = '#1f77b4'

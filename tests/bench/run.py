@@ -12,7 +12,7 @@ broadcaster, the notes' Node.js server), alternating servers within the run:
 
   tests/bench/run.py --build BUILD_DIR [--plugin-path DIR] [--media DIR] [--out DIR]
       [--shapes frag100,frag700,perframe] [--viewers 100,500,1000,2000,5000]
-      [--servers sink,minbcast,node] [--stall 0.1] [--stall-servers sink]
+      [--servers sink,minbcast,node]  (also sinkN: the sink with io-threads=N) [--stall 0.1] [--stall-servers sink]
       [--window 10] [--settle 2] [--rate 1000] [--max-pending 8] [--profile]
 
 BUILD_DIR is a meson build dir configured with -Dbench=true (tools in
@@ -21,6 +21,7 @@ BUILD_DIR/gst). Media: tests/bench/make-media.sh. Report: tests/bench/report.py.
 """
 import argparse
 import json
+import re
 import os
 import resource
 import signal
@@ -119,10 +120,12 @@ class Point:
 
     def server_cmd(self):
         a = self.args
-        if self.server == 'sink':
+        if self.server == 'sink' or re.fullmatch(r'sink\d+', self.server):
+            # sinkN: the sink with io-threads=N; sink: its default (one per core, at most 8)
+            threads = [f'io-threads={self.server[4:]}'] if self.server != 'sink' else []
             return ['gst-launch-1.0', '-q', 'tcpserversrc', 'host=127.0.0.1', f'port={self.ingest}',
                     '!', 'fmp4initcache', '!', 'websocketsink', 'address=127.0.0.1',
-                    f'port={self.port}', 'max-clients=0'] + self.args.sink_props.split(), None
+                    f'port={self.port}', 'max-clients=0'] + threads + self.args.sink_props.split(), None
         if self.server == 'minbcast':
             return [os.path.join(a.tools, 'minbroadcast'), '--ingest-port', str(self.ingest),
                     '--port', str(self.port)] + a.minbcast_args.split(), None

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -881,6 +882,111 @@ GST_START_TEST (test_port_in_use_is_a_clear_error)
 }
 GST_END_TEST;
 
+/* Viewers are spread over the I/O threads (least loaded first); each thread's viewers get
+ * the same stream, starting on a keyframe; ids stay unique; stats add up over threads. */
+GST_START_TEST (test_io_threads_spread_viewers)
+{
+  guint port;
+  GstElement *p = start_live_pipeline ("io-threads=3", &port);
+  GstElement *sink = get_sink (p);
+  pump_for (700);
+  std::vector<Client *> clients;
+  for (int i = 0; i < 9; i++)
+    clients.push_back (client_connect (url (port)));
+  for (Client *c : clients)
+    fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
+  fail_unless (pump_until ([&] {
+    for (Client *c : clients)
+      if (parse_client (c).fragments.size () < 4)
+        return false;
+    return true;
+  }, 10000), "not every viewer got fragments");
+
+  GstStructure *stats = NULL;
+  g_object_get (sink, "stats", &stats, NULL);
+  guint threads = 0, viewers = 0;
+  fail_unless (gst_structure_get_uint (stats, "io-threads", &threads));
+  fail_unless (gst_structure_get_uint (stats, "viewers", &viewers));
+  fail_unless_equals_int (threads, 3);
+  fail_unless_equals_int (viewers, 9);
+  const GValue *cl = gst_structure_get_value (stats, "clients");
+  std::map<guint, int> per_thread;
+  std::set<guint64> ids;
+  for (guint i = 0; i < gst_value_array_get_size (cl); i++) {
+    const GstStructure *cs = gst_value_get_structure (gst_value_array_get_value (cl, i));
+    guint t;
+    guint64 id;
+    fail_unless (gst_structure_get_uint (cs, "io-thread", &t));
+    fail_unless (gst_structure_get_uint64 (cs, "id", &id));
+    per_thread[t]++;
+    ids.insert (id);
+  }
+  gst_structure_free (stats);
+  fail_unless_equals_int (ids.size (), 9);
+  fail_unless_equals_int (per_thread.size (), 3);
+  for (auto &kv : per_thread)
+    fail_unless_equals_int (kv.second, 3);
+
+  /* Every viewer, whatever its thread, starts on a keyframe and gets consecutive fragments. */
+  for (Client *c : clients) {
+    Received r = parse_client (c);
+    fail_unless (r.fragments[0].keyframe);
+    for (size_t i = 1; i < r.fragments.size (); i++)
+      fail_unless_equals_int (r.fragments[i].sequence, r.fragments[i - 1].sequence + 1);
+    client_free (c);
+  }
+  fail_unless (pump_until ([&] {
+    guint n = 1;
+    g_object_get (sink, "num-clients", &n, NULL);
+    return n == 0;
+  }, 5000), "viewers were not all removed");
+  g_object_get (sink, "stats", &stats, NULL);
+  guint64 connections = 0;
+  gst_structure_get_uint64 (stats, "connections", &connections);
+  fail_unless_equals_int (connections, 9);
+  gst_structure_free (stats);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+/* A viewer that never answers pings is dropped after 3 intervals; one that answers (libsoup
+ * does) stays. */
+GST_START_TEST (test_keepalive_drops_silent_viewers)
+{
+  guint port;
+  GstElement *p = start_live_pipeline ("keepalive-interval=1", &port);
+  GstElement *sink = get_sink (p);
+  g_removed.clear ();
+  g_signal_connect (sink, "client-removed", G_CALLBACK (locked_removed), NULL);
+  pump_for (300);
+  Client *a = client_connect (url (port));
+  fail_unless (a->conn != NULL);
+  GSocket *silent = stalled_viewer (port);
+  gint64 t0 = g_get_monotonic_time ();
+  fail_unless (pump_until ([&] {
+    g_mutex_lock (&g_signal_lock);
+    bool ok = !g_removed.empty ();
+    g_mutex_unlock (&g_signal_lock);
+    return ok;
+  }, 8000), "the silent viewer was never dropped");
+  gint64 took = g_get_monotonic_time () - t0;
+  g_mutex_lock (&g_signal_lock);
+  fail_unless_equals_string (g_removed[0].reason.c_str (), "keepalive timeout");
+  g_mutex_unlock (&g_signal_lock);
+  fail_unless (took >= 3 * G_USEC_PER_SEC, "dropped after %" G_GINT64_FORMAT " us", took);
+  pump_for (1500);
+  fail_unless (soup_websocket_connection_get_state (a->conn) == SOUP_WEBSOCKET_STATE_OPEN);
+  guint n = 0;
+  g_object_get (sink, "num-clients", &n, NULL);
+  fail_unless_equals_int (n, 1);
+  g_object_unref (silent);
+  client_free (a);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
 static Suite *
 websocketsink_suite (void)
 {
@@ -894,6 +1000,8 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_disconnect_policy);
   tcase_add_test (tc, test_max_clients_and_origins);
   tcase_add_test (tc, test_tls);
+  tcase_add_test (tc, test_io_threads_spread_viewers);
+  tcase_add_test (tc, test_keepalive_drops_silent_viewers);
   tcase_add_test (tc, test_stream_mp4_decodes_with_ffmpeg);
   tcase_add_test (tc, test_new_init_reaches_existing_viewers);
   tcase_add_test (tc, test_eos_closes_viewers_normally);
