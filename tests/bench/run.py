@@ -174,7 +174,7 @@ class Point:
                     t0, c0, cc0 = time.monotonic(), cpu_seconds(srv.pid), cpu_seconds(client.pid)
                     m0 = machine_busy()
                     result['server_threads'] = threads(srv.pid)
-                    if a.profile and self.server == 'sink':
+                    if a.profile and self.server.startswith('sink'):
                         perf = subprocess.Popen(
                             ['perf', 'record', '-e', 'cpu-clock', '-F', '499', '--call-graph', 'dwarf,32768', '-p', str(srv.pid),
                              '-o', os.path.join(a.out, self.tag + '.perf.data')],

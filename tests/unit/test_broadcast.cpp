@@ -188,6 +188,37 @@ TEST (Broadcast, NewViewerGetsStreamInitThenLatestGop)
   EXPECT_EQ (b.Stats (id)->fragments_sent, 4u);
 }
 
+// The sink runs one broadcaster per I/O thread, each fed its own copy of every item (the
+// payload stays shared): viewers with caller-chosen ids get the same bytes from either.
+TEST (Broadcast, CopiedItemsInAnotherBroadcasterGiveTheSameBytes)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  Broadcaster a, b;
+  a.PushInit (s.init);
+  b.PushInit (std::make_shared<const StreamItem> (*s.init));
+  for (size_t i = 0; i < 16; i++) {
+    a.PushFragment (s.fragments[i]);
+    b.PushFragment (std::make_shared<const StreamItem> (*s.fragments[i]));
+  }
+  EXPECT_EQ (a.AddViewer ({}, 7), 7u);
+  EXPECT_EQ (b.AddViewer ({}, 8), 8u);
+  EXPECT_TRUE (a.HasViewer (7) && !a.HasViewer (8));
+  for (size_t i = 16; i < 20; i++) {
+    a.PushFragment (s.fragments[i]);
+    b.PushFragment (std::make_shared<const StreamItem> (*s.fragments[i]));
+  }
+  std::vector<Message> ma = Drain (a, 7), mb = Drain (b, 8);
+  ASSERT_EQ (ma.size (), mb.size ());
+  ASSERT_EQ (ma.size (), 3u + 4u + 4u);
+  for (size_t i = 0; i < ma.size (); i++) {
+    EXPECT_EQ (ma[i].opcode, mb[i].opcode) << i;
+    EXPECT_EQ (ma[i].payload, mb[i].payload) << i;
+  }
+  // An id the broadcaster did not choose does not collide with the ones it chooses later.
+  auto next = a.AddViewer ({});
+  EXPECT_NE (next, 7u);
+}
+
 TEST (Broadcast, RebaseOffKeepsOriginalTimes)
 {
   Stream s = MakeStream ("notes-g30.mp4");
