@@ -25,7 +25,6 @@ StreamAssembler::DiscardHeld (Decision *d, const char *why)
   held_ = 0;
   ftyp_held_ = false;
   moof_held_ = false;
-  fragment_.reset ();
   discont_ = true;
 }
 
@@ -188,8 +187,7 @@ StreamAssembler::OnMoof (const BoxHeader &h, const uint8_t *data)
     discont_ = true;
   }
   std::string error;
-  fragment_ = ParseMoof (data, size_t (h.size), *init_, &error);
-  if (!fragment_) {
+  if (!ParseMoofInto (data, size_t (h.size), *init_, &fragment_, &error)) {
     d.kind = Decision::kDrop;
     d.warning = "dropped a malformed fragment: " + error;
     discont_ = true;
@@ -208,9 +206,7 @@ StreamAssembler::OnMdat (const BoxHeader &h, uint64_t offset)
     std::string error;
     std::vector<uint8_t> moof = BuildFirstFragment (*init_, 0, offset - ftyp_offset_,
                                                     h.header_size, h.size, &error);
-    if (!moof.empty ())
-      fragment_ = ParseMoof (moof.data (), moof.size (), *init_, &error);
-    if (moof.empty () || !fragment_) {
+    if (moof.empty () || !ParseMoofInto (moof.data (), moof.size (), *init_, &fragment_, &error)) {
       d.kind = Decision::kDrop;
       d.warning = "could not rebuild the first fragment from the moov: " + error;
       discont_ = true;
@@ -219,7 +215,7 @@ StreamAssembler::OnMdat (const BoxHeader &h, uint64_t offset)
     d.kind = Decision::kEmitFragment;
     d.pieces.push_back ({-1, std::move (moof)});
     d.pieces.push_back ({0, {}});
-    d.fragment = &*fragment_;
+    d.fragment = &fragment_;
     d.discont = discont_;
     discont_ = false;
     held_ = 0;
@@ -235,7 +231,7 @@ StreamAssembler::OnMdat (const BoxHeader &h, uint64_t offset)
   d.kind = Decision::kEmitFragment;
   for (size_t i = 0; i <= held_; i++)
     d.pieces.push_back ({int (i), {}});
-  d.fragment = &*fragment_;
+  d.fragment = &fragment_;
   d.discont = discont_;
   discont_ = false;
   held_ = 0;
