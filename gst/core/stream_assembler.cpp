@@ -229,6 +229,7 @@ StreamAssembler::OnMdat (const BoxHeader &h, uint64_t offset)
     return d;
   }
   d.kind = Decision::kEmitFragment;
+  d.pieces.reserve (held_ + 1);  // one allocation per fragment, not one per growth
   for (size_t i = 0; i <= held_; i++)
     d.pieces.push_back ({int (i), {}});
   d.fragment = &fragment_;
