@@ -28,18 +28,19 @@ StreamAssembler::DiscardHeld (Decision *d, const char *why)
   discont_ = true;
 }
 
-Decision
-StreamAssembler::Hold (Decision d)
+// Makes *d a hold of the current box (so that callers return their own Decision, which the
+// compiler builds in place, instead of moving it through a parameter).
+void
+StreamAssembler::Hold (Decision *d)
 {
-  d.kind = Decision::kHold;
+  d->kind = Decision::kHold;
   held_++;
   if (held_ > kMaxHeldBoxes) {
     // A stream that never sends its mdat: do not hold boxes without bound.
-    d.kind = Decision::kDrop;
+    d->kind = Decision::kDrop;
     held_--;
-    d.warning = "too many boxes without an mdat: dropping them";
+    d->warning = "too many boxes without an mdat: dropping them";
   }
-  return d;
 }
 
 Decision
@@ -74,7 +75,8 @@ StreamAssembler::PushBox (const BoxHeader &h, uint64_t offset, const uint8_t *da
         d.note = "dropped '" + FourCCToString (h.type) + "' outside a fragment";
         return d;
       }
-      return Hold (std::move (d));  // goes out with the next fragment
+      Hold (&d);  // goes out with the next fragment
+      return d;
     }
     default: {
       Decision d;
@@ -105,7 +107,8 @@ StreamAssembler::OnFtyp (const BoxHeader &h, uint64_t offset, const uint8_t *dat
   ftyp_.assign (data, data + h.size);
   ftyp_offset_ = offset;
   ftyp_held_ = true;
-  return Hold (std::move (d));
+  Hold (&d);
+  return d;
 }
 
 Decision
@@ -194,7 +197,8 @@ StreamAssembler::OnMoof (const BoxHeader &h, const uint8_t *data)
     return d;
   }
   moof_held_ = true;
-  return Hold (std::move (d));
+  Hold (&d);
+  return d;
 }
 
 Decision

@@ -62,7 +62,7 @@ public:
   size_t held () const { return held_; }
 
 private:
-  Decision Hold (Decision d);
+  void Hold (Decision *d);
   Decision OnFtyp (const BoxHeader &h, uint64_t offset, const uint8_t *data);
   Decision OnMoov (const BoxHeader &h, const uint8_t *data);
   Decision OnMoof (const BoxHeader &h, const uint8_t *data);
