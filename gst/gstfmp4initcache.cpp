@@ -43,6 +43,7 @@
 
 #include <gst/base/gstadapter.h>
 
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -76,34 +77,29 @@ static GstStaticPadTemplate src_template = GST_STATIC_PAD_TEMPLATE (
     "src", GST_PAD_SRC, GST_PAD_ALWAYS,
     GST_STATIC_CAPS ("video/quicktime, variant = (string) iso-fragmented"));
 
-namespace {
-
-class AdapterSource : public ByteSource
-{
-public:
-  explicit AdapterSource (GstAdapter *a) : a_ (a) {}
-  size_t Available () const override { return gst_adapter_available (a_); }
-  void Peek (size_t offset, size_t n, uint8_t *out) const override
-  {
-    gst_adapter_copy (a_, out, offset, n);
-  }
-  void Skip (size_t n) override { gst_adapter_flush (a_, n); }
-
-private:
-  GstAdapter *a_;
-};
-
-}  // namespace
-
 struct GstFmp4InitCachePrivate
 {
   GstFmp4InitCachePrivate () : splitter (DEFAULT_MAX_BOX_SIZE) {}
 
   // Streaming-thread state.
+  //
+  // The bytes not consumed yet, "the window", are the adapter's followed, inside the chain
+  // function, by the rest of the input buffer being split (`in`, mapped once). The boxes
+  // of a fragment (styp/prft... moof) stay at the front of the window, "lazily held",
+  // until its mdat completes it; the whole fragment is then taken as one buffer sharing
+  // the input memory. Boxes are taken out one by one (into `held`) only when something
+  // dropped between them, or skipped garbage, breaks that contiguity. Either `held` or
+  // `lazy_sizes` is empty.
   GstAdapter *adapter = nullptr;
+  GstBuffer *in = nullptr;
+  GstMapInfo in_map = GST_MAP_INFO_INIT;
+  gsize in_pos = 0;
+  std::vector<gsize> lazy_sizes;  // sizes of the lazily held boxes, in order
+  gsize lazy_bytes = 0;           // their total: the current box starts there
+  std::vector<GstBuffer *> held;  // held boxes taken out of the window
+  std::vector<guint8> scratch;    // a box that is not all in the mapped input
   BoxSplitter splitter;
   StreamAssembler assembler;
-  std::vector<GstBuffer *> held;
   bool need_segment = true;
   bool saw_data = false;
 
@@ -130,13 +126,138 @@ GST_ELEMENT_REGISTER_DEFINE_WITH_CODE (
     GST_DEBUG_CATEGORY_INIT (gst_fmp4_init_cache_debug, "fmp4initcache", 0,
                              "fragmented MP4 init cache and fragment splitter"));
 
+static gsize
+window_size (const GstFmp4InitCachePrivate *priv)
+{
+  return gst_adapter_available (priv->adapter) +
+         (priv->in ? priv->in_map.size - priv->in_pos : 0);
+}
+
+// Copies window bytes [offset, offset + n).
 static void
-clear_held (GstFmp4InitCachePrivate *priv)
+window_copy (GstFmp4InitCachePrivate *priv, gsize offset, gsize n, guint8 *out)
+{
+  gsize a = gst_adapter_available (priv->adapter);
+  if (offset < a) {
+    gsize k = MIN (n, a - offset);
+    gst_adapter_copy (priv->adapter, out, offset, k);
+    out += k;
+    offset += k;
+    n -= k;
+  }
+  if (n > 0)
+    memcpy (out, priv->in_map.data + priv->in_pos + (offset - a), n);
+}
+
+// Window bytes [offset, offset + n): in place when they are in the mapped input (the usual
+// case), else copied to the scratch buffer. Valid until the window changes.
+static const guint8 *
+window_data (GstFmp4InitCachePrivate *priv, gsize offset, gsize n)
+{
+  gsize a = gst_adapter_available (priv->adapter);
+  if (offset >= a)
+    return priv->in_map.data + priv->in_pos + (offset - a);
+  priv->scratch.resize (n);
+  window_copy (priv, offset, n, priv->scratch.data ());
+  return priv->scratch.data ();
+}
+
+// Takes the first n bytes of the window as a new buffer that shares their memory and
+// carries nothing else (no flags, timestamps or metas of the input).
+static GstBuffer *
+window_take (GstFmp4InitCachePrivate *priv, gsize n)
+{
+  gsize a = gst_adapter_available (priv->adapter);
+  if (a == 0) {
+    GstBuffer *out = gst_buffer_copy_region (priv->in, GST_BUFFER_COPY_MEMORY, priv->in_pos, n);
+    priv->in_pos += n;
+    return out;
+  }
+  gsize k = MIN (n, a);
+  GstBuffer *out = gst_buffer_append (gst_buffer_new (),
+                                      gst_adapter_take_buffer_fast (priv->adapter, k));
+  if (n > k) {
+    gst_buffer_copy_into (out, priv->in, GST_BUFFER_COPY_MEMORY, priv->in_pos, n - k);
+    priv->in_pos += n - k;
+  }
+  return out;
+}
+
+static void
+window_flush (GstFmp4InitCachePrivate *priv, gsize n)
+{
+  gsize k = MIN (n, gst_adapter_available (priv->adapter));
+  if (k > 0)
+    gst_adapter_flush (priv->adapter, k);
+  priv->in_pos += n - k;
+}
+
+// Takes the lazily held boxes out of the window, one buffer each, into `held`.
+static void
+take_out_held (GstFmp4InitCachePrivate *priv)
+{
+  for (gsize size : priv->lazy_sizes)
+    priv->held.push_back (window_take (priv, size));
+  priv->lazy_sizes.clear ();
+  priv->lazy_bytes = 0;
+}
+
+// Holds the current box (the `size` bytes of the window after the lazily held ones).
+static void
+hold_box (GstFmp4InitCachePrivate *priv, gsize size)
+{
+  if (priv->held.empty ()) {
+    priv->lazy_sizes.push_back (size);
+    priv->lazy_bytes += size;
+  } else {
+    priv->held.push_back (window_take (priv, size));
+  }
+}
+
+// Forgets the held boxes without touching the window (which the caller clears).
+static void
+forget_held (GstFmp4InitCachePrivate *priv)
 {
   for (GstBuffer *b : priv->held)
     gst_buffer_unref (b);
   priv->held.clear ();
+  priv->lazy_sizes.clear ();
+  priv->lazy_bytes = 0;
 }
+
+// Drops the held boxes, the lazily held ones from the window.
+static void
+clear_held (GstFmp4InitCachePrivate *priv)
+{
+  if (priv->lazy_bytes > 0)
+    window_flush (priv, priv->lazy_bytes);
+  forget_held (priv);
+}
+
+namespace {
+
+// The window after the lazily held boxes, for the splitter.
+class WindowSource : public ByteSource
+{
+public:
+  explicit WindowSource (GstFmp4InitCachePrivate *priv) : priv_ (priv) {}
+  size_t Available () const override { return window_size (priv_) - priv_->lazy_bytes; }
+  void Peek (size_t offset, size_t n, uint8_t *out) const override
+  {
+    window_copy (priv_, priv_->lazy_bytes + offset, n, out);
+  }
+  void Skip (size_t n) override
+  {
+    // Garbage after held boxes: they can no longer be taken with what follows as one piece.
+    take_out_held (priv_);
+    window_flush (priv_, n);
+  }
+
+private:
+  GstFmp4InitCachePrivate *priv_;
+};
+
+}  // namespace
 
 static void
 reset_stream (GstFmp4InitCache *self, bool clear_results)
@@ -145,7 +266,7 @@ reset_stream (GstFmp4InitCache *self, bool clear_results)
   gst_adapter_clear (priv->adapter);
   priv->splitter.Reset ();
   priv->assembler.Reset ();
-  clear_held (priv);
+  forget_held (priv);
   priv->need_segment = true;
   priv->saw_data = false;
   GST_OBJECT_LOCK (self);
@@ -210,12 +331,35 @@ push_segment_if_needed (GstFmp4InitCache *self)
   self->priv->need_segment = false;
 }
 
+// The output of an emit decision (d.pieces), the current box (`size` bytes after the
+// lazily held boxes) being the last held one. Nothing is held afterwards.
+static GstBuffer *
+take_output (GstFmp4InitCachePrivate *priv, const Decision &d, gsize size)
+{
+  // The usual fragment ([styp/prft/emsg/sidx...] moof mdat) and init segment (ftyp moov)
+  // are the held boxes in order, one after the other in the window: one buffer.
+  size_t n = priv->lazy_sizes.size ();
+  bool in_window = priv->held.empty () && d.pieces.size () == n + 1;
+  for (size_t i = 0; in_window && i <= n; i++)
+    in_window = d.pieces[i].held == int (i);
+  if (in_window) {
+    GstBuffer *out = window_take (priv, priv->lazy_bytes + size);
+    priv->lazy_sizes.clear ();
+    priv->lazy_bytes = 0;
+    return out;
+  }
+  take_out_held (priv);
+  priv->held.push_back (window_take (priv, size));
+  GstBuffer *out = build_output (priv, d);
+  forget_held (priv);
+  return out;
+}
+
 static GstFlowReturn
-emit_init (GstFmp4InitCache *self, const Decision &d)
+emit_init (GstFmp4InitCache *self, const Decision &d, GstBuffer *init)
 {
   GstFmp4InitCachePrivate *priv = self->priv;
   const InitInfo &info = *d.init;
-  GstBuffer *init = build_output (priv, d);
   GST_BUFFER_FLAG_SET (init, GST_BUFFER_FLAG_HEADER);
   if (d.discont)
     GST_BUFFER_FLAG_SET (init, GST_BUFFER_FLAG_DISCONT);
@@ -258,9 +402,8 @@ emit_init (GstFmp4InitCache *self, const Decision &d)
 }
 
 static GstFlowReturn
-emit_fragment (GstFmp4InitCache *self, const Decision &d)
+emit_fragment (GstFmp4InitCache *self, const Decision &d, GstBuffer *frag)
 {
-  GstBuffer *frag = build_output (self->priv, d);
   const FragmentInfo &f = *d.fragment;
   if (!f.keyframe)
     GST_BUFFER_FLAG_SET (frag, GST_BUFFER_FLAG_DELTA_UNIT);
@@ -277,9 +420,10 @@ emit_fragment (GstFmp4InitCache *self, const Decision &d)
   return gst_pad_push (self->srcpad, frag);
 }
 
-// Applies what the assembler decided about `box` (ownership taken).
+// Applies what the assembler decided about the current box, the `size` bytes of the
+// window after the lazily held boxes (0: no current box).
 static GstFlowReturn
-apply_decision (GstFmp4InitCache *self, const Decision &d, GstBuffer *box)
+apply_decision (GstFmp4InitCache *self, const Decision &d, gsize size)
 {
   GstFmp4InitCachePrivate *priv = self->priv;
   if (d.discard_held)
@@ -289,28 +433,28 @@ apply_decision (GstFmp4InitCache *self, const Decision &d, GstBuffer *box)
                          d.warning.c_str ()));
   if (!d.note.empty ())
     GST_INFO_OBJECT (self, "%s", d.note.c_str ());
-  if (box)
-    priv->held.push_back (box);
+  if (size == 0)
+    return GST_FLOW_OK;
 
   GstFlowReturn ret = GST_FLOW_OK;
   switch (d.kind) {
     case Decision::kHold:
+      hold_box (priv, size);
       break;
     case Decision::kDrop:
-      if (box) {
-        priv->held.pop_back ();
-        gst_buffer_unref (box);
-      }
+      // The boxes held before it stay held, without it.
+      if (priv->lazy_bytes > 0)
+        take_out_held (priv);
+      window_flush (priv, size);
       break;
     case Decision::kEmitInit:
-      ret = emit_init (self, d);
-      clear_held (priv);
+      ret = emit_init (self, d, take_output (priv, d, size));
       break;
     case Decision::kEmitFragment:
-      ret = emit_fragment (self, d);
-      clear_held (priv);
+      ret = emit_fragment (self, d, take_output (priv, d, size));
       break;
     case Decision::kError:
+      hold_box (priv, size);
       GST_ELEMENT_ERROR (self, STREAM, DEMUX, ("Invalid fragmented MP4 stream"), ("%s",
                          d.message.c_str ()));
       ret = GST_FLOW_ERROR;
@@ -319,24 +463,19 @@ apply_decision (GstFmp4InitCache *self, const Decision &d, GstBuffer *box)
   return ret;
 }
 
+// Splits the window into boxes until more input is needed.
 static GstFlowReturn
-gst_fmp4_init_cache_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
+split_window (GstFmp4InitCache *self)
 {
-  GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (parent);
   GstFmp4InitCachePrivate *priv = self->priv;
-  AdapterSource src (priv->adapter);
-
-  if (gst_buffer_get_size (buffer) > 0)
-    priv->saw_data = true;
-  gst_adapter_push (priv->adapter, buffer);
-
+  WindowSource src (priv);
   for (;;) {
     BoxSplitter::Event ev = priv->splitter.Next (src);
     std::string warning = priv->splitter.TakeWarning ();
     if (!warning.empty ()) {
       GST_ELEMENT_WARNING (self, STREAM, DEMUX, ("Skipped bytes that are not MP4 boxes"), ("%s",
                            warning.c_str ()));
-      GstFlowReturn ret = apply_decision (self, priv->assembler.LostSync (), nullptr);
+      GstFlowReturn ret = apply_decision (self, priv->assembler.LostSync (), 0);
       if (ret != GST_FLOW_OK)
         return ret;
     }
@@ -347,27 +486,78 @@ gst_fmp4_init_cache_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
                          ev.message.c_str ()));
       return GST_FLOW_ERROR;
     }
+    // The box stays in the window (zero copy) until the decision says what it is part of.
     gsize size = gsize (ev.header.size);
-    // Zero copy: the box shares the input memory.
-    GstBuffer *box = gst_adapter_take_buffer_fast (priv->adapter, size);
     priv->splitter.Consumed (size);
-    Decision d;
-    if (ev.header.type == FourCC ("mdat")) {
-      d = priv->assembler.PushBox (ev.header, ev.offset, nullptr);
-    } else {
-      GstMapInfo map;
-      if (!gst_buffer_map (box, &map, GST_MAP_READ)) {
-        gst_buffer_unref (box);
-        GST_ELEMENT_ERROR (self, RESOURCE, READ, (NULL), ("could not map a box"));
-        return GST_FLOW_ERROR;
-      }
-      d = priv->assembler.PushBox (ev.header, ev.offset, map.data);
-      gst_buffer_unmap (box, &map);
-    }
-    GstFlowReturn ret = apply_decision (self, d, box);
+    const guint8 *data = ev.header.type == FourCC ("mdat")
+                             ? nullptr
+                             : window_data (priv, priv->lazy_bytes, size);
+    Decision d = priv->assembler.PushBox (ev.header, ev.offset, data);
+    if (priv->scratch.capacity () > (1u << 20))
+      std::vector<guint8> ().swap (priv->scratch);  // a big moov: do not keep its copy
+    GstFlowReturn ret = apply_decision (self, d, size);
     if (ret != GST_FLOW_OK)
       return ret;
   }
+}
+
+// Splits `buffer` (one memory, or none), ownership taken. What is left of it, a partial
+// box or lazily held boxes, waits in the adapter for the next input.
+static GstFlowReturn
+chain_memory (GstFmp4InitCache *self, GstBuffer *buffer)
+{
+  GstFmp4InitCachePrivate *priv = self->priv;
+  if (!gst_buffer_map (buffer, &priv->in_map, GST_MAP_READ)) {
+    gst_buffer_unref (buffer);
+    GST_ELEMENT_ERROR (self, RESOURCE, READ, (NULL), ("could not map an input buffer"));
+    return GST_FLOW_ERROR;
+  }
+  priv->in = buffer;
+  priv->in_pos = 0;
+  GstFlowReturn ret = split_window (self);
+  gsize pos = priv->in_pos, left = priv->in_map.size - pos;
+  gst_buffer_unmap (buffer, &priv->in_map);
+  priv->in = nullptr;
+  priv->in_pos = 0;
+  if (left == 0) {
+    gst_buffer_unref (buffer);
+  } else if (pos == 0) {
+    gst_adapter_push (priv->adapter, buffer);
+  } else {
+    gst_adapter_push (priv->adapter,
+                      gst_buffer_copy_region (buffer, GST_BUFFER_COPY_MEMORY, pos, left));
+    gst_buffer_unref (buffer);
+  }
+  return ret;
+}
+
+static GstFlowReturn
+gst_fmp4_init_cache_chain (GstPad *, GstObject *parent, GstBuffer *buffer)
+{
+  GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (parent);
+  GstFmp4InitCachePrivate *priv = self->priv;
+
+  if (gst_buffer_get_size (buffer) > 0)
+    priv->saw_data = true;
+  guint n = gst_buffer_n_memory (buffer);
+  if (n <= 1)
+    return chain_memory (self, buffer);
+  // Mapping a buffer of several memories would merge (copy) them: one memory at a time.
+  GstFlowReturn ret = GST_FLOW_OK;
+  gsize offset = 0;
+  for (guint i = 0; i < n && ret == GST_FLOW_OK; i++) {
+    gsize size = gst_buffer_peek_memory (buffer, i)->size;
+    ret = chain_memory (self, gst_buffer_copy_region (buffer, GST_BUFFER_COPY_MEMORY, offset,
+                                                      size));
+    offset += size;
+  }
+  // After a failure, what was not split waits in the adapter like the rest (EOS counts it).
+  gsize total = gst_buffer_get_size (buffer);
+  if (offset < total)
+    gst_adapter_push (priv->adapter, gst_buffer_copy_region (buffer, GST_BUFFER_COPY_MEMORY,
+                                                             offset, total - offset));
+  gst_buffer_unref (buffer);
+  return ret;
 }
 
 static gboolean
@@ -386,14 +576,15 @@ gst_fmp4_init_cache_sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
       reset_stream (self, false);
       break;
     case GST_EVENT_EOS: {
-      gsize left = gst_adapter_available (priv->adapter);
-      if (left > 0 || !priv->held.empty ()) {
+      gsize left = gst_adapter_available (priv->adapter) - priv->lazy_bytes;
+      gsize held = priv->held.size () + priv->lazy_sizes.size ();
+      if (left > 0 || held > 0) {
         GST_ELEMENT_WARNING (self, STREAM, DEMUX, ("The stream ended in the middle of a box"),
                              ("%" G_GSIZE_FORMAT " bytes of an incomplete box and %"
                               G_GSIZE_FORMAT " held boxes dropped at end of stream",
-                              left, priv->held.size ()));
+                              left, held));
         gst_adapter_clear (priv->adapter);
-        clear_held (priv);
+        forget_held (priv);
       }
       if (priv->saw_data && !priv->assembler.init ()) {
         GST_ELEMENT_ERROR (self, STREAM, DEMUX, ("No fragmented MP4 init segment in the stream"),
@@ -471,7 +662,7 @@ static void
 gst_fmp4_init_cache_finalize (GObject *object)
 {
   GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (object);
-  clear_held (self->priv);
+  forget_held (self->priv);
   gst_clear_buffer (&self->priv->init);
   g_object_unref (self->priv->adapter);
   delete self->priv;

@@ -25,8 +25,44 @@ enum class HeaderStatus
   kTooLarge,   // size > the caller's bound
 };
 
-// Parses the header at p[0..n). Does not look past the header.
-HeaderStatus ParseBoxHeader (const uint8_t *p, size_t n, uint64_t max_size, BoxHeader *out);
+inline bool
+IsPrintableType (uint32_t type)
+{
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    uint8_t c = uint8_t (type >> shift);
+    if (c < 0x20 || c > 0x7e)
+      return false;
+  }
+  return true;
+}
+
+// Parses the header at p[0..n). Does not look past the header. Inline: it runs for every
+// box, and every child box of every moof.
+inline HeaderStatus
+ParseBoxHeader (const uint8_t *p, size_t n, uint64_t max_size, BoxHeader *out)
+{
+  if (n < 8)
+    return HeaderStatus::kNeedMore;
+  uint64_t size = LoadU32 (p);
+  uint32_t type = LoadU32 (p + 4);
+  uint32_t header = 8;
+  if (!IsPrintableType (type))
+    return HeaderStatus::kBadType;
+  if (size == 1) {
+    if (n < 16)
+      return HeaderStatus::kNeedMore;
+    size = (uint64_t (LoadU32 (p + 8)) << 32) | LoadU32 (p + 12);
+    header = 16;
+  }
+  out->type = type;
+  out->size = size;
+  out->header_size = header;
+  if (size < header)
+    return HeaderStatus::kTooSmall;
+  if (size > max_size)
+    return HeaderStatus::kTooLarge;
+  return HeaderStatus::kOk;
+}
 
 // True for the top-level box types a resync may lock onto.
 bool IsSyncAnchorType (uint32_t type);
@@ -41,7 +77,23 @@ class BoxIterator
 public:
   BoxIterator (const uint8_t *payload, size_t size) : p_ (payload), size_ (size) {}
   // Advances to the next child; false at the end or on error.
-  bool Next ();
+  bool Next ()
+  {
+    if (error_ || size_ - pos_ < 8)
+      return false;
+    BoxHeader h;
+    HeaderStatus st = ParseBoxHeader (p_ + pos_, size_ - pos_, size_ - pos_, &h);
+    if (st != HeaderStatus::kOk) {
+      error_ = true;
+      return false;
+    }
+    start_ = pos_;
+    header_ = h.header_size;
+    box_size_ = size_t (h.size);
+    type_ = h.type;
+    pos_ += box_size_;
+    return true;
+  }
   uint32_t type () const { return type_; }
   const uint8_t *box () const { return p_ + start_; }              // header included
   size_t box_size () const { return box_size_; }

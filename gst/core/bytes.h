@@ -25,13 +25,59 @@ class Reader
 public:
   Reader (const uint8_t *data, size_t size) : data_ (data), size_ (size) {}
 
-  uint8_t U8 ();
-  uint16_t U16 ();
-  uint32_t U24 ();
-  uint32_t U32 ();
-  uint64_t U64 ();
-  void Skip (size_t n);
-  const uint8_t *Bytes (size_t n);  // nullptr (and failure) if fewer than n remain
+  // Inline: moof parsing calls these for every field of every fragment.
+  uint8_t U8 ()
+  {
+    if (!Need (1))
+      return 0;
+    return data_[pos_++];
+  }
+  uint16_t U16 ()
+  {
+    if (!Need (2))
+      return 0;
+    uint16_t v = uint16_t ((data_[pos_] << 8) | data_[pos_ + 1]);
+    pos_ += 2;
+    return v;
+  }
+  uint32_t U24 ()
+  {
+    if (!Need (3))
+      return 0;
+    uint32_t v = (uint32_t (data_[pos_]) << 16) | (uint32_t (data_[pos_ + 1]) << 8) |
+                 data_[pos_ + 2];
+    pos_ += 3;
+    return v;
+  }
+  uint32_t U32 ()
+  {
+    if (!Need (4))
+      return 0;
+    uint32_t v = (uint32_t (data_[pos_]) << 24) | (uint32_t (data_[pos_ + 1]) << 16) |
+                 (uint32_t (data_[pos_ + 2]) << 8) | data_[pos_ + 3];
+    pos_ += 4;
+    return v;
+  }
+  uint64_t U64 ()
+  {
+    uint64_t hi = U32 ();
+    uint64_t lo = U32 ();
+    return (hi << 32) | lo;
+  }
+  void Skip (size_t n)
+  {
+    if (Need (n))
+      pos_ += n;
+  }
+  // nullptr (and failure) if fewer than n remain
+  const uint8_t *Bytes (size_t n)
+  {
+    if (!Need (n))
+      return nullptr;
+    const uint8_t *p = data_ + pos_;
+    pos_ += n;
+    return p;
+  }
 
   size_t pos () const { return pos_; }
   size_t remaining () const { return ok_ ? size_ - pos_ : 0; }
@@ -39,7 +85,14 @@ public:
   const uint8_t *data () const { return data_; }
 
 private:
-  bool Need (size_t n);
+  bool Need (size_t n)
+  {
+    if (!ok_ || size_ - pos_ < n) {
+      ok_ = false;
+      return false;
+    }
+    return true;
+  }
   const uint8_t *data_;
   size_t size_;
   size_t pos_ = 0;

@@ -62,13 +62,28 @@ FragmentInfo::end_ns () const
 std::optional<FragmentInfo>
 ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init, std::string *error)
 {
+  FragmentInfo info;
+  if (!ParseMoofInto (moof, size, init, &info, error))
+    return std::nullopt;
+  return info;
+}
+
+bool
+ParseMoofInto (const uint8_t *moof, size_t size, const InitInfo &init, FragmentInfo *out,
+               std::string *error)
+{
   BoxHeader h;
   if (ParseBoxHeader (moof, size, size, &h) != HeaderStatus::kOk || h.type != FourCC ("moof") ||
       h.size != size) {
     *error = "not a moof box";
-    return std::nullopt;
+    return false;
   }
-  FragmentInfo info;
+  FragmentInfo &info = *out;
+  info.sequence = 0;
+  info.keyframe = false;
+  info.has_video = false;
+  info.trafs.clear ();
+  info.timing = -1;
   bool video_sync = false;
   BoxIterator it (moof + h.header_size, size - h.header_size);
   while (it.Next ()) {
@@ -100,7 +115,7 @@ ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init, std::string *
         if (flags & 0x20) { default_flags = r.U32 (); have_default_flags = true; }
         if (!r.ok ()) {
           *error = "moof: truncated tfhd";
-          return std::nullopt;
+          return false;
         }
         tfhd_seen = true;
         const Track *t = init.FindTrack (tt.track_id);
@@ -122,7 +137,7 @@ ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init, std::string *
         tt.tfdt_offset = size_t (tr.box () - moof);
         if (!r.ok ()) {
           *error = "moof: truncated tfdt";
-          return std::nullopt;
+          return false;
         }
       } else if (tr.type () == FourCC ("trun")) {
         r.U8 ();
@@ -136,11 +151,11 @@ ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init, std::string *
         size_t per_sample = 4u * (has_dur + has_size + has_flags + has_cto);
         if (!r.ok () || (per_sample && r.remaining () / per_sample < count)) {
           *error = "moof: trun sample table overruns its box";
-          return std::nullopt;
+          return false;
         }
         if (uint64_t (tt.samples) + count > kMaxTrafSamples) {
           *error = "moof: more than " + std::to_string (kMaxTrafSamples) + " samples in a traf";
-          return std::nullopt;
+          return false;
         }
         if (per_sample == 0) {
           // No per-sample fields: every sample takes the defaults, no need to visit them.
@@ -173,11 +188,11 @@ ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init, std::string *
     }
     if (tr.error ()) {
       *error = "moof: a box inside traf overruns its parent";
-      return std::nullopt;
+      return false;
     }
     if (!tfhd_seen) {
       *error = "moof: traf without tfhd";
-      return std::nullopt;
+      return false;
     }
     if (!first_flags_known && have_default_flags) {
       first_flags = default_flags;
@@ -194,18 +209,18 @@ ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init, std::string *
   }
   if (it.error ()) {
     *error = "moof: a child box overruns its parent";
-    return std::nullopt;
+    return false;
   }
   if (info.trafs.empty ()) {
     *error = "moof without traf";
-    return std::nullopt;
+    return false;
   }
   if (info.timing < 0)
     info.timing = 0;
   // In a stream with video, only a fragment that starts on a video sync sample is a
   // start point; audio-only streams start anywhere.
   info.keyframe = init.has_video ? (info.has_video && video_sync) : true;
-  return info;
+  return true;
 }
 
 bool

@@ -50,6 +50,10 @@ SampleFlagsAreSync (uint32_t flags)
 // Parses a whole moof box (header included) against the init segment it belongs to.
 std::optional<FragmentInfo> ParseMoof (const uint8_t *moof, size_t size, const InitInfo &init,
                                        std::string *error);
+// The same into *out, reusing its storage (no allocation per fragment once its traf list
+// has grown). Returns false (and sets *error) on failure, *out then being unspecified.
+bool ParseMoofInto (const uint8_t *moof, size_t size, const InitInfo &init, FragmentInfo *out,
+                    std::string *error);
 
 // Rewrites, in place, every tfdt of a moof copy to tfdt - offset_ns (each track in its
 // own timescale, so tracks stay in sync; a negative offset moves times later). Times

@@ -25,22 +25,22 @@ StreamAssembler::DiscardHeld (Decision *d, const char *why)
   held_ = 0;
   ftyp_held_ = false;
   moof_held_ = false;
-  fragment_.reset ();
   discont_ = true;
 }
 
-Decision
-StreamAssembler::Hold (Decision d)
+// Makes *d a hold of the current box (so that callers return their own Decision, which the
+// compiler builds in place, instead of moving it through a parameter).
+void
+StreamAssembler::Hold (Decision *d)
 {
-  d.kind = Decision::kHold;
+  d->kind = Decision::kHold;
   held_++;
   if (held_ > kMaxHeldBoxes) {
     // A stream that never sends its mdat: do not hold boxes without bound.
-    d.kind = Decision::kDrop;
+    d->kind = Decision::kDrop;
     held_--;
-    d.warning = "too many boxes without an mdat: dropping them";
+    d->warning = "too many boxes without an mdat: dropping them";
   }
-  return d;
 }
 
 Decision
@@ -75,7 +75,8 @@ StreamAssembler::PushBox (const BoxHeader &h, uint64_t offset, const uint8_t *da
         d.note = "dropped '" + FourCCToString (h.type) + "' outside a fragment";
         return d;
       }
-      return Hold (std::move (d));  // goes out with the next fragment
+      Hold (&d);  // goes out with the next fragment
+      return d;
     }
     default: {
       Decision d;
@@ -106,7 +107,8 @@ StreamAssembler::OnFtyp (const BoxHeader &h, uint64_t offset, const uint8_t *dat
   ftyp_.assign (data, data + h.size);
   ftyp_offset_ = offset;
   ftyp_held_ = true;
-  return Hold (std::move (d));
+  Hold (&d);
+  return d;
 }
 
 Decision
@@ -188,15 +190,15 @@ StreamAssembler::OnMoof (const BoxHeader &h, const uint8_t *data)
     discont_ = true;
   }
   std::string error;
-  fragment_ = ParseMoof (data, size_t (h.size), *init_, &error);
-  if (!fragment_) {
+  if (!ParseMoofInto (data, size_t (h.size), *init_, &fragment_, &error)) {
     d.kind = Decision::kDrop;
     d.warning = "dropped a malformed fragment: " + error;
     discont_ = true;
     return d;
   }
   moof_held_ = true;
-  return Hold (std::move (d));
+  Hold (&d);
+  return d;
 }
 
 Decision
@@ -208,9 +210,7 @@ StreamAssembler::OnMdat (const BoxHeader &h, uint64_t offset)
     std::string error;
     std::vector<uint8_t> moof = BuildFirstFragment (*init_, 0, offset - ftyp_offset_,
                                                     h.header_size, h.size, &error);
-    if (!moof.empty ())
-      fragment_ = ParseMoof (moof.data (), moof.size (), *init_, &error);
-    if (moof.empty () || !fragment_) {
+    if (moof.empty () || !ParseMoofInto (moof.data (), moof.size (), *init_, &fragment_, &error)) {
       d.kind = Decision::kDrop;
       d.warning = "could not rebuild the first fragment from the moov: " + error;
       discont_ = true;
@@ -219,7 +219,7 @@ StreamAssembler::OnMdat (const BoxHeader &h, uint64_t offset)
     d.kind = Decision::kEmitFragment;
     d.pieces.push_back ({-1, std::move (moof)});
     d.pieces.push_back ({0, {}});
-    d.fragment = &*fragment_;
+    d.fragment = &fragment_;
     d.discont = discont_;
     discont_ = false;
     held_ = 0;
@@ -233,9 +233,10 @@ StreamAssembler::OnMdat (const BoxHeader &h, uint64_t offset)
     return d;
   }
   d.kind = Decision::kEmitFragment;
+  d.pieces.reserve (held_ + 1);  // one allocation per fragment, not one per growth
   for (size_t i = 0; i <= held_; i++)
     d.pieces.push_back ({int (i), {}});
-  d.fragment = &*fragment_;
+  d.fragment = &fragment_;
   d.discont = discont_;
   discont_ = false;
   held_ = 0;

@@ -62,7 +62,7 @@ public:
   size_t held () const { return held_; }
 
 private:
-  Decision Hold (Decision d);
+  void Hold (Decision *d);
   Decision OnFtyp (const BoxHeader &h, uint64_t offset, const uint8_t *data);
   Decision OnMoov (const BoxHeader &h, const uint8_t *data);
   Decision OnMoof (const BoxHeader &h, const uint8_t *data);
@@ -76,7 +76,7 @@ private:
   bool ftyp_held_ = false;
   bool expect_moov_mdat_ = false;  // ffmpeg's non-empty moov: its mdat comes next
   bool moof_held_ = false;
-  std::optional<FragmentInfo> fragment_;
+  FragmentInfo fragment_;         // the held moof's (its storage reused from one to the next)
   size_t held_ = 0;
   bool discont_ = false;
   bool warned_early_fragment_ = false;
