@@ -165,9 +165,10 @@ struct Connection;
 
 struct Command
 {
-  enum Kind { kInit, kFragment, kEos, kReset, kConfig, kAdd, kStop } kind;
+  enum Kind { kInit, kFragment, kEos, kReset, kConfig, kAdd, kStop, kGap } kind;
   ItemPtr item;
   Connection *conn = nullptr;  // kAdd
+  uint64_t lost = 0;           // kGap: fragments dropped before the I/O thread took them
 };
 
 struct Settings
@@ -343,10 +344,14 @@ struct Shard
   gint64 next_tick_us = 0;
   guint64 tick = 0;
 
-  // Streaming / server threads -> shard thread.
+  // Streaming / server threads -> shard thread. Bounded: fragments the thread has not
+  // taken yet are dropped (and replaced by a kGap) past max-backlog-bytes or 4096.
   std::mutex inbox_mutex;
   std::vector<Command> inbox;
   bool wake_pending = false;
+  uint64_t inbox_bytes = 0;  // payload bytes of the fragments in the inbox
+  size_t inbox_fragments = 0;
+  std::atomic<guint64> overload_drops{0};
   std::atomic<guint> load{0};  // viewers, including those being handed over
 };
 
@@ -742,6 +747,8 @@ drain_inbox (Shard *sh)
     std::lock_guard<std::mutex> lock (sh->inbox_mutex);
     cmds.swap (sh->inbox);
     sh->wake_pending = false;
+    sh->inbox_bytes = 0;
+    sh->inbox_fragments = 0;
   }
   bool stop = false;
   for (Command &cmd : cmds) {
@@ -770,17 +777,51 @@ drain_inbox (Shard *sh)
       case Command::kStop:
         stop = true;
         break;
+      case Command::kGap:
+        sh->bc.Gap (cmd.lost);
+        break;
     }
   }
   return stop;
 }
 
+// An I/O thread that fell this far behind the stream (it has not even taken the fragments
+// yet) is treated like a slow viewer: what it has not taken is dropped and its viewers
+// resume at the next keyframe. Bounds: a viewer's (max-backlog-bytes), and a count. Not
+// max-backlog-time: a source that is not paced (a file) legitimately brings minutes of
+// media in milliseconds, which a healthy thread takes as fast.
+constexpr size_t kMaxInboxFragments = 4096;
+
 static void
-shard_post (Shard *sh, Command cmd)
+shard_post (Shard *sh, Command cmd, uint64_t max_bytes = 0)
 {
   bool wake;
   {
     std::lock_guard<std::mutex> lock (sh->inbox_mutex);
+    if (cmd.kind == Command::kFragment) {
+      uint64_t bytes = cmd.item->payload.size;
+      if (sh->inbox_fragments > 0 && (sh->inbox_fragments >= kMaxInboxFragments ||
+                                      (max_bytes && sh->inbox_bytes + bytes > max_bytes))) {
+        std::vector<Command> kept;
+        uint64_t lost = 0;
+        for (Command &c : sh->inbox) {
+          if (c.kind == Command::kFragment)
+            lost++;
+          else
+            kept.push_back (std::move (c));
+        }
+        kept.push_back ({Command::kGap, nullptr, nullptr, lost});
+        sh->inbox.swap (kept);
+        sh->inbox_bytes = 0;
+        sh->inbox_fragments = 0;
+        sh->overload_drops += lost;
+        GST_WARNING_OBJECT (sh->sink, "I/O thread %u fell behind the stream (max-backlog-bytes "
+                            "or %zu fragments): dropped the %" G_GUINT64_FORMAT " fragments it "
+                            "had not taken", sh->index, kMaxInboxFragments, lost);
+      }
+      sh->inbox_bytes += bytes;
+      sh->inbox_fragments++;
+    }
     sh->inbox.push_back (std::move (cmd));
     wake = !sh->wake_pending;
     sh->wake_pending = true;
@@ -1351,6 +1392,9 @@ static void
 post_command (GstWebSocketSink *self, Command cmd)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
+  GST_OBJECT_LOCK (self);
+  const uint64_t max_bytes = priv->settings.config.max_backlog_bytes;
+  GST_OBJECT_UNLOCK (self);
   std::lock_guard<std::mutex> lock (priv->shards_lock);
   const size_t n = priv->shards.size ();
   std::vector<ItemPtr> items (n, cmd.item);
@@ -1358,7 +1402,7 @@ post_command (GstWebSocketSink *self, Command cmd)
     for (size_t i = 1; i < n; i++)
       items[i] = std::make_shared<const StreamItem> (*cmd.item);
   for (size_t i = 0; i < n; i++)
-    shard_post (priv->shards[i], {cmd.kind, items[i], nullptr});
+    shard_post (priv->shards[i], {cmd.kind, items[i], nullptr}, max_bytes);
 }
 
 static std::string
@@ -1586,7 +1630,10 @@ static bool
 start_shards (GstWebSocketSink *self, guint io_threads)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  guint n = io_threads ? io_threads : MIN (g_get_num_processors (), AUTO_IO_THREADS_MAX);
+  // Auto: half the cores (the rest for the pipeline that makes the stream and for the
+  // kernel's network stack), at least 1, at most 8. See docs/benchmarks.md.
+  guint n = io_threads ? io_threads
+                       : CLAMP (g_get_num_processors () / 2, 1u, guint (AUTO_IO_THREADS_MAX));
   std::vector<Shard *> shards;
   for (guint i = 0; i < n; i++) {
     Shard *sh = shard_new (self, i);
@@ -1829,10 +1876,11 @@ get_stats (GstWebSocketSink *self)
   GValue clients = G_VALUE_INIT;
   g_value_init (&clients, GST_TYPE_ARRAY);
   guint viewers = 0, gop_fragments = 0;
-  guint64 gop_bytes = 0;
+  guint64 gop_bytes = 0, overload_drops = 0;
   for (Shard *sh : priv->shards) {
     std::lock_guard<std::mutex> lock (sh->lock);
     viewers += sh->conns.size ();
+    overload_drops += sh->overload_drops;
     gop_fragments = guint (sh->bc.gop_size ());  // the same in every I/O thread
     gop_bytes = sh->bc.gop_bytes ();
     for (auto &[id, c] : sh->conns) {
@@ -1868,7 +1916,8 @@ get_stats (GstWebSocketSink *self)
       "bytes-sent", G_TYPE_UINT64, t.bytes_sent, "fragments-sent", G_TYPE_UINT64,
       t.fragments_sent, "fragments-dropped", G_TYPE_UINT64, t.fragments_dropped,
       "gop-cache-fragments", G_TYPE_UINT, gop_fragments, "gop-cache-bytes", G_TYPE_UINT64,
-      gop_bytes, "disconnects", GST_TYPE_STRUCTURE, disc, NULL);
+      gop_bytes, "overload-drops", G_TYPE_UINT64, overload_drops, "disconnects",
+      GST_TYPE_STRUCTURE, disc, NULL);
   gst_structure_free (disc);
   gst_structure_take_value (s, "clients", &clients);
   return s;
@@ -2395,8 +2444,8 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * GstWebSocketSink:io-threads:
    *
    * Threads that write to viewers, each with its own epoll loop and its share of the
-   * viewers (a new viewer goes to the least loaded). 0: one per CPU core, at most 8. HTTP
-   * requests and WebSocket handshakes stay on the server's thread.
+   * viewers (a new viewer goes to the least loaded). 0: half the CPU cores, at least 1 and
+   * at most 8. HTTP requests and WebSocket handshakes stay on the server's thread.
    *
    * Since: 0.1
    */
@@ -2404,7 +2453,7 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
       gobject_class, PROP_IO_THREADS,
       g_param_spec_uint ("io-threads", "I/O threads",
                          "Threads writing to viewers, each with its own epoll loop "
-                         "(0: one per CPU core, at most 8)",
+                         "(0: half the CPU cores, 1 to 8)",
                          0, MAX_IO_THREADS, DEFAULT_IO_THREADS, RW_READY));
   /**
    * GstWebSocketSink:soup-server:
@@ -2459,8 +2508,10 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
   /**
    * GstWebSocketSink:stats:
    *
-   * viewers, connections, bytes-sent, fragments-sent, fragments-dropped, GOP cache size,
-   * disconnects (by reason) and a `clients` array (id, address, bytes-sent, backlog, latency...).
+   * viewers, io-threads, connections, bytes-sent, fragments-sent, fragments-dropped, GOP
+   * cache size, overload-drops (fragments an I/O thread that fell behind by more than
+   * max-backlog-bytes or 4096 fragments never took), disconnects (by reason) and a `clients` array (id, address,
+   * io-thread, bytes-sent, backlog, latency...).
    *
    * Since: 0.1
    */

@@ -368,6 +368,26 @@ Broadcaster::ResetStream ()
   gop_bytes_ = 0;
 }
 
+void
+Broadcaster::Gap (uint64_t lost)
+{
+  gop_.clear ();
+  gop_bytes_ = 0;
+  for (auto &[id, v] : viewers_) {
+    if (v.phase != Phase::kLive)
+      continue;
+    // What is queued is whole and in order: it is still sent. What follows must start on
+    // a keyframe, and its timeline continues where the queued part ends.
+    v.phase = Phase::kWaitKeyframe;
+    v.have_offset = false;
+    v.stats.fragments_dropped += lost;
+    dropped_total_ += lost;
+    QueueText (id, v,
+               "{\"type\":\"skip\",\"fragments\":" + std::to_string (lost) +
+                   ",\"reason\":\"overload\"}");
+  }
+}
+
 Broadcaster::ViewerId
 Broadcaster::AddViewer (const ViewerOptions &options)
 {

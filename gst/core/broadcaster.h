@@ -140,6 +140,10 @@ public:
   void PushEos ();
   // A new stream segment after EOS/flush: forget the GOP cache.
   void ResetStream ();
+  // `lost` fragments never reached this broadcaster (its thread fell behind and they were
+  // dropped before it): the GOP cache is forgotten and every live viewer skips to the next
+  // keyframe fragment, after what it has queued, with a `skip` message (reason "overload").
+  void Gap (uint64_t lost);
 
   // Viewer side.
   ViewerId AddViewer (const ViewerOptions &options);

@@ -987,6 +987,119 @@ GST_START_TEST (test_keepalive_drops_silent_viewers)
 }
 GST_END_TEST;
 
+/* An I/O thread that cannot keep up (here: stuck in a client-added handler) does not make
+ * the sink hold the stream without bound: past max-backlog-bytes it drops what it has not
+ * taken, and its viewers resume at a keyframe with a skip message. A burst of media (the
+ * whole file at once) taken by a healthy thread is not an overload. */
+static GMutex g_block_lock;
+static GCond g_block_cond;
+static bool g_block = false, g_blocked_now = false;
+
+static void
+block_in_added (GstElement *, guint64, const gchar *, gpointer)
+{
+  g_mutex_lock (&g_block_lock);
+  if (g_block) {
+    g_blocked_now = true;
+    g_cond_broadcast (&g_block_cond);
+    while (g_block)
+      g_cond_wait (&g_block_cond, &g_block_lock);
+  }
+  g_mutex_unlock (&g_block_lock);
+}
+
+GST_START_TEST (test_io_thread_overload_is_bounded)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port, "io-threads=1 max-backlog-bytes=300000");
+  GstElement *sink = get_sink (p);
+  GBytes *file = read_fixture ("notes-g30.mp4");
+  gsize size;
+  const guint8 *data = (const guint8 *) g_bytes_get_data (file, &size);
+  BoxIterator it (data, size);
+  gsize first_moof = 0;
+  while (it.Next ())
+    if (it.type () == FourCC ("moof")) {
+      first_moof = gsize (it.box () - data);
+      break;
+    }
+  fail_unless (first_moof > 0);
+  GBytes *frags = g_bytes_new_from_bytes (file, first_moof, size - first_moof);
+  push_bytes (p, g_bytes_ref (file));
+  Client *c = client_connect (url (port));
+  fail_unless (c->conn != NULL);
+  fail_unless (pump_until ([&] { return parse_client (c).fragments.size () >= 1; }, 5000));
+  GstStructure *st0 = NULL;
+  guint64 drops0 = 1;
+  g_object_get (sink, "stats", &st0, NULL);
+  gst_structure_get_uint64 (st0, "overload-drops", &drops0);
+  gst_structure_free (st0);
+  fail_unless_equals_int (drops0, 0);
+
+  g_signal_connect (sink, "client-added", G_CALLBACK (block_in_added), NULL);
+  g_mutex_lock (&g_block_lock);
+  g_block = true;
+  g_blocked_now = false;
+  g_mutex_unlock (&g_block_lock);
+  Client *blocker = client_connect (url (port), NULL, false);
+  fail_unless (pump_until ([&] {
+    g_mutex_lock (&g_block_lock);
+    bool b = g_blocked_now;
+    g_mutex_unlock (&g_block_lock);
+    return b;
+  }, 5000), "the I/O thread never ran the handler");
+  /* The thread is stuck: the stream goes on, far past the 2 s bound. */
+  for (int i = 0; i < 40; i++)
+    push_bytes (p, g_bytes_ref (frags));
+  guint64 drops = 0;
+  fail_unless (pump_until ([&] {
+    GstStructure *st = NULL;
+    g_object_get (sink, "stats", &st, NULL);
+    gst_structure_get_uint64 (st, "overload-drops", &drops);
+    gst_structure_free (st);
+    return drops > 0;
+  }, 5000), "nothing was dropped for the stuck I/O thread");
+  g_mutex_lock (&g_block_lock);
+  g_block = false;
+  g_cond_broadcast (&g_block_cond);
+  g_mutex_unlock (&g_block_lock);
+  push_bytes (p, g_bytes_ref (frags));  /* what is left after the drop may hold no keyframe */
+
+  /* The viewer gets a skip (overload), then a keyframe fragment. */
+  auto skip_then_keyframe = [&] {
+    bool skipped = false;
+    std::optional<InitInfo> init;
+    for (const Msg &m : c->msgs) {
+      if (m.text) {
+        auto j = json_of (m);
+        if (j["type"].str == "skip" && j["reason"].str == "overload")
+          skipped = true;
+        continue;
+      }
+      BoxIterator b (m.data.data (), m.data.size ());
+      while (b.Next ()) {
+        std::string err;
+        if (b.type () == FourCC ("moov"))
+          init = ParseMoov (b.box (), b.box_size (), &err);
+        if (b.type () == FourCC ("moof") && skipped && init) {
+          auto f = ParseMoof (b.box (), b.box_size (), *init, &err);
+          fail_unless (f && f->keyframe, "the first fragment after the skip is not a keyframe");
+          return true;
+        }
+      }
+    }
+    return false;
+  };
+  fail_unless (pump_until (skip_then_keyframe, 5000), "no skip then keyframe fragment");
+  client_free (blocker);
+  client_free (c);
+  g_bytes_unref (frags);
+  g_bytes_unref (file);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
 static Suite *
 websocketsink_suite (void)
 {
@@ -1002,6 +1115,7 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_tls);
   tcase_add_test (tc, test_io_threads_spread_viewers);
   tcase_add_test (tc, test_keepalive_drops_silent_viewers);
+  tcase_add_test (tc, test_io_thread_overload_is_bounded);
   tcase_add_test (tc, test_stream_mp4_decodes_with_ffmpeg);
   tcase_add_test (tc, test_new_init_reaches_existing_viewers);
   tcase_add_test (tc, test_eos_closes_viewers_normally);

@@ -219,6 +219,46 @@ TEST (Broadcast, CopiedItemsInAnotherBroadcasterGiveTheSameBytes)
   EXPECT_NE (next, 7u);
 }
 
+// Fragments lost before the broadcaster (its I/O thread fell behind): what a viewer has
+// queued is still sent whole, then a skip message, then the next keyframe fragment, on a
+// continuous timeline; the GOP cache (which has a hole now) is forgotten.
+TEST (Broadcast, GapSkipsToNextKeyframeAfterWhatIsQueued)
+{
+  Stream s = MakeStream ("notes-g30.mp4");  // keyframe fragments: #0 and #12
+  ASSERT_GT (s.fragments.size (), 13u);
+  Broadcaster b;
+  b.PushInit (s.init);
+  for (size_t i = 0; i < 4; i++)
+    b.PushFragment (s.fragments[i]);
+  auto id = b.AddViewer ({});
+  Drain (b, id);
+  b.PushFragment (s.fragments[4]);
+  b.PushFragment (s.fragments[5]);
+  b.Gap (3);  // #6, #7, #8 never came
+  EXPECT_EQ (b.gop_size (), 0u);
+  for (size_t i = 9; i <= 12; i++)
+    b.PushFragment (s.fragments[i]);
+  std::vector<Message> msgs = Drain (b, id);
+  ASSERT_EQ (msgs.size (), 4u);
+  const InitInfo &init = *s.init->init;
+  double end5 = FragmentTime (msgs[1], init) + s.fragments[5]->duration_ns / 1e9;
+  auto skip = ParseFlatJsonObject (msgs[2].text ());
+  ASSERT_TRUE (skip) << msgs[2].text ();
+  EXPECT_EQ ((*skip)["type"].str, "skip");
+  EXPECT_EQ ((*skip)["reason"].str, "overload");
+  EXPECT_EQ ((*skip)["fragments"].num, 3);
+  EXPECT_TRUE (IsKeyframe (msgs[3], init));
+  EXPECT_NEAR (FragmentTime (msgs[3], init), end5, 1e-3);
+  EXPECT_EQ (b.gop_size (), 1u);
+  EXPECT_EQ (b.Stats (id)->non_keyframe_starts, 0u);
+  EXPECT_EQ (b.Stats (id)->fragments_dropped, 3u);
+  // A viewer that joins now starts on the keyframe after the gap.
+  auto late = b.AddViewer ({});
+  std::vector<Message> lm = Drain (b, late);
+  ASSERT_EQ (lm.size (), 4u);
+  EXPECT_TRUE (IsKeyframe (lm[3], init));
+}
+
 TEST (Broadcast, RebaseOffKeepsOriginalTimes)
 {
   Stream s = MakeStream ("notes-g30.mp4");
