@@ -341,6 +341,7 @@ struct Shard
   std::vector<Broadcaster::ViewerId> closing;  // connections with a close deadline
   std::vector<PendingSignal> signals;          // emitted once `lock` is released
   guint keepalive = 0;                         // seconds (0: off)
+  bool stopping = false;                       // closing everyone: no more reads
   gint64 next_tick_us = 0;
   guint64 tick = 0;
 
@@ -369,6 +370,8 @@ set_write_interest (Connection *c, bool want)
   c->want_write = want;
   struct epoll_event ev = {};
   ev.events = want ? uint32_t (EPOLLIN | EPOLLOUT) : uint32_t (EPOLLIN);
+  if (c->shard->stopping)
+    ev.events = EPOLLOUT;  // a level-triggered EPOLLIN would spin: nobody reads any more
   ev.data.u64 = c->id;
   epoll_ctl (c->shard->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
@@ -889,18 +892,65 @@ shard_timeout_ms (Shard *sh)
   return wait <= 0 ? 0 : int (MIN ((wait + 999) / 1000, gint64 (60000)));
 }
 
-// Stopping: viewers get a close frame (1001, going away) if their socket takes it now;
-// nobody is waited for.
+// Stopping: viewers get a close frame (1001, going away) if their socket takes it within a
+// short grace (a socket that was full a moment ago, or a message half written, must not
+// cost them the close frame); nobody is waited for longer.
+constexpr gint64 kStopGraceUs = 200 * 1000;
+
 static void
 shutdown_shard (Shard *sh)
 {
   std::vector<Connection *> all;
   for (auto &kv : sh->conns)
     all.push_back (kv.second);
-  for (Connection *c : all)
+  for (Connection *c : all) {
     if (c->websocket)
       close_viewer (c, 1001, "server stopped");
-  process_events (sh);
+    else
+      finish_connection (c, "server stopped");  // /stream.mp4: nothing to say goodbye with
+  }
+  sh->bc.TakeEvents ();
+  sh->stopping = true;
+  // Write what each socket takes now (EPOLLOUT armed or not), then wait for the rest.
+  std::vector<Broadcaster::ViewerId> ids;
+  for (auto &kv : sh->conns)
+    ids.push_back (kv.first);
+  for (Broadcaster::ViewerId id : ids) {
+    auto it = sh->conns.find (id);
+    if (it != sh->conns.end ())
+      flush_connection (it->second);
+  }
+  for (auto &kv : sh->conns) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLOUT;  // no reads now: a level-triggered EPOLLIN would spin
+    ev.data.u64 = kv.first;
+    epoll_ctl (sh->epfd, EPOLL_CTL_MOD, kv.second->fd, &ev);
+  }
+  gint64 end = g_get_monotonic_time () + kStopGraceUs;
+  struct epoll_event evs[64];
+  while (!sh->conns.empty ()) {
+    gint64 left = end - g_get_monotonic_time ();
+    if (left <= 0)
+      break;
+    int n = epoll_wait (sh->epfd, evs, G_N_ELEMENTS (evs), int ((left + 999) / 1000));
+    if (n < 0 && errno != EINTR)
+      break;
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.u64 == kWakeKey) {
+        uint64_t v;
+        while (read (sh->evfd, &v, sizeof v) < 0 && errno == EINTR)
+          ;
+        continue;
+      }
+      auto it = sh->conns.find (evs[i].data.u64);
+      if (it == sh->conns.end ())
+        continue;
+      flush_connection (it->second);
+      auto again = sh->conns.find (evs[i].data.u64);
+      if (again != sh->conns.end () && (evs[i].events & (EPOLLERR | EPOLLHUP)))
+        finish_connection (again->second, "server stopped");
+    }
+  }
   all.clear ();
   for (auto &kv : sh->conns)
     all.push_back (kv.second);

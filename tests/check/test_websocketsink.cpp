@@ -1100,6 +1100,30 @@ GST_START_TEST (test_io_thread_overload_is_bounded)
 }
 GST_END_TEST;
 
+/* Stopping waits a bounded grace for sockets to take their close frame (1001): a reading
+ * viewer gets it, a stalled one (full socket) does not hold the stop up. */
+GST_START_TEST (test_stop_is_bounded_and_says_going_away)
+{
+  guint port;
+  GstElement *p = start_live_pipeline (NULL, &port, "pattern=snow");
+  pump_for (500);
+  Client *c = client_connect (url (port));
+  fail_unless (c->conn != NULL);
+  GSocket *stalled = stalled_viewer (port);
+  fail_unless (pump_until ([&] { return parse_client (c).fragments.size () >= 3; }, 5000));
+  pump_for (1000);  /* the stalled viewer's socket fills up (12 Mb/s) */
+  gint64 t0 = g_get_monotonic_time ();
+  gst_element_set_state (p, GST_STATE_NULL);
+  gint64 took = g_get_monotonic_time () - t0;
+  fail_unless (took < G_USEC_PER_SEC, "stopping took %" G_GINT64_FORMAT " us", took);
+  fail_unless (pump_until ([&] { return c->closed; }, 3000), "the viewer was not closed");
+  fail_unless_equals_int (soup_websocket_connection_get_close_code (c->conn), 1001);
+  g_object_unref (stalled);
+  client_free (c);
+  gst_object_unref (p);
+}
+GST_END_TEST;
+
 static Suite *
 websocketsink_suite (void)
 {
@@ -1116,6 +1140,7 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_io_threads_spread_viewers);
   tcase_add_test (tc, test_keepalive_drops_silent_viewers);
   tcase_add_test (tc, test_io_thread_overload_is_bounded);
+  tcase_add_test (tc, test_stop_is_bounded_and_says_going_away);
   tcase_add_test (tc, test_stream_mp4_decodes_with_ffmpeg);
   tcase_add_test (tc, test_new_init_reaches_existing_viewers);
   tcase_add_test (tc, test_eos_closes_viewers_normally);
