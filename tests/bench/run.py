@@ -176,7 +176,7 @@ class Point:
                     result['server_threads'] = threads(srv.pid)
                     if a.profile and self.server.startswith('sink'):
                         perf = subprocess.Popen(
-                            ['perf', 'record', '-e', 'cpu-clock', '-F', '499', '--call-graph', 'dwarf,32768', '-p', str(srv.pid),
+                            ['perf', 'record', '-k', 'mono', '-e', 'cpu-clock', '-F', '499', '--call-graph', 'dwarf,32768', '-p', str(srv.pid),
                              '-o', os.path.join(a.out, self.tag + '.perf.data')],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 elif line.startswith('STEADY_END') and t0 is not None:
