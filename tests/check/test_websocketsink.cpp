@@ -806,6 +806,17 @@ GST_START_TEST (test_http_endpoints)
 }
 GST_END_TEST;
 
+/* Every viewer that left is removed from the sink (bounded wait). */
+static void
+wait_for_no_viewers (GstElement *sink)
+{
+  fail_unless (pump_until ([&] {
+    guint n = 1;
+    g_object_get (sink, "num-clients", &n, NULL);
+    return n == 0;
+  }, 5000), "viewers were not all removed");
+}
+
 GST_START_TEST (test_many_viewers_come_and_go)
 {
   guint port;
@@ -846,11 +857,7 @@ GST_START_TEST (test_many_viewers_come_and_go)
     client_free (c);
   }
   fail_unless (ok_starts > 50, "only %u viewers got video", ok_starts);
-  fail_unless (pump_until ([&] {
-    guint n = 1;
-    g_object_get (sink, "num-clients", &n, NULL);
-    return n == 0;
-  }, 5000), "viewers were not all removed");
+  wait_for_no_viewers (sink);
   g_rand_free (rng);
   gst_object_unref (sink);
   stop_pipeline (p);
@@ -935,11 +942,7 @@ GST_START_TEST (test_io_threads_spread_viewers)
       fail_unless_equals_int (r.fragments[i].sequence, r.fragments[i - 1].sequence + 1);
     client_free (c);
   }
-  fail_unless (pump_until ([&] {
-    guint n = 1;
-    g_object_get (sink, "num-clients", &n, NULL);
-    return n == 0;
-  }, 5000), "viewers were not all removed");
+  wait_for_no_viewers (sink);
   g_object_get (sink, "stats", &stats, NULL);
   guint64 connections = 0;
   gst_structure_get_uint64 (stats, "connections", &connections);
