@@ -1734,6 +1734,14 @@ gst_web_socket_sink_start (GstBaseSink *sink)
   GstWebSocketSinkPrivate *priv = self->priv;
 
   GST_OBJECT_LOCK (self);
+  guint io_threads = priv->settings.io_threads;
+  GST_OBJECT_UNLOCK (self);
+  reset_stream_state (priv);
+  // The I/O threads first: every later failure below stops them again.
+  if (!start_shards (self, io_threads))
+    return FALSE;
+
+  GST_OBJECT_LOCK (self);
   Settings s = priv->settings;
   if (s.tls_certificate)
     g_object_ref (s.tls_certificate);
@@ -1742,18 +1750,7 @@ gst_web_socket_sink_start (GstBaseSink *sink)
   if (s.main_context)
     g_main_context_ref (s.main_context);
   GST_OBJECT_UNLOCK (self);
-
-  reset_stream_state (priv);
   priv->prefix = s.path_prefix;
-  if (!start_shards (self, s.io_threads)) {
-    if (s.tls_certificate)
-      g_object_unref (s.tls_certificate);
-    if (s.soup_server)
-      g_object_unref (s.soup_server);
-    if (s.main_context)
-      g_main_context_unref (s.main_context);
-    return FALSE;
-  }
 
   if (s.soup_server) {
     // Join the application's server: handlers under path-prefix, sources in its context.
@@ -1785,6 +1782,7 @@ gst_web_socket_sink_start (GstBaseSink *sink)
                          ("%s / %s: %s", s.tls_cert_file.c_str (), s.tls_key_file.c_str (),
                           err->message));
       g_clear_error (&err);
+      stop_shards (self);
       return FALSE;
     }
   }

@@ -1127,6 +1127,50 @@ GST_START_TEST (test_stop_is_bounded_and_says_going_away)
 }
 GST_END_TEST;
 
+/* Threads of this process whose name starts with the sink's I/O-thread prefix. */
+static int
+count_io_threads (void)
+{
+  int n = 0;
+  GDir *dir = g_dir_open ("/proc/self/task", 0, NULL);
+  fail_unless (dir != NULL);
+  while (const gchar *tid = g_dir_read_name (dir)) {
+    gchar *path = g_strdup_printf ("/proc/self/task/%s/comm", tid), *comm = NULL;
+    if (g_file_get_contents (path, &comm, NULL, NULL) && g_str_has_prefix (comm, "wssink-io"))
+      n++;
+    g_free (comm);
+    g_free (path);
+  }
+  g_dir_close (dir);
+  return n;
+}
+
+/* A start that fails after the I/O threads were made (an unreadable certificate) says why
+ * and takes them down again. */
+GST_START_TEST (test_bad_certificate_is_a_clear_error_and_leaves_no_thread)
+{
+  int before = count_io_threads ();
+  GstElement *q = gst_parse_launch (
+      "fakesrc ! websocketsink port=0 io-threads=2 tls-certificate-file=/nonexistent/cert.pem",
+      NULL);
+  GstBus *bus = gst_element_get_bus (q);
+  fail_unless (gst_element_set_state (q, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE);
+  GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (m != NULL);
+  GError *err;
+  gchar *dbg;
+  gst_message_parse_error (m, &err, &dbg);
+  fail_unless (strstr (err->message, "TLS certificate") != NULL, "%s", err->message);
+  g_error_free (err);
+  g_free (dbg);
+  gst_message_unref (m);
+  fail_unless_equals_int (count_io_threads (), before);
+  gst_object_unref (bus);
+  gst_element_set_state (q, GST_STATE_NULL);
+  gst_object_unref (q);
+}
+GST_END_TEST;
+
 static Suite *
 websocketsink_suite (void)
 {
@@ -1144,6 +1188,7 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_keepalive_drops_silent_viewers);
   tcase_add_test (tc, test_io_thread_overload_is_bounded);
   tcase_add_test (tc, test_stop_is_bounded_and_says_going_away);
+  tcase_add_test (tc, test_bad_certificate_is_a_clear_error_and_leaves_no_thread);
   tcase_add_test (tc, test_stream_mp4_decodes_with_ffmpeg);
   tcase_add_test (tc, test_new_init_reaches_existing_viewers);
   tcase_add_test (tc, test_eos_closes_viewers_normally);
