@@ -394,12 +394,27 @@ close_stream_async (GIOStream *stream, GMainContext *ctx)
   g_source_unref (src);
 }
 
+// A connection leaves its I/O thread (finished, or handed over but never added): counts,
+// socket closed (TLS asynchronously), freed.
+static void
+release_connection (Shard *sh, Connection *c)
+{
+  sh->load--;
+  sh->sink->priv->open_viewers--;
+  if (c->raw_io) {
+    g_io_stream_close (c->stream, NULL, NULL);
+    g_object_unref (c->stream);
+  } else {
+    close_stream_async (c->stream, sh->sink->priv->ctx);
+  }
+  delete c;
+}
+
 static void
 finish_connection (Connection *c, const std::string &reason)
 {
   Shard *sh = c->shard;
   GstWebSocketSink *self = sh->sink;
-  GstWebSocketSinkPrivate *priv = self->priv;
   if (const ViewerStats *st = sh->bc.Stats (c->id)) {
     sh->totals.bytes_sent += st->bytes_sent;
     sh->totals.fragments_sent += st->fragments_sent;
@@ -409,19 +424,11 @@ finish_connection (Connection *c, const std::string &reason)
   sh->totals.disconnects[why]++;
   sh->bc.RemoveViewer (c->id);
   sh->conns.erase (c->id);
-  sh->load--;
-  priv->open_viewers--;
   epoll_ctl (sh->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-  if (c->raw_io) {
-    g_io_stream_close (c->stream, NULL, NULL);
-    g_object_unref (c->stream);
-  } else {
-    close_stream_async (c->stream, priv->ctx);
-  }
   GST_INFO_OBJECT (self, "client %" G_GUINT64_FORMAT " (%s) removed: %s", c->id,
                    c->address.c_str (), why.c_str ());
   sh->signals.push_back ({false, c->id, c->address, why});
-  delete c;
+  release_connection (sh, c);
 }
 
 // Writes as much of the viewer's queue as the socket takes, without blocking; arms EPOLLOUT
@@ -696,11 +703,7 @@ add_connection (Shard *sh, Connection *c)
   if (epoll_ctl (sh->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
     GST_WARNING_OBJECT (self, "client %" G_GUINT64_FORMAT ": epoll_ctl: %s", c->id,
                         g_strerror (errno));
-    sh->load--;
-    self->priv->open_viewers--;
-    g_io_stream_close (c->stream, NULL, NULL);
-    g_object_unref (c->stream);
-    delete c;
+    release_connection (sh, c);
     return;
   }
   sh->bc.AddViewer (c->options, c->id);
@@ -709,21 +712,6 @@ add_connection (Shard *sh, Connection *c)
   GST_INFO_OBJECT (self, "client %" G_GUINT64_FORMAT " (%s) added (%s, I/O thread %u)", c->id,
                    c->address.c_str (), c->websocket ? "websocket" : "stream.mp4", sh->index);
   sh->signals.push_back ({true, c->id, c->address, {}});
-}
-
-// A connection handed over but never added (the shard stopped first).
-static void
-drop_connection (Shard *sh, Connection *c)
-{
-  sh->load--;
-  sh->sink->priv->open_viewers--;
-  if (c->raw_io) {
-    g_io_stream_close (c->stream, NULL, NULL);
-    g_object_unref (c->stream);
-  } else {
-    close_stream_async (c->stream, sh->sink->priv->ctx);
-  }
-  delete c;
 }
 
 static void
@@ -773,7 +761,7 @@ drain_inbox (Shard *sh)
         break;
       case Command::kAdd:
         if (stop)
-          drop_connection (sh, cmd.conn);
+          release_connection (sh, cmd.conn);
         else
           add_connection (sh, cmd.conn);
         break;
@@ -892,6 +880,15 @@ shard_timeout_ms (Shard *sh)
   return wait <= 0 ? 0 : int (MIN ((wait + 999) / 1000, gint64 (60000)));
 }
 
+// Resets the eventfd that shard_post() wrote to.
+static void
+clear_wake (Shard *sh)
+{
+  uint64_t v;
+  while (read (sh->evfd, &v, sizeof v) < 0 && errno == EINTR)
+    ;
+}
+
 // Stopping: viewers get a close frame (1001, going away) if their socket takes it within a
 // short grace (a socket that was full a moment ago, or a message half written, must not
 // cost them the close frame); nobody is waited for longer.
@@ -937,9 +934,7 @@ shutdown_shard (Shard *sh)
       break;
     for (int i = 0; i < n; i++) {
       if (evs[i].data.u64 == kWakeKey) {
-        uint64_t v;
-        while (read (sh->evfd, &v, sizeof v) < 0 && errno == EINTR)
-          ;
+        clear_wake (sh);
         continue;
       }
       auto it = sh->conns.find (evs[i].data.u64);
@@ -1000,9 +995,7 @@ shard_thread (gpointer data)
       for (int i = 0; i < n; i++) {
         uint64_t key = evs[i].data.u64;
         if (key == kWakeKey) {
-          uint64_t v;
-          while (read (sh->evfd, &v, sizeof v) < 0 && errno == EINTR)
-            ;
+          clear_wake (sh);
           stop |= drain_inbox (sh);
           continue;
         }
@@ -1066,7 +1059,7 @@ shard_free (Shard *sh)
   // Commands that came after kStop (a viewer handed over at the last moment).
   for (Command &cmd : sh->inbox)
     if (cmd.kind == Command::kAdd)
-      drop_connection (sh, cmd.conn);
+      release_connection (sh, cmd.conn);
   close (sh->epfd);
   close (sh->evfd);
   delete sh;
