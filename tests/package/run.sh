@@ -189,7 +189,7 @@ fi
 
 # (b) A prefix GStreamer does not scan: configure says so, and fmp4ws-server finds its plugin.
 prefix=$tmp/prefix
-if ! meson setup "$tmp/build-prefix" "$top" --prefix="$prefix" -Dbuildtype=plain \
+if ! meson setup "$tmp/build-prefix" "$src" --prefix="$prefix" -Dbuildtype=plain \
      -Dtests=disabled -Dexamples=disabled >"$tmp/setup.log" 2>&1 ||
    ! ninja -C "$tmp/build-prefix" >>"$tmp/setup.log" 2>&1 ||
    ! meson install -C "$tmp/build-prefix" >>"$tmp/setup.log" 2>&1; then
