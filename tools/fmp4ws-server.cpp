@@ -13,6 +13,8 @@
 //   as long as the server, and one ingest pipeline per publisher (appsrc ! fmp4initcache !
 //   appsink). An ingest error (garbage, a stall, a disconnect mid-box) ends that publisher,
 //   never the server or other streams.
+#include "config.h" // FMP4WS_PLUGIN_DIR
+
 #include <gst/app/gstappsink.h>
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
@@ -530,6 +532,20 @@ on_signal (gpointer)
 
 }  // namespace
 
+// Both elements of the plugin are in the registry (and loadable).
+static bool
+have_fmp4ws_elements ()
+{
+  bool ok = true;
+  for (const char *name : {"websocketsink", "fmp4initcache"}) {
+    GstElementFactory *f = gst_element_factory_find (name);
+    ok = ok && f;
+    if (f)
+      gst_object_unref (f);
+  }
+  return ok;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -567,9 +583,15 @@ main (int argc, char **argv)
   }
   g_option_context_free (ctx);
   gst_init (&argc, &argv);
-  if (!gst_element_factory_find ("websocketsink") || !gst_element_factory_find ("fmp4initcache")) {
-    g_printerr ("the fmp4ws GStreamer plugin is not found: set GST_PLUGIN_PATH to its folder\n");
-    return 1;
+  if (!have_fmp4ws_elements ()) {
+    // Installed with a prefix GStreamer does not scan (meson's default /usr/local): look in the
+    // folder this program's plugin was installed into.
+    gst_registry_scan_path (gst_registry_get (), FMP4WS_PLUGIN_DIR);
+    if (!have_fmp4ws_elements ()) {
+      g_printerr ("the fmp4ws GStreamer plugin is not found: set GST_PLUGIN_PATH to its folder\n"
+                  "(not in GStreamer's registry, nor in " FMP4WS_PLUGIN_DIR ")\n");
+      return 1;
+    }
   }
 
   app.loop = g_main_loop_new (nullptr, FALSE);
