@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what gst-fmp4ws needs on Debian 12 (as root), or prints the apt-get line.
 #   scripts/deps.sh build   - to build the plugin and run the demo
-#   scripts/deps.sh test    - also what the test suite needs (gtest, ffmpeg, Chromium, Node.js)
+#   scripts/deps.sh test    - also what the test suite needs (gtest, ffmpeg, Chromium, Firefox ESR,
+#                             Node.js: Debian's own 18.x is enough)
 set -euo pipefail
 what=${1:-build}
 pkgs=(build-essential meson ninja-build pkg-config
@@ -9,7 +10,8 @@ pkgs=(build-essential meson ninja-build pkg-config
       gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav glib-networking)
 if [ "$what" = test ]; then
-  pkgs+=(libgtest-dev ffmpeg chromium openssl curl nginx-light procps)
+  # firefox-esr decodes H.264/AAC through FFmpeg's libavcodec, which it only recommends
+  pkgs+=(libgtest-dev ffmpeg chromium firefox-esr libavcodec59 openssl curl nginx-light procps)
   # Node.js may come from elsewhere (nodesource): only install Debian's if there is none.
   command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi

@@ -3,9 +3,9 @@
 // the notes' movflags (no empty_moov: the moov carries the first samples) through
 // `tcpserversrc ! fmp4initcache ! websocketsink` and watched for a few seconds in index.html.
 // A codec the browser's MSE or the machine's ffmpeg lacks is skipped, with the reason.
-import { test, before, after } from 'node:test';
+import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser } from './lib/browser.mjs';
+import { BROWSERS, launchBrowser } from './lib/browser.mjs';
 import { Scene, TCP_PIPELINE, ffmpegHasEncoder, startServer, waitForServer } from './lib/pipeline.mjs';
 import { assertPlayed, openViewer, reportMetrics, watchFor } from './lib/viewer.mjs';
 
@@ -43,53 +43,57 @@ const CASES = [
   { v: 'av1', a: 'flac', size: [320, 240] },
 ];
 
-let browser;
-/** @type {Record<string, boolean>} MediaSource.isTypeSupported for each probe type */
-let mse = {};
-before(async () => {
-  browser = await launchBrowser();
-  const types = [];
-  for (const c of Object.values(VIDEO)) types.push(`video/mp4; codecs="${c.probe}"`);
-  for (const c of Object.values(AUDIO)) types.push(`audio/mp4; codecs="${c.probe}"`);
-  await browser.page.goto('about:blank');
-  const res = await browser.page.evaluate((t) => t.map((x) => MediaSource.isTypeSupported(x)), types);
-  mse = Object.fromEntries(types.map((t, i) => [t, res[i]]));
-});
-after(async () => {
-  await browser?.close();
-});
-
-for (const c of CASES) {
-  const v = c.v ? VIDEO[c.v] : null;
-  const a = c.a ? AUDIO[c.a] : null;
-  const label = [v?.name, a?.name].filter(Boolean).join(' + ') + (v && !a ? ' (video only)' : !v ? ' (audio only)' : '');
-  test(`codec ${label} plays`, async (t) => {
-    for (const [codec, kind] of [[v, 'video'], [a, 'audio']]) {
-      if (!codec) continue;
-      if (!ffmpegHasEncoder(codec.encoder)) return t.skip(`ffmpeg has no ${codec.encoder} encoder`);
-      if (!mse[`${kind}/mp4; codecs="${codec.probe}"`]) return t.skip(`this Chromium's MSE does not accept ${kind}/mp4; codecs="${codec.probe}"`);
-    }
-    const scene = new Scene();
-    await scene.run(async () => {
-      const { gst, port, tcpPort } = await startServer(scene, TCP_PIPELINE);
-      const args = ['-re'];
-      if (v) args.push('-f', 'lavfi', '-i', `testsrc2=size=${c.size[0]}x${c.size[1]}:rate=30`);
-      if (a) args.push('-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000');
-      if (v) args.push(...v.args, '-g', '60');
-      if (a) args.push(...a.args);
-      args.push('-f', 'mp4', '-movflags', 'frag_keyframe+default_base_moof', '-frag_duration', '200000', `tcp://localhost:${tcpPort}/`);
-      const ff = scene.ffmpeg(args);
-      const status = await waitForServer(port, { stream: true, procs: [gst, ff] });
-      const page = await scene.newPage(browser);
-      await page.goto('about:blank');
-      // the codec string fmp4initcache computed must be one this browser accepts
-      assert.ok(await page.evaluate((m) => MediaSource.isTypeSupported(m), status.stream.mime),
-        `MediaSource.isTypeSupported(${status.stream.mime}) is false`);
-      const { ttff } = await openViewer(page, `http://127.0.0.1:${port}/`);
-      const s = await watchFor(page, SECONDS);
-      await reportMetrics(t, `codec/${[c.v, c.a].filter(Boolean).join('+')}`, { ttff, s, port, extra: { codecs: `"${status.stream.codecs}"` } });
-      if (v) assertPlayed(s, { what: label, width: c.size[0], height: c.size[1] });
-      else assertPlayed(s, { what: label, video: false });
-    });
+for (const engine of BROWSERS) {
+describe(engine, () => {
+  let browser;
+  /** @type {Record<string, boolean>} MediaSource.isTypeSupported for each probe type */
+  let mse = {};
+  before(async () => {
+    browser = await launchBrowser({ engine });
+    const types = [];
+    for (const c of Object.values(VIDEO)) types.push(`video/mp4; codecs="${c.probe}"`);
+    for (const c of Object.values(AUDIO)) types.push(`audio/mp4; codecs="${c.probe}"`);
+    await browser.page.goto('about:blank');
+    const res = await browser.page.evaluate((t) => t.map((x) => MediaSource.isTypeSupported(x)), types);
+    mse = Object.fromEntries(types.map((t, i) => [t, res[i]]));
   });
+  after(async () => {
+    await browser?.close();
+  });
+
+  for (const c of CASES) {
+    const v = c.v ? VIDEO[c.v] : null;
+    const a = c.a ? AUDIO[c.a] : null;
+    const label = [v?.name, a?.name].filter(Boolean).join(' + ') + (v && !a ? ' (video only)' : !v ? ' (audio only)' : '');
+    test(`codec ${label} plays`, async (t) => {
+      for (const [codec, kind] of [[v, 'video'], [a, 'audio']]) {
+        if (!codec) continue;
+        if (!ffmpegHasEncoder(codec.encoder)) return t.skip(`ffmpeg has no ${codec.encoder} encoder`);
+        if (!mse[`${kind}/mp4; codecs="${codec.probe}"`]) return t.skip(`this ${engine}'s MSE does not accept ${kind}/mp4; codecs="${codec.probe}"`);
+      }
+      const scene = new Scene();
+      await scene.run(async () => {
+        const { gst, port, tcpPort } = await startServer(scene, TCP_PIPELINE);
+        const args = ['-re'];
+        if (v) args.push('-f', 'lavfi', '-i', `testsrc2=size=${c.size[0]}x${c.size[1]}:rate=30`);
+        if (a) args.push('-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000');
+        if (v) args.push(...v.args, '-g', '60');
+        if (a) args.push(...a.args);
+        args.push('-f', 'mp4', '-movflags', 'frag_keyframe+default_base_moof', '-frag_duration', '200000', `tcp://localhost:${tcpPort}/`);
+        const ff = scene.ffmpeg(args);
+        const status = await waitForServer(port, { stream: true, procs: [gst, ff] });
+        const page = await scene.newPage(browser);
+        await page.goto('about:blank');
+        // the codec string fmp4initcache computed must be one this browser accepts
+        assert.ok(await page.evaluate((m) => MediaSource.isTypeSupported(m), status.stream.mime),
+          `MediaSource.isTypeSupported(${status.stream.mime}) is false`);
+        const { ttff } = await openViewer(page, `http://127.0.0.1:${port}/`);
+        const s = await watchFor(page, SECONDS);
+        await reportMetrics(t, `${engine}/codec/${[c.v, c.a].filter(Boolean).join('+')}`, { ttff, s, port, extra: { codecs: `"${status.stream.codecs}"` } });
+        if (v) assertPlayed(s, { what: label, width: c.size[0], height: c.size[1] });
+        else assertPlayed(s, { what: label, video: false });
+      });
+    });
+  }
+});
 }

@@ -1,27 +1,31 @@
 // The in-pipeline example (examples/testpattern.sh: videotestsrc ! x264enc ! mp4mux
 // fragment-duration=700 ! fmp4initcache ! websocketsink, with audiotestsrc ! avenc_aac) in the player.
-import { test, before, after } from 'node:test';
-import { launchBrowser } from './lib/browser.mjs';
+import { describe, test, before, after } from 'node:test';
+import { BROWSERS, launchBrowser } from './lib/browser.mjs';
 import { Scene, startExample, waitForServer } from './lib/pipeline.mjs';
 import { assertPlayed, openViewer, reportMetrics, watchFor } from './lib/viewer.mjs';
 
-let browser;
-before(async () => {
-  browser = await launchBrowser();
-});
-after(async () => {
-  await browser?.close();
-});
+for (const engine of BROWSERS) {
+describe(engine, () => {
+  let browser;
+  before(async () => {
+    browser = await launchBrowser({ engine });
+  });
+  after(async () => {
+    await browser?.close();
+  });
 
-test('examples/testpattern.sh (x264enc + avenc_aac → mp4mux) → index.html plays 640x360', async (t) => {
-  const scene = new Scene();
-  await scene.run(async () => {
-    const { proc, port } = await startExample(scene, 'testpattern.sh', 1);
-    await waitForServer(port, { stream: true, procs: [proc] });
-    const page = await scene.newPage(browser);
-    const { ttff } = await openViewer(page, `http://127.0.0.1:${port}/`);
-    const s = await watchFor(page, 10);
-    await reportMetrics(t, 'testpattern.sh/index.html', { ttff, s, port });
-    assertPlayed(s, { what: 'index.html', width: 640, height: 360 });
+  test('examples/testpattern.sh (x264enc + avenc_aac → mp4mux) → index.html plays 640x360', async (t) => {
+    const scene = new Scene();
+    await scene.run(async () => {
+      const { proc, port } = await startExample(scene, 'testpattern.sh', 1);
+      await waitForServer(port, { stream: true, procs: [proc] });
+      const page = await scene.newPage(browser);
+      const { ttff } = await openViewer(page, `http://127.0.0.1:${port}/`);
+      const s = await watchFor(page, 10);
+      await reportMetrics(t, `${engine}/testpattern.sh/index.html`, { ttff, s, port });
+      assertPlayed(s, { what: 'index.html', width: 640, height: 360 });
+    });
   });
 });
+}

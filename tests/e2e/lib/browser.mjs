@@ -1,13 +1,25 @@
-// Browser helpers for the e2e tests: launch Debian's Chromium through playwright-core (never a
-// downloaded browser) and measure what a <video> really does.
+// Browser helpers for the e2e tests: launch Debian's Chromium (DevTools protocol) or Debian's
+// Firefox ESR (WebDriver BiDi) through puppeteer-core (never a downloaded browser; runs on Debian
+// 12's own Node.js 18) and measure what a <video> really does.
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { chromium } from 'playwright-core';
+import puppeteer from 'puppeteer-core';
 
-/** Debian's Chromium; override with CHROMIUM_PATH. */
-export const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+/** Debian's browsers; override with CHROMIUM_PATH / FIREFOX_PATH. */
+export const BROWSER_PATHS = {
+  chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
+  firefox: process.env.FIREFOX_PATH || '/usr/bin/firefox-esr',
+};
+/** @deprecated kept for older callers: the Chromium path. */
+export const CHROMIUM_PATH = BROWSER_PATHS.chromium;
 
+/** The engines the playback tests run in: `FMP4WS_E2E_BROWSERS=chromium,firefox` (the default). */
+export const BROWSERS = (process.env.FMP4WS_E2E_BROWSERS || 'chromium,firefox')
+  .split(',').map((b) => b.trim()).filter(Boolean);
+for (const b of BROWSERS) {
+  if (!(b in BROWSER_PATHS)) throw new Error(`FMP4WS_E2E_BROWSERS: unknown browser "${b}" (chromium, firefox)`);
+}
+
+/** Chromium flags of DESIGN.md: no background traffic on a machine without a network. */
 export const CHROMIUM_ARGS = [
   '--no-sandbox',
   '--disable-gpu',
@@ -19,43 +31,96 @@ export const CHROMIUM_ARGS = [
   '--autoplay-policy=no-user-gesture-required',
 ];
 
-/** @returns {boolean} whether the Chromium binary is there (harness.test.mjs fails otherwise). */
-export function haveChromium() {
-  return fs.existsSync(CHROMIUM_PATH);
-}
+/** Firefox preferences: autoplay with sound allowed, no background traffic. */
+export const FIREFOX_PREFS = {
+  'media.autoplay.default': 0, // allow audible autoplay
+  'media.autoplay.blocking_policy': 0,
+  'media.autoplay.block-webaudio': false,
+  'app.update.enabled': false,
+  'browser.safebrowsing.malware.enabled': false,
+  'browser.safebrowsing.phishing.enabled': false,
+  'network.captive-portal-service.enabled': false,
+  'network.connectivity-service.enabled': false,
+  'datareporting.policy.dataSubmissionEnabled': false,
+  'toolkit.telemetry.enabled': false,
+  'extensions.update.enabled': false,
+  'browser.region.update.enabled': false,
+  'browser.newtabpage.enabled': false,
+};
 
 /**
- * Launches Chromium with a fresh temporary profile.
- * @param {{ headless?: boolean, args?: string[], viewport?: {width: number, height: number} }} [opts]
- * @returns {Promise<{ context: import('playwright-core').BrowserContext,
- *   page: import('playwright-core').Page, logs: string[], close: () => Promise<void> }>}
- *   `logs` collects the page's console messages and errors (`[type] text`).
+ * @param {string} [engine] 'chromium' (default) or 'firefox'
+ * @returns {boolean} whether that browser's binary is there (harness.test.mjs fails otherwise).
+ */
+export function haveBrowser(engine = 'chromium') {
+  return fs.existsSync(BROWSER_PATHS[engine]);
+}
+/** @returns {boolean} whether Chromium is there. */
+export const haveChromium = () => haveBrowser('chromium');
+
+/**
+ * Launches a browser with a fresh temporary profile (removed by close()).
+ * @param {{ engine?: 'chromium'|'firefox', headless?: boolean, args?: string[],
+ *   viewport?: {width: number, height: number} }} [opts]
+ * @returns {Promise<{ engine: string, browser: import('puppeteer-core').Browser,
+ *   page: import('puppeteer-core').Page, newPage: () => Promise<import('puppeteer-core').Page>,
+ *   logs: string[], close: () => Promise<void> }>}
+ *   `logs` collects the console messages and errors of every page (`[type] text`).
  */
 export async function launchBrowser(opts = {}) {
-  const userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'fmp4ws-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM_PATH,
-    headless: opts.headless ?? true,
-    args: [...CHROMIUM_ARGS, ...(opts.args ?? [])],
-    viewport: opts.viewport ?? { width: 1280, height: 720 },
-  });
+  const engine = opts.engine ?? 'chromium';
+  const viewport = opts.viewport ?? { width: 1280, height: 720 };
+  if (!haveBrowser(engine)) {
+    throw new Error(`no ${engine} at ${BROWSER_PATHS[engine]}: apt-get install -y ${engine === 'firefox' ? 'firefox-esr' : 'chromium'}`);
+  }
+  const browser = engine === 'firefox'
+    ? await puppeteer.launch({
+      browser: 'firefox',
+      executablePath: BROWSER_PATHS.firefox,
+      headless: opts.headless ?? true,
+      args: opts.args ?? [],
+      extraPrefsFirefox: FIREFOX_PREFS,
+      defaultViewport: viewport,
+    })
+    : await puppeteer.launch({
+      browser: 'chrome',
+      executablePath: BROWSER_PATHS.chromium,
+      headless: opts.headless ?? true,
+      args: [...CHROMIUM_ARGS, ...(opts.args ?? [])],
+      defaultViewport: viewport,
+    });
   const logs = [];
   const watch = (page) => {
     page.on('console', (m) => logs.push(`[${m.type()}] ${m.text()}`));
-    page.on('pageerror', (e) => logs.push(`[pageerror] ${e.message}`));
+    page.on('pageerror', (e) => logs.push(`[pageerror] ${e?.message ?? e}`));
   };
-  context.on('page', watch);
-  const page = context.pages()[0] ?? (await context.newPage());
-  watch(page);
+  const newPage = async () => {
+    const p = await browser.newPage();
+    watch(p);
+    return p;
+  };
+  let page = (await browser.pages())[0];
+  if (page) watch(page);
+  else page = await newPage();
   return {
-    context,
+    engine,
+    browser,
     page,
+    newPage,
     logs,
     async close() {
-      await context.close().catch((e) => console.warn('closing chromium:', e.message));
-      fs.rmSync(userDataDir, { recursive: true, force: true });
+      await browser.close().catch((e) => console.warn(`closing ${engine}:`, e.message));
     },
   };
+}
+
+/**
+ * Navigates and resolves once the document has been parsed (the page's own timings use
+ * `performance.now()`, whose origin is the navigation start, so this wait does not bias them).
+ * @param {import('puppeteer-core').Page} page @param {string} url
+ */
+export async function gotoPage(page, url) {
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
 }
 
 // The functions below run inside the page (serialised by page.evaluate): keep them self-contained.
@@ -103,7 +168,7 @@ function inPageSnapshot(video, playerSelector) {
 
 /**
  * Samples a page's <video> for `seconds` (all sampling happens in the page, one round trip).
- * @param {import('playwright-core').Page} page
+ * @param {import('puppeteer-core').Page} page
  * @param {{ seconds?: number, interval?: number, selector?: string, playerSelector?: string }} [opts]
  * @returns {Promise<{
  *   samples: object[], wallSeconds: number, mediaAdvance: number, playedSeconds: number,
@@ -179,7 +244,7 @@ export function summarize(samples, interval = 250) {
 
 /**
  * One snapshot of the page's <video> (and player stats).
- * @param {import('playwright-core').Page} page
+ * @param {import('puppeteer-core').Page} page
  * @param {{ selector?: string, playerSelector?: string }} [opts]
  */
 export async function videoSnapshot(page, opts = {}) {
@@ -198,7 +263,7 @@ export async function videoSnapshot(page, opts = {}) {
 
 /**
  * Waits until the page's <video> shows a frame; measured in the page, independently of the player.
- * @param {import('playwright-core').Page} page
+ * @param {import('puppeteer-core').Page} page
  * @param {{ timeout?: number, selector?: string }} [opts]
  * @returns {Promise<{ sinceNavigation: number, sinceCall: number }>} ms from the navigation start
  *   (`performance.now()` origin) and from this call to the first decoded frame.
@@ -227,7 +292,7 @@ export async function waitForFirstFrame(page, opts = {}) {
 
 /**
  * Waits until `predicate(snapshot)` is true (polled every 100 ms from Node).
- * @param {import('playwright-core').Page} page
+ * @param {import('puppeteer-core').Page} page
  * @param {(s: ReturnType<typeof inPageSnapshot>) => boolean} predicate
  * @param {{ timeout?: number, selector?: string, playerSelector?: string, what?: string }} [opts]
  */
@@ -245,7 +310,7 @@ export async function waitForVideo(page, predicate, opts = {}) {
 
 /**
  * The player's stats (`<fmp4-player>`.stats or window.player.stats), or null.
- * @param {import('playwright-core').Page} page
+ * @param {import('puppeteer-core').Page} page
  * @param {string} [playerSelector]
  */
 export async function playerStats(page, playerSelector = 'fmp4-player') {

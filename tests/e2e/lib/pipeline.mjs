@@ -362,12 +362,12 @@ export class Scene {
 
   /**
    * A new page of `browser` (from launchBrowser), closed by cleanup(); its console is in report().
-   * @param {{ context: import('playwright-core').BrowserContext, logs: string[] }} browser
+   * @param {{ newPage: () => Promise<import('puppeteer-core').Page>, logs: string[] }} browser
    */
   async newPage(browser) {
     this.browser = browser;
     browser.logs.length = 0;
-    const page = await browser.context.newPage();
+    const page = await browser.newPage();
     this.pages.push(page);
     return page;
   }

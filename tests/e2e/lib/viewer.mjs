@@ -1,13 +1,13 @@
 // What a viewer sees: open a page of the server, time its first frame, sample its <video>, assert
 // that it plays, and print the measurements (never asserted as timings) in the TAP output.
 import assert from 'node:assert/strict';
-import { sampleVideo, waitForFirstFrame, videoSnapshot } from './browser.mjs';
+import { gotoPage, sampleVideo, waitForFirstFrame, videoSnapshot } from './browser.mjs';
 import { getStatus, metric } from './pipeline.mjs';
 
 /**
  * Navigates `page` to `url` and waits for the first frame (for audio only: the first advance of
  * currentTime), measured in the page from the navigation start.
- * @param {import('playwright-core').Page} page
+ * @param {import('puppeteer-core').Page} page
  * @param {string} url
  * @param {{ timeout?: number }} [opts]
  * @returns {Promise<{ ttff: number }>} ms from navigation start to the first frame
@@ -19,14 +19,14 @@ export async function openViewer(page, url, opts = {}) {
     if (u.pathname === '/' || u.pathname.endsWith('/index.html')) u.searchParams.set('debug', '');
     url = u.href;
   }
-  await page.goto(url, { waitUntil: 'commit' });
+  await gotoPage(page, url);
   const first = await waitForFirstFrame(page, { timeout: opts.timeout ?? 15000 });
   return { ttff: first.sinceNavigation };
 }
 
 /**
  * Samples the page's video for `seconds`.
- * @param {import('playwright-core').Page} page
+ * @param {import('puppeteer-core').Page} page
  * @param {number} seconds
  */
 export function watchFor(page, seconds) {
@@ -110,7 +110,7 @@ export async function reportMetrics(t, scenario, m) {
 /**
  * Polls the page's video (every 100 ms) until `predicate(snapshot)` holds; throws after `timeout` ms
  * with the last snapshot.
- * @param {import('playwright-core').Page} page
+ * @param {import('puppeteer-core').Page} page
  * @param {(s: any) => boolean} predicate on a `videoSnapshot` (with the player's stats)
  * @param {number} timeout ms
  * @param {string} what for the error message
