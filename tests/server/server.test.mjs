@@ -268,7 +268,9 @@ test('behind nginx (WebSocket proxy, and TLS terminated by nginx)', { timeout: 9
     }, 10000, 'nginx');
     const ff = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...H264('320x180', 8), ...NOTES_TCP(s.ingest)]);
     const v = viewer(`ws://127.0.0.1:${httpPort}/ws`);
-    const vs = viewer(`wss://localhost:${httpsPort}/ws`, { rejectUnauthorized: false });
+    // nginx listens on 127.0.0.1 only: name the address (on Debian 12 "localhost" is ::1 first,
+    // and Node.js 18 does not fall back to IPv4); the certificate's name goes in SNI
+    const vs = viewer(`wss://127.0.0.1:${httpsPort}/ws`, { rejectUnauthorized: false, servername: 'localhost' });
     await Promise.all([v.opened, vs.opened]);
     await waitFor(() => v.fragments > 5 && vs.fragments > 5, 15000, 'fragments through nginx');
     assert.match(v.streams[0].mime, /^video\/mp4; codecs="avc1/);
