@@ -168,6 +168,21 @@ export class Proc {
   }
 
   /**
+   * Sends `signal` to the command alone (the child of the coreutils `timeout` wrapper), once.
+   * A signal to the group reaches the command up to three times (from the sender, forwarded by
+   * `timeout`, and `timeout`'s own kill of the group): gst-launch-1.0 handles the first SIGINT
+   * and removes its handler, so a late second one kills it mid-shutdown. Tests of what a
+   * program does on a signal use this.
+   * @param {NodeJS.Signals} signal
+   */
+  signalCommand(signal) {
+    if (!this.alive) return;
+    const children = fs.readFileSync(`/proc/${this.pid}/task/${this.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    if (children.length !== 1) throw new Error(`${this.name}: expected one child of timeout, found [${children.join(', ')}]`);
+    process.kill(Number(children[0]), signal);
+  }
+
+  /**
    * Stops the process: `signal` to its group, SIGKILL after `grace` ms.
    * @param {{ signal?: NodeJS.Signals, grace?: number }} [opts]
    */
