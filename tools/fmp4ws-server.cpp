@@ -26,24 +26,14 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include "server/options.h"
+#include "server/routes.h"
+
+using namespace fmp4ws::tools;
 
 namespace {
-
-struct Options
-{
-  gint port = 8080;
-  gchar *address = nullptr;
-  gint ingest_port = 8081;
-  gchar *tls_cert = nullptr, *tls_key = nullptr;
-  gchar *allowed_origins = nullptr;
-  gint max_clients = 1000;
-  gchar *sync_method = nullptr, *recover_policy = nullptr;
-  gint64 max_backlog_bytes = 16 << 20;
-  gdouble max_backlog_time = 10;
-  gint publisher_timeout = 10;
-  gint max_streams = 16;
-  gint64 max_box_size = 64 << 20;
-};
 
 struct Stream;
 
@@ -123,7 +113,7 @@ create_stream (const std::string &name)
 {
   auto s = std::make_unique<Stream> ();
   s->name = name;
-  s->prefix = name.empty () ? "" : "/live/" + name;
+  s->prefix = viewer_prefix (name);
   g_mutex_init (&s->caps_lock);
   GError *err = nullptr;
   s->pipeline = gst_parse_launch (
@@ -143,11 +133,11 @@ create_stream (const std::string &name)
                 guint64 (o.max_backlog_bytes), "max-backlog-time",
                 guint64 (o.max_backlog_time * GST_SECOND), NULL);
   if (o.allowed_origins)
-    g_object_set (s->sink, "allowed-origins", o.allowed_origins, NULL);
+    g_object_set (s->sink, "allowed-origins", o.allowed_origins->c_str (), NULL);
   if (o.sync_method)
-    gst_util_set_object_arg (G_OBJECT (s->sink), "sync-method", o.sync_method);
+    gst_util_set_object_arg (G_OBJECT (s->sink), "sync-method", o.sync_method->c_str ());
   if (o.recover_policy)
-    gst_util_set_object_arg (G_OBJECT (s->sink), "recover-policy", o.recover_policy);
+    gst_util_set_object_arg (G_OBJECT (s->sink), "recover-policy", o.recover_policy->c_str ());
   if (gst_element_set_state (s->pipeline, GST_STATE_PLAYING) == GST_STATE_CHANGE_FAILURE) {
     log_msg ("cannot start the viewer pipeline of stream %s", name.c_str ());
     return nullptr;
@@ -414,18 +404,6 @@ on_tcp_incoming (GSocketService *, GSocketConnection *conn, GObject *, gpointer)
 
 /* HTTP ingest and endpoints --------------------------------------------------------------- */
 
-bool
-valid_name (const char *name)
-{
-  size_t n = strlen (name);
-  if (n == 0 || n > 64)
-    return false;
-  for (size_t i = 0; i < n; i++)
-    if (!g_ascii_isalnum (name[i]) && name[i] != '-' && name[i] != '_' && name[i] != '.')
-      return false;
-  return strcmp (name, ".") != 0 && strcmp (name, "..") != 0;
-}
-
 void
 on_http_chunk (SoupServerMessage *, GBytes *chunk, gpointer user_data)
 {
@@ -446,15 +424,15 @@ on_ingest_headers (SoupServer *, SoupServerMessage *msg, const char *path, GHash
   const char *method = soup_server_message_get_method (msg);
   if (strcmp (method, "PUT") != 0 && strcmp (method, "POST") != 0)
     return;
-  const char *name = path + strlen ("/live/");
-  if (!g_str_has_prefix (path, "/live/") || !valid_name (name)) {
+  std::optional<std::string> name = ingest_stream_name (path);
+  if (!name) {
     soup_server_message_set_status (msg, SOUP_STATUS_BAD_REQUEST, nullptr);
     return;
   }
-  auto it = app.streams.find (name);
+  auto it = app.streams.find (*name);
   Stream *s = it == app.streams.end () ? nullptr : it->second.get ();
   if (s && s->publisher) {
-    log_msg ("stream %s: refused a second publisher from %s", name,
+    log_msg ("stream %s: refused a second publisher from %s", name->c_str (),
              soup_server_message_get_remote_host (msg));
     soup_server_message_set_status (msg, SOUP_STATUS_CONFLICT, nullptr);
     return;
@@ -464,7 +442,7 @@ on_ingest_headers (SoupServer *, SoupServerMessage *msg, const char *path, GHash
       soup_server_message_set_status (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, nullptr);
       return;
     }
-    s = create_stream (name);
+    s = create_stream (*name);
     if (!s) {
       soup_server_message_set_status (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, nullptr);
       return;
@@ -499,24 +477,25 @@ on_request_read (SoupServer *, SoupServerMessage *msg, gpointer)
 void
 on_streams (SoupServer *, SoupServerMessage *msg, const char *, GHashTable *, gpointer)
 {
-  std::string json = "[";
+  std::vector<StreamSummary> list;
   for (auto &[name, s] : app.streams) {
+    StreamSummary sum;
+    sum.name = name;
+    sum.path = s->prefix + "/";
+    sum.publishing = s->publisher != nullptr;
     guint viewers = 0;
     g_object_get (s->sink, "num-clients", &viewers, NULL);
-    gchar *codecs = nullptr;
+    sum.viewers = viewers;
+    sum.publishers = s->publishers;
     g_mutex_lock (&s->caps_lock);
-    if (s->caps)
-      codecs = g_strdup (gst_structure_get_string (gst_caps_get_structure (s->caps, 0), "codecs"));
+    if (s->caps) {
+      const char *codecs = gst_structure_get_string (gst_caps_get_structure (s->caps, 0), "codecs");
+      sum.codecs = codecs ? codecs : "";
+    }
     g_mutex_unlock (&s->caps_lock);
-    if (json.size () > 1)
-      json += ",";
-    json += "{\"name\":\"" + name + "\",\"path\":\"" + s->prefix + "/\",\"publishing\":" +
-            (s->publisher ? "true" : "false") + ",\"viewers\":" + std::to_string (viewers) +
-            ",\"publishers\":" + std::to_string (s->publishers) + ",\"codecs\":\"" +
-            (codecs ? codecs : "") + "\"}";
-    g_free (codecs);
+    list.push_back (std::move (sum));
   }
-  json += "]\n";
+  std::string json = streams_json (list);
   soup_server_message_set_status (msg, SOUP_STATUS_OK, nullptr);
   soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, json.data (),
                                     json.size ());
@@ -550,38 +529,11 @@ int
 main (int argc, char **argv)
 {
   Options &o = app.opt;
-  GOptionEntry entries[] = {
-      {"port", 'p', 0, G_OPTION_ARG_INT, &o.port, "HTTP/WebSocket port for viewers and HTTP ingest (default 8080)", "PORT"},
-      {"address", 'a', 0, G_OPTION_ARG_STRING, &o.address, "Address to listen on (default: all interfaces)", "ADDR"},
-      {"ingest-port", 'i', 0, G_OPTION_ARG_INT, &o.ingest_port, "TCP ingest port for ffmpeg's tcp:// output (default 8081, 0: off)", "PORT"},
-      {"tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &o.tls_cert, "PEM certificate: serve https/wss", "FILE"},
-      {"tls-key", 0, 0, G_OPTION_ARG_FILENAME, &o.tls_key, "PEM private key (default: in the certificate file)", "FILE"},
-      {"allowed-origins", 0, 0, G_OPTION_ARG_STRING, &o.allowed_origins, "Comma-separated Origins allowed to watch (default: any)", "LIST"},
-      {"max-clients", 0, 0, G_OPTION_ARG_INT, &o.max_clients, "Most viewers per stream (default 1000, 0: no limit)", "N"},
-      {"sync-method", 0, 0, G_OPTION_ARG_STRING, &o.sync_method, "latest-keyframe (default) or next-keyframe", "METHOD"},
-      {"recover-policy", 0, 0, G_OPTION_ARG_STRING, &o.recover_policy, "Slow viewers: keyframe (default) or disconnect", "POLICY"},
-      {"max-backlog-bytes", 0, 0, G_OPTION_ARG_INT64, &o.max_backlog_bytes, "Per-viewer backlog bound in bytes (default 16 MiB)", "BYTES"},
-      {"max-backlog-time", 0, 0, G_OPTION_ARG_DOUBLE, &o.max_backlog_time, "Per-viewer backlog bound in seconds (default 10)", "SECONDS"},
-      {"publisher-timeout", 0, 0, G_OPTION_ARG_INT, &o.publisher_timeout, "Drop a publisher that sends nothing for this long (default 10 s)", "SECONDS"},
-      {"max-streams", 0, 0, G_OPTION_ARG_INT, &o.max_streams, "Most HTTP-ingest streams (default 16)", "N"},
-      {"max-box-size", 0, 0, G_OPTION_ARG_INT64, &o.max_box_size, "Largest MP4 box accepted from a publisher (default 64 MiB)", "BYTES"},
-      {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
-  };
-  GOptionContext *ctx = g_option_context_new ("- live fragmented MP4 to web browsers");
-  g_option_context_set_summary (
-      ctx, "Publish with ffmpeg:\n"
-           "  ffmpeg ... -f mp4 -movflags frag_keyframe+default_base_moof tcp://HOST:8081/\n"
-           "  ffmpeg ... -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT "
-           "http://HOST:8080/live/NAME\n"
-           "Watch: http://HOST:8080/ (TCP stream) or http://HOST:8080/live/NAME/; list: /streams");
-  g_option_context_add_main_entries (ctx, entries, nullptr);
-  g_option_context_add_group (ctx, gst_init_get_option_group ());
-  GError *err = nullptr;
-  if (!g_option_context_parse (ctx, &argc, &argv, &err)) {
-    g_printerr ("%s\n", err->message);
+  std::string error;
+  if (!parse_options (&argc, &argv, gst_init_get_option_group (), &o, &error)) {
+    g_printerr ("%s\n", error.c_str ());
     return 2;
   }
-  g_option_context_free (ctx);
   gst_init (&argc, &argv);
   if (!have_fmp4ws_elements ()) {
     // Installed with a prefix GStreamer does not scan (meson's default /usr/local): look in the
@@ -594,11 +546,13 @@ main (int argc, char **argv)
     }
   }
 
+  GError *err = nullptr;
   app.loop = g_main_loop_new (nullptr, FALSE);
   app.server = soup_server_new ("server-header", "fmp4ws-server ", NULL);
   SoupServerListenOptions lo = SoupServerListenOptions (0);
   if (o.tls_cert) {
-    GTlsCertificate *cert = g_tls_certificate_new_from_files (o.tls_cert, o.tls_key ? o.tls_key : o.tls_cert, &err);
+    const std::string &key = o.tls_key ? *o.tls_key : *o.tls_cert;
+    GTlsCertificate *cert = g_tls_certificate_new_from_files (o.tls_cert->c_str (), key.c_str (), &err);
     if (!cert) {
       g_printerr ("TLS certificate: %s\n", err->message);
       return 1;
@@ -612,7 +566,7 @@ main (int argc, char **argv)
   g_signal_connect (app.server, "request-read", G_CALLBACK (on_request_read), nullptr);
   gboolean ok;
   if (o.address) {
-    GInetAddress *ia = g_inet_address_new_from_string (o.address);
+    GInetAddress *ia = g_inet_address_new_from_string (o.address->c_str ());
     if (!ia) {
       g_printerr ("--address must be an IP address\n");
       return 2;
@@ -634,7 +588,7 @@ main (int argc, char **argv)
   if (o.ingest_port > 0) {
     app.ingest = g_socket_service_new ();
     if (o.address) {
-      GInetAddress *ia = g_inet_address_new_from_string (o.address);
+      GInetAddress *ia = g_inet_address_new_from_string (o.address->c_str ());
       GSocketAddress *sa = g_inet_socket_address_new (ia, o.ingest_port);
       ok = g_socket_listener_add_address (G_SOCKET_LISTENER (app.ingest), sa, G_SOCKET_TYPE_STREAM,
                                           G_SOCKET_PROTOCOL_TCP, nullptr, nullptr, &err);
