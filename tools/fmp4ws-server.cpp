@@ -82,6 +82,22 @@ listen_http (SoupServer *server, const Options &o, SoupServerListenOptions lo, i
   return true;
 }
 
+// The port the server listens on: --port, or the one the system picked for --port 0.
+int
+listening_port (SoupServer *server, int requested)
+{
+  int port = requested;
+  GSList *listeners = soup_server_get_listeners (server);
+  for (GSList *l = listeners; l && port == 0; l = l->next) {
+    GSocketAddress *a = g_socket_get_local_address (G_SOCKET (l->data), nullptr);
+    if (a && G_IS_INET_SOCKET_ADDRESS (a))
+      port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (a));
+    g_clear_object (&a);
+  }
+  g_slist_free (listeners);
+  return port;
+}
+
 gboolean
 on_signal (gpointer loop)
 {
@@ -146,12 +162,13 @@ main (int argc, char **argv)
       }
     }
     const char *scheme = o.tls_cert ? "https" : "http";
-    log_msg ("viewers: %s://localhost:%d/  (streams: /streams, /live/NAME/)", scheme, o.port);
+    const int port = listening_port (server, o.port);
+    log_msg ("viewers: %s://localhost:%d/  (streams: /streams, /live/NAME/)", scheme, port);
     if (o.ingest_port > 0)
       log_msg ("publish: ffmpeg ... -f mp4 -movflags frag_keyframe+default_base_moof "
                "tcp://localhost:%d/", o.ingest_port);
     log_msg ("publish: ffmpeg ... -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof "
-             "-method PUT %s://localhost:%d/live/NAME", scheme, o.port);
+             "-method PUT %s://localhost:%d/live/NAME", scheme, port);
 
     g_unix_signal_add (SIGINT, on_signal, loop);
     g_unix_signal_add (SIGTERM, on_signal, loop);
