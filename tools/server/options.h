@@ -1,0 +1,35 @@
+// fmp4ws-server's command line: the flags, their defaults and the --help text.
+#pragma once
+
+#include <glib.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace fmp4ws::tools {
+
+// What the flags set. Plain values, copied freely; read-only once the server runs.
+struct Options
+{
+  int port = 8080;                     // --port: viewers and HTTP ingest (0: any free port)
+  std::optional<std::string> address;  // --address: an IP address; unset: all interfaces
+  int ingest_port = 8081;              // --ingest-port: TCP ingest, 0: off
+  std::optional<std::string> tls_cert, tls_key;  // --tls-cert/--tls-key: https/wss
+  // Set on every stream's websocketsink; unset: the element's default.
+  std::optional<std::string> allowed_origins, sync_method, recover_policy;
+  int max_clients = 1000;
+  int64_t max_backlog_bytes = 16 << 20;
+  double max_backlog_time = 10;        // seconds
+  int publisher_timeout = 10;          // seconds without data before a publisher is dropped
+  int max_streams = 16;                // HTTP-ingest streams
+  int64_t max_box_size = 64 << 20;     // fmp4initcache max-box-size for each publisher
+};
+
+// Parses the command line into `opt` (which holds the defaults) and removes what it parsed from
+// argv. `extra` (may be null; taken) is another option group, e.g. gst_init_get_option_group ().
+// --help prints the help and exits 0. False on a bad command line, with the message in `error`.
+bool parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt,
+                    std::string *error);
+
+}  // namespace fmp4ws::tools

@@ -1,0 +1,395 @@
+#include "publisher.h"
+
+#include <gst/app/gstappsink.h>
+#include <gst/app/gstappsrc.h>
+#include <gst/gst.h>
+
+#include <cstring>
+#include <string>
+
+#include "log.h"
+#include "routes.h"
+
+namespace fmp4ws::tools {
+
+// One publisher, from its connection to its teardown. Main thread, except that its pipeline's
+// appsink hands samples to the stream on the ingest streaming thread.
+struct Publisher
+{
+  StreamRegistry *streams = nullptr;
+  const Options *opt = nullptr;
+  Stream *stream = nullptr;
+  std::string peer;
+  GstElement *pipeline = nullptr;  // appsrc ! fmp4initcache ! appsink
+  GstElement *src = nullptr;
+  guint bus_watch = 0;
+  guint timer = 0;
+  gint64 last_data_us = 0;
+  guint64 bytes = 0;
+  bool ended = false;
+  // TCP publisher
+  GSocketConnection *conn = nullptr;
+  GCancellable *cancel = nullptr;
+  // HTTP publisher
+  SoupServerMessage *msg = nullptr;
+};
+
+namespace {
+
+const gint64 kMaxIngestQueue = 16 << 20;  // bytes waiting in an ingest appsrc
+const char kPublisherKey[] = "fmp4ws-publisher";  // an HTTP publisher's SoupServerMessage data
+
+// Ingest streaming thread: a fragment or init segment from fmp4initcache, to the viewers.
+GstFlowReturn
+on_new_sample (GstAppSink *sink, gpointer user_data)
+{
+  GstSample *sample = gst_app_sink_pull_sample (sink);
+  if (!sample)
+    return GST_FLOW_EOS;
+  static_cast<Stream *> (user_data)->push (sample);
+  gst_sample_unref (sample);
+  return GST_FLOW_OK;  // viewers never stop an ingest
+}
+
+// Frees an ended publisher; then its stream goes if it never got an init segment.
+gboolean
+finish_publisher (gpointer user_data)
+{
+  Publisher *p = static_cast<Publisher *> (user_data);
+  Stream *s = p->stream;
+  StreamRegistry *streams = p->streams;
+  if (p->timer)
+    g_source_remove (p->timer);
+  if (p->bus_watch)
+    g_source_remove (p->bus_watch);
+  gst_element_set_state (p->pipeline, GST_STATE_NULL);
+  gst_object_unref (p->src);
+  gst_object_unref (p->pipeline);
+  g_clear_object (&p->cancel);
+  g_clear_object (&p->conn);
+  if (p->msg) {
+    g_signal_handlers_disconnect_by_data (p->msg, p);
+    g_object_set_data (G_OBJECT (p->msg), kPublisherKey, nullptr);
+    g_object_unref (p->msg);
+  }
+  delete p;
+  streams->remove_if_unused (s);
+  return G_SOURCE_REMOVE;
+}
+
+// Ends a publisher (idempotent); the viewer pipeline and its viewers stay. `cut` closes its
+// connection (not for an HTTP publisher that finished its request: it gets a response).
+void
+end_publisher (Publisher *p, const std::string &reason, bool cut = true)
+{
+  if (p->ended)
+    return;
+  p->ended = true;
+  log_msg ("stream %s: publisher %s ended after %" G_GUINT64_FORMAT " bytes: %s",
+           stream_label (p->stream), p->peer.c_str (), p->bytes, reason.c_str ());
+  if (p->cancel)
+    g_cancellable_cancel (p->cancel);
+  if (p->conn)
+    g_io_stream_close (G_IO_STREAM (p->conn), nullptr, nullptr);
+  if (p->msg && cut) {
+    // An HTTP publisher still sending: cut its connection.
+    GSocket *sock = soup_server_message_get_socket (p->msg);
+    if (sock && !g_socket_is_closed (sock))
+      g_socket_shutdown (sock, TRUE, TRUE, nullptr);
+  }
+  if (p->stream->publisher == p)
+    p->stream->publisher = nullptr;
+  // Tear down outside the callback that got us here.
+  g_idle_add (finish_publisher, p);
+}
+
+gboolean
+on_ingest_bus (GstBus *, GstMessage *m, gpointer user_data)
+{
+  Publisher *p = static_cast<Publisher *> (user_data);
+  if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE (m) == GST_MESSAGE_WARNING) {
+    GError *err = nullptr;
+    gchar *dbg = nullptr;
+    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR)
+      gst_message_parse_error (m, &err, &dbg);
+    else
+      gst_message_parse_warning (m, &err, &dbg);
+    std::string what = std::string (err->message) + (dbg ? std::string (": ") + dbg : "");
+    if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR)
+      end_publisher (p, "ingest error: " + what);
+    else
+      log_msg ("stream %s: publisher %s: %s", stream_label (p->stream), p->peer.c_str (),
+               what.c_str ());
+    g_error_free (err);
+    g_free (dbg);
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+// Every second: --publisher-timeout without data ends the publisher.
+gboolean
+on_publisher_timer (gpointer user_data)
+{
+  Publisher *p = static_cast<Publisher *> (user_data);
+  const int timeout = p->opt->publisher_timeout;
+  if (!p->ended && g_get_monotonic_time () - p->last_data_us > gint64 (timeout) * G_USEC_PER_SEC) {
+    p->timer = 0;
+    end_publisher (p, "stalled: no data for " + std::to_string (timeout) + " s");
+    return G_SOURCE_REMOVE;
+  }
+  return G_SOURCE_CONTINUE;
+}
+
+// A new publisher of `s`, its ingest pipeline playing; it becomes the stream's publisher.
+Publisher *
+start_publisher (StreamRegistry &streams, const Options &opt, Stream *s, const std::string &peer)
+{
+  Publisher *p = new Publisher ();
+  p->streams = &streams;
+  p->opt = &opt;
+  p->stream = s;
+  p->peer = peer;
+  p->last_data_us = g_get_monotonic_time ();
+  gchar *desc = g_strdup_printf ("appsrc name=src format=bytes max-bytes=%" G_GINT64_FORMAT
+                                 " ! fmp4initcache max-box-size=%" G_GINT64_FORMAT
+                                 " ! appsink name=out sync=false",
+                                 kMaxIngestQueue, gint64 (opt.max_box_size));
+  p->pipeline = gst_parse_launch (desc, nullptr);
+  g_free (desc);
+  p->src = gst_bin_get_by_name (GST_BIN (p->pipeline), "src");
+  GstElement *out = gst_bin_get_by_name (GST_BIN (p->pipeline), "out");
+  GstAppSinkCallbacks cb = {};
+  cb.new_sample = on_new_sample;
+  gst_app_sink_set_callbacks (GST_APP_SINK (out), &cb, s, nullptr);
+  gst_object_unref (out);
+  GstBus *bus = gst_element_get_bus (p->pipeline);
+  p->bus_watch = gst_bus_add_watch (bus, on_ingest_bus, p);
+  gst_object_unref (bus);
+  gst_element_set_state (p->pipeline, GST_STATE_PLAYING);
+  p->timer = g_timeout_add_seconds (1, on_publisher_timer, p);
+  s->publisher = p;
+  s->publishers++;
+  log_msg ("stream %s: publisher #%u from %s", stream_label (s), s->publishers, peer.c_str ());
+  return p;
+}
+
+// Bytes from a publisher into its ingest pipeline (bounded).
+bool
+feed_publisher (Publisher *p, GBytes *bytes)
+{
+  if (p->ended)
+    return false;
+  p->last_data_us = g_get_monotonic_time ();
+  p->bytes += g_bytes_get_size (bytes);
+  if (gint64 (gst_app_src_get_current_level_bytes (GST_APP_SRC (p->src))) > kMaxIngestQueue) {
+    end_publisher (p, "ingest pipeline stuck (more than 16 MiB waiting)");
+    return false;
+  }
+  if (gst_app_src_push_buffer (GST_APP_SRC (p->src), gst_buffer_new_wrapped_bytes (bytes)) !=
+      GST_FLOW_OK) {
+    end_publisher (p, "ingest pipeline stopped");
+    return false;
+  }
+  return true;
+}
+
+/* TCP ingest ------------------------------------------------------------------------------ */
+
+void
+on_tcp_read (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Publisher *p = static_cast<Publisher *> (user_data);
+  GError *err = nullptr;
+  GBytes *bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), res, &err);
+  if (p->ended) {  // cancelled: the publisher is being torn down
+    g_clear_error (&err);
+    if (bytes)
+      g_bytes_unref (bytes);
+    return;
+  }
+  if (!bytes) {
+    end_publisher (p, std::string ("read error: ") + err->message);
+    g_error_free (err);
+    return;
+  }
+  if (g_bytes_get_size (bytes) == 0) {
+    g_bytes_unref (bytes);
+    end_publisher (p, "publisher disconnected");
+    return;
+  }
+  bool ok = feed_publisher (p, bytes);
+  g_bytes_unref (bytes);
+  if (ok)
+    g_input_stream_read_bytes_async (g_io_stream_get_input_stream (G_IO_STREAM (p->conn)), 65536,
+                                     G_PRIORITY_DEFAULT, p->cancel, on_tcp_read, p);
+}
+
+std::string
+peer_of (GSocketConnection *conn)
+{
+  GSocketAddress *a = g_socket_connection_get_remote_address (conn, nullptr);
+  if (!a)
+    return "?";
+  gchar *ip = g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (a)));
+  std::string s = std::string (ip) + ":" +
+                  std::to_string (g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (a)));
+  g_free (ip);
+  g_object_unref (a);
+  return s;
+}
+
+/* HTTP ingest ----------------------------------------------------------------------------- */
+
+void
+on_http_chunk (SoupServerMessage *, GBytes *chunk, gpointer user_data)
+{
+  feed_publisher (static_cast<Publisher *> (user_data), chunk);
+}
+
+void
+on_http_finished (SoupServerMessage *, gpointer user_data)
+{
+  end_publisher (static_cast<Publisher *> (user_data), "publisher disconnected");
+}
+
+// The whole request body was read: a finished HTTP publisher. Answering here keeps the
+// stream's own handler (viewers only) from running.
+void
+on_request_read (SoupServer *, SoupServerMessage *msg, gpointer)
+{
+  Publisher *p = static_cast<Publisher *> (g_object_get_data (G_OBJECT (msg), kPublisherKey));
+  if (!p)
+    return;
+  bool failed = p->ended;  // already ended by an ingest error
+  end_publisher (p, "publisher finished", false);
+  if (failed) {
+    soup_server_message_set_status (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, nullptr);
+    return;
+  }
+  soup_server_message_set_status (msg, SOUP_STATUS_OK, nullptr);
+  soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, "ok\n", 3);
+}
+
+}  // namespace
+
+/* Publishers ------------------------------------------------------------------------------ */
+
+Publishers::Publishers (StreamRegistry &streams, const Options &opt)
+    : streams_ (streams), opt_ (opt)
+{
+}
+
+Publishers::~Publishers ()
+{
+  if (tcp_) {
+    g_socket_service_stop (tcp_);
+    g_socket_listener_close (G_SOCKET_LISTENER (tcp_));
+    g_object_unref (tcp_);
+  }
+}
+
+bool
+Publishers::listen_tcp (GError **error)
+{
+  tcp_ = g_socket_service_new ();
+  bool ok;
+  if (opt_.address) {
+    GInetAddress *ia = g_inet_address_new_from_string (opt_.address->c_str ());
+    GSocketAddress *sa = g_inet_socket_address_new (ia, opt_.ingest_port);
+    ok = g_socket_listener_add_address (G_SOCKET_LISTENER (tcp_), sa, G_SOCKET_TYPE_STREAM,
+                                        G_SOCKET_PROTOCOL_TCP, nullptr, nullptr, error);
+    g_object_unref (sa);
+    g_object_unref (ia);
+  } else {
+    ok = g_socket_listener_add_inet_port (G_SOCKET_LISTENER (tcp_), opt_.ingest_port, nullptr,
+                                          error);
+  }
+  if (!ok)
+    return false;
+  g_signal_connect (tcp_, "incoming", G_CALLBACK (on_tcp_incoming), this);
+  g_socket_service_start (tcp_);
+  return true;
+}
+
+void
+Publishers::add_http_routes (SoupServer *server)
+{
+  soup_server_add_early_handler (server, "/live", on_ingest_headers, this, nullptr);
+  g_signal_connect (server, "request-read", G_CALLBACK (on_request_read), nullptr);
+}
+
+void
+Publishers::stop ()
+{
+  if (tcp_) {
+    g_socket_service_stop (tcp_);
+    g_socket_listener_close (G_SOCKET_LISTENER (tcp_));
+    g_clear_object (&tcp_);
+  }
+  for (Stream *s : streams_.all ())
+    if (s->publisher)
+      end_publisher (s->publisher, "server shutting down");
+}
+
+gboolean
+Publishers::on_tcp_incoming (GSocketService *, GSocketConnection *conn, GObject *, gpointer self)
+{
+  Publishers *pubs = static_cast<Publishers *> (self);
+  Stream *s = pubs->streams_.find ("");
+  std::string peer = peer_of (conn);
+  if (s->publisher) {
+    log_msg ("stream %s: refused a second publisher from %s (%s is publishing)",
+             stream_label (s), peer.c_str (), s->publisher->peer.c_str ());
+    g_io_stream_close (G_IO_STREAM (conn), nullptr, nullptr);
+    return TRUE;
+  }
+  Publisher *p = start_publisher (pubs->streams_, pubs->opt_, s, peer);
+  p->conn = G_SOCKET_CONNECTION (g_object_ref (conn));
+  p->cancel = g_cancellable_new ();
+  g_input_stream_read_bytes_async (g_io_stream_get_input_stream (G_IO_STREAM (conn)), 65536,
+                                   G_PRIORITY_DEFAULT, p->cancel, on_tcp_read, p);
+  return TRUE;
+}
+
+// Early handler (after the headers): PUT/POST /live/NAME starts a publisher.
+void
+Publishers::on_ingest_headers (SoupServer *, SoupServerMessage *msg, const char *path,
+                               GHashTable *, gpointer self)
+{
+  Publishers *pubs = static_cast<Publishers *> (self);
+  const char *method = soup_server_message_get_method (msg);
+  if (strcmp (method, "PUT") != 0 && strcmp (method, "POST") != 0)
+    return;
+  std::optional<std::string> name = ingest_stream_name (path);
+  if (!name) {
+    soup_server_message_set_status (msg, SOUP_STATUS_BAD_REQUEST, nullptr);
+    return;
+  }
+  Stream *s = pubs->streams_.find (*name);
+  if (s && s->publisher) {
+    log_msg ("stream %s: refused a second publisher from %s", name->c_str (),
+             soup_server_message_get_remote_host (msg));
+    soup_server_message_set_status (msg, SOUP_STATUS_CONFLICT, nullptr);
+    return;
+  }
+  if (!s) {
+    if (pubs->streams_.full ()) {
+      soup_server_message_set_status (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, nullptr);
+      return;
+    }
+    s = pubs->streams_.create (*name);
+    if (!s) {
+      soup_server_message_set_status (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, nullptr);
+      return;
+    }
+  }
+  Publisher *p = start_publisher (pubs->streams_, pubs->opt_, s,
+                                  soup_server_message_get_remote_host (msg));
+  p->msg = SOUP_SERVER_MESSAGE (g_object_ref (msg));
+  g_object_set_data (G_OBJECT (msg), kPublisherKey, p);
+  soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
+  g_signal_connect (msg, "got-chunk", G_CALLBACK (on_http_chunk), p);
+  g_signal_connect (msg, "finished", G_CALLBACK (on_http_finished), p);
+}
+
+}  // namespace fmp4ws::tools

@@ -1,0 +1,37 @@
+// The server's URL layout and its GET /streams document. Pure C++ (no GLib, no GStreamer):
+// unit-tested in tests/unit/test_server_tools.cpp.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace fmp4ws::tools {
+
+// A stream name as in /live/NAME: 1 to 64 of [A-Za-z0-9._-], not "." or "..".
+bool valid_stream_name (const std::string &name);
+
+// The stream an HTTP publisher (PUT/POST) targets: NAME for /live/NAME, nullopt for any other
+// path or an invalid name (the server answers 400).
+std::optional<std::string> ingest_stream_name (const std::string &path);
+
+// Where a stream's viewers are (websocketsink's path-prefix): "" for the default (TCP) stream,
+// /live/NAME otherwise.
+std::string viewer_prefix (const std::string &name);
+
+// One stream as GET /streams lists it.
+struct StreamSummary
+{
+  std::string name;    // "" for the default (TCP) stream
+  std::string path;    // its player page: "/" or /live/NAME/
+  bool publishing = false;
+  unsigned viewers = 0;
+  unsigned publishers = 0;  // publishers so far
+  std::string codecs;       // RFC 6381, "" before the first init segment
+};
+
+// The GET /streams body: a JSON array, one object per stream, and a newline. Values are written
+// as they are: names are valid_stream_name()s and codecs RFC 6381 strings, nothing to escape.
+std::string streams_json (const std::vector<StreamSummary> &streams);
+
+}  // namespace fmp4ws::tools
