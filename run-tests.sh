@@ -59,7 +59,8 @@ fi
 
 # 1. meson tests: gtest suites report each case, GstCheck suites each check. Every expected suite
 #    must be there: one that is missing counts as failed.
-expected_meson=(test_core test_broadcast test_fmp4initcache test_websocketsink)
+# (the suites the meson files declare: tests/unit and tests/check)
+mapfile -t expected_meson < <(grep -ohE "'test_[a-z0-9_]+'" tests/unit/meson.build tests/check/meson.build | tr -d "'" | sort -u)
 listed=$(meson test -C "$BUILD" --list 2>/dev/null)
 for t in "${expected_meson[@]}"; do
   grep -qE "(^|[ :/])$t\$" <<<"$listed" || record "$t" 0 1 "not built: is its dependency missing? (meson setup $BUILD -Dtests=enabled)"
