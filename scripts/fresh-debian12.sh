@@ -21,6 +21,7 @@
 #   --rebuild-base   make the cached base anew with debootstrap
 #   --no-apt-cache   do not share downloaded .debs between runs (see below)
 #   --npm-cache      share ~/.npm between runs too (default: each run downloads its packages)
+#   --no-host-ca     do not copy the host's own CA certificates (see below)
 #   --demo-timeout S seconds for the demo to serve (default 900)
 #   --tests-timeout S seconds for run-tests.sh (default 5400)
 #   -h, --help
@@ -36,6 +37,10 @@
 # and, unless --no-apt-cache, an apt.conf.d file keeping downloaded packages with
 # $FRESH_ROOT_DIR/cache/apt-archives bind-mounted on /var/cache/apt/archives (apt-get
 # still installs every package; only the download is saved).
+# The host's locally added CA certificates (/usr/local/share/ca-certificates/*.crt, e.g. a
+# company's or a sandbox's TLS-intercepting proxy) are added to the root's store with
+# update-ca-certificates, as on a user's machine behind that proxy; without them npm fails
+# with SELF_SIGNED_CERT_IN_CHAIN there. --no-host-ca leaves the root with Debian's CAs only.
 # Mounts (proc, sys, dev, dev/pts, a 1 GiB tmpfs on dev/shm for Chromium, caches) are
 # made private, removed on exit (also on errors and Ctrl-C) after every process whose
 # root is in the chroot is killed, and checked with findmnt. The network namespace is
@@ -51,7 +56,7 @@ ROOT_DIR=${FRESH_ROOT_DIR:-/var/tmp/fmp4ws-roots}
 MIRROR=${FRESH_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 REF=HEAD
-MODE_WORKTREE=0 DO_DEMO=1 DO_TESTS=1 KEEP=0 REBUILD_BASE=0 APT_CACHE=1 NPM_CACHE=0
+MODE_WORKTREE=0 DO_DEMO=1 DO_TESTS=1 KEEP=0 REBUILD_BASE=0 APT_CACHE=1 NPM_CACHE=0 HOST_CA=1
 DEMO_TIMEOUT=900 TESTS_TIMEOUT=5400
 PROJECT_IN_ROOT=/root/gst-fmp4ws   # where a newcomer (root) would clone it
 
@@ -70,6 +75,7 @@ while [ $# -gt 0 ]; do
     --rebuild-base) REBUILD_BASE=1 ;;
     --no-apt-cache) APT_CACHE=0 ;;
     --npm-cache) NPM_CACHE=1 ;;
+    --no-host-ca) HOST_CA=0 ;;
     --demo-timeout) [ $# -ge 2 ] || die "--demo-timeout needs a value"; DEMO_TIMEOUT=$2; shift ;;
     --tests-timeout) [ $# -ge 2 ] || die "--tests-timeout needs a value"; TESTS_TIMEOUT=$2; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -174,7 +180,7 @@ print_summary() {
   {
     echo
     echo "================ fresh-debian12 summary ($RUN_ID) ================"
-    for k in source base copy node nodejs_pkg ulimit_demo ulimit_tests demo_deps demo_build \
+    for k in source base copy host_ca node nodejs_pkg ulimit_demo ulimit_tests demo_deps demo_build \
              demo_serve demo_total demo tests_deps_build tests_meson tests_crosscheck \
              tests_server tests_e2e tests_total tests_result tests max_fds; do
       [ -n "${SUMMARY[$k]:-}" ] && printf '%-18s %s\n' "$k" "${SUMMARY[$k]}"
@@ -247,6 +253,12 @@ ff02::1 ip6-allnodes
 ff02::2 ip6-allrouters
 EOF
 cp -L /etc/resolv.conf "$R/etc/resolv.conf"
+if [ "$HOST_CA" = 1 ] && compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$R/usr/local/share/ca-certificates/"
+  chroot "$R" update-ca-certificates >/dev/null || die "update-ca-certificates failed in the root"
+  SUMMARY[host_ca]=$(cd /usr/local/share/ca-certificates && echo *.crt)
+  log "host CA certificates added to the root's store: ${SUMMARY[host_ca]} (--no-host-ca: none)"
+fi
 printf '#!/bin/sh\n# fresh-debian12.sh: never start services in the chroot\nexit 101\n' >"$R/usr/sbin/policy-rc.d"
 chmod 755 "$R/usr/sbin/policy-rc.d"
 
