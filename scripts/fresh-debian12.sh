@@ -420,7 +420,7 @@ if [ "$DO_TESTS" = 1 ]; then
       bash -c "$(declare -f in_root); R='$R'; in_root '$PRELUDE && exec ./run-tests.sh'" </dev/null 2>&1
     echo $? >"$RUN/.tests_rc"; } | stamp "$RUN/tests.log" &
   wait $! || true
-  rc=$(cat "$RUN/.tests_rc" 2>/dev/null || echo 255)
+  rc=$(cat "$RUN/.tests_rc" 2>/dev/null || echo "unknown (not recorded)")
   tests_s=$((SECONDS - t))
   echo "+$((SECONDS - T0))s tests end rc=$rc" >>"$TIMELINE"
   kill_root_procs || die "processes of run-tests.sh left in the root"
@@ -448,9 +448,9 @@ if [ "$DO_TESTS" = 1 ]; then
   fails=()
   [[ $node_v == v18.* ]] || fails+=("Node.js in the root is $node_v, not Debian 12's v18")
   [[ $node_pkg == nodejs$'\t'18.* ]] || fails+=("the nodejs package in the root is not Debian 12's 18.x: $node_pkg")
-  [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && fails+=("run-tests.sh did not finish within ${TESTS_TIMEOUT}s")
+  [ "$rc" = 124 ] || [ "$rc" = 137 ] && fails+=("run-tests.sh did not finish within ${TESTS_TIMEOUT}s")
   [[ $last =~ ^[0-9]+\ passed,\ 0\ failed$ ]] || fails+=("run-tests.sh ended with \"$last\", not \"N passed, 0 failed\"")
-  [ "$rc" -eq 0 ] || fails+=("run-tests.sh exited with $rc")
+  [ "$rc" = 0 ] || fails+=("run-tests.sh exited with $rc")
   if [ ${#fails[@]} -gt 0 ]; then
     SUMMARY[tests]="FAILED: $(IFS=';'; echo "${fails[*]}")"
     echo "---- failing lines in $RUN/tests.log:" >&2
