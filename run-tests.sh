@@ -62,8 +62,12 @@ fi
 # (the suites the meson files declare: tests/unit and tests/check)
 mapfile -t expected_meson < <(grep -ohE "'test_[a-z0-9_]+'" tests/unit/meson.build tests/check/meson.build | tr -d "'" | sort -u)
 listed=$(meson test -C "$BUILD" --list 2>/dev/null)
+not_built=" "
 for t in "${expected_meson[@]}"; do
-  grep -qE "(^|[ :/])$t\$" <<<"$listed" || record "$t" 0 1 "not built: is its dependency missing? (meson setup $BUILD -Dtests=enabled)"
+  if ! grep -qE "(^|[ :/])$t\$" <<<"$listed"; then
+    record "$t" 0 1 "not built: is its dependency missing? (meson setup $BUILD -Dtests=enabled)"
+    not_built+="$t "
+  fi
 done
 meson test -C "$BUILD" --print-errorlogs --num-processes 1
 summary=$(python3 - "$BUILD/meson-logs/testlog.json" <<'PY'
@@ -95,12 +99,20 @@ for line in lines:
         why = '' if f == 0 else f"ended {t['result']} before reporting its tests"
     if p + f == 0:
         f = 1; why = 'ran no test'
-    print(t['name'], p, f, why)
+    # meson names tests "project:suite / name": keep the name alone, without spaces
+    print(t['name'].split('/')[-1].strip().replace(' ', '_'), p, f, why)
 PY
 )
 while read -r name p f why; do
-  [ -n "$name" ] && record "$name" "$p" "$f" "$why"
+  [ -z "$name" ] && continue
+  if [[ "$p" =~ ^[0-9]+$ && "$f" =~ ^[0-9]+$ ]]; then record "$name" "$p" "$f" "$why"
+  else record "$name" 0 1 "unreadable meson result: $p $f $why"; fi
 done <<<"$summary"
+# every declared suite ran (the log holds each once)
+for t in "${expected_meson[@]}"; do
+  [[ "$not_built" == *" $t "* ]] && continue
+  grep -qE "^$t " <<<"$summary" || record "$t" 0 1 "declared but it did not run"
+done
 
 # 2. Node.js suites: cross-checks with independent parsers, fmp4ws-server, then end-to-end tests in
 #    the browsers. The Node.js must be one the suites declare (package.json "engines"): Debian 12's
