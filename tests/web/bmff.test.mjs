@@ -76,3 +76,28 @@ test('parseFragment: unknown track or no moof: no start', () => {
   assert.deepEqual(parseFragment(fragments[0], new Map()), { start: null, keyframe: true });
   assert.equal(parseFragment(new Uint8Array(8), parseInit(split(fixture('notes-g30.mp4')).init)).start, null);
 });
+
+// Hand-made fragments: the earliest tfdt over the track fragments, and the video keyframe flag from
+// trun's first-sample flags, else the trex defaults.
+const u32 = (n) => [(n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+const box = (type, ...parts) => {
+  const body = parts.flat();
+  return [...u32(8 + body.length), ...[...type].map((c) => c.charCodeAt(0)), ...body];
+};
+const traf = (id, ticks, firstFlags) => box('traf',
+  box('tfhd', u32(0x020000), u32(id)),
+  box('tfdt', [1, 0, 0, 0], u32(0), u32(ticks)),
+  ...(firstFlags === undefined ? [] : [box('trun', u32(0x000004), u32(1), u32(firstFlags))]));
+const TRACKS = new Map([
+  [1, { id: 1, timescale: 1000, handler: 'vide', defaultFlags: 0x10000 }],
+  [2, { id: 2, timescale: 48000, handler: 'soun', defaultFlags: 0 }],
+]);
+
+test('parseFragment: earliest tfdt of the moof; keyframe from trun first-sample flags, else trex', () => {
+  const frag = (...trafs) => new Uint8Array([...box('moof', ...trafs), ...box('mdat', [0])]);
+  assert.deepEqual(parseFragment(frag(traf(1, 2000, 0x02000000), traf(2, 91200)), TRACKS), { start: 1.9, keyframe: true });
+  assert.deepEqual(parseFragment(frag(traf(2, 91200), traf(1, 2000, 0x02000000)), TRACKS), { start: 1.9, keyframe: true });
+  assert.deepEqual(parseFragment(frag(traf(1, 2000, 0x01010000), traf(2, 96000)), TRACKS), { start: 2, keyframe: false });
+  assert.deepEqual(parseFragment(frag(traf(1, 2000)), TRACKS), { start: 2, keyframe: false }, 'trex default: non-sync');
+  assert.deepEqual(parseFragment(frag(traf(2, 48000)), TRACKS), { start: 1, keyframe: false }, 'audio moof in a stream with video');
+});

@@ -38,7 +38,13 @@ beforeEach(() => {
   FakeWebSocket.all = [];
   globalThis.WebSocket = FakeWebSocket;
 });
+/** Transports of the current test: stopped after it (a failed test must not leave timers). */
+const live = [];
 afterEach(() => {
+  for (const { t, running } of live.splice(0)) {
+    running.on = false;
+    t.stop();
+  }
   delete globalThis.WebSocket;
 });
 
@@ -60,6 +66,7 @@ function setup(running = { on: true }) {
     onError: (m, fatal) => ev.errors.push([m, fatal]),
     log: () => {},
   });
+  live.push({ t, running });
   return { t, ev, running };
 }
 
