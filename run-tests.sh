@@ -121,7 +121,7 @@ node_problem=""
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   node_problem="node or npm not found (apt-get install nodejs npm)"
 fi
-for suite in crosscheck server e2e; do
+for suite in web crosscheck server e2e; do
   dir=tests/$suite
   if [ ! -f "$dir/package.json" ]; then record "tests/$suite" 0 1 "no $dir/package.json"; continue; fi
   if [ "$suite" = e2e ] && [ -n "${SKIP_E2E:-}" ]; then skipped_suites+=("tests/e2e (SKIP_E2E)"); continue; fi

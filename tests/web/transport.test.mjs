@@ -1,0 +1,167 @@
+// The WebSocket transport (web/player/transport.js) with a fake WebSocket: messages dispatched by
+// type, stale sockets ignored, reconnect with backoff, stop.
+import { test, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { Transport, reconnectDelay, resolveWebSocketUrl, reportMessage } from '../../web/player/transport.js';
+
+class FakeWebSocket {
+  static OPEN = 1;
+  static all = [];
+  constructor(url) {
+    this.url = url;
+    this.readyState = 0;
+    this.sent = [];
+    FakeWebSocket.all.push(this);
+  }
+  send(s) {
+    this.sent.push(JSON.parse(s));
+  }
+  close(code, reason) {
+    this.readyState = 3;
+    this.closed = { code, reason };
+  }
+  // the server's side
+  serverOpen() {
+    this.readyState = 1;
+    this.onopen?.();
+  }
+  serverSend(data) {
+    this.onmessage?.({ data });
+  }
+  serverClose(code, reason = '') {
+    this.readyState = 3;
+    this.onclose?.({ code, reason });
+  }
+}
+
+beforeEach(() => {
+  FakeWebSocket.all = [];
+  globalThis.WebSocket = FakeWebSocket;
+});
+/** Transports of the current test: stopped after it (a failed test must not leave timers). */
+const live = [];
+afterEach(() => {
+  for (const { t, running } of live.splice(0)) {
+    running.on = false;
+    t.stop();
+  }
+  delete globalThis.WebSocket;
+});
+
+function setup(running = { on: true }) {
+  const ev = { opened: [], messages: [], binary: [], closes: [], errors: [], scheduled: [], reconnects: 0 };
+  const t = new Transport({
+    running: () => running.on,
+    delays: () => ({ min: 5, max: 40 }),
+    onOpen: (url) => ev.opened.push(url),
+    messages: { stream: (m) => ev.messages.push(m), eos: (m) => ev.messages.push(m) },
+    onBinary: (d) => ev.binary.push(d),
+    onClose: (e) => ev.closes.push(e.code),
+    onReconnectScheduled: (delay, attempt) => ev.scheduled.push([delay, attempt]),
+    onReconnect: () => {
+      ev.reconnects++;
+      t.newSession();
+      t.open('ws://h/ws');
+    },
+    onError: (m, fatal) => ev.errors.push([m, fatal]),
+    log: () => {},
+  });
+  live.push({ t, running });
+  return { t, ev, running };
+}
+
+test('reconnectDelay: doubles from min up to max, ±15 % jitter', () => {
+  assert.equal(reconnectDelay(0, 500, 5000, 0.5), 500);
+  assert.equal(reconnectDelay(3, 500, 5000, 0.5), 4000);
+  assert.equal(reconnectDelay(4, 500, 5000, 0.5), 5000);
+  assert.equal(reconnectDelay(10, 500, 5000, 0), 5000 * 0.85);
+  assert.equal(Math.round(reconnectDelay(0, 500, 5000, 0.999999)), 575);
+});
+
+test('resolveWebSocketUrl maps http(s) and relative URLs to ws(s)', () => {
+  assert.equal(resolveWebSocketUrl('http://h:8080/ws'), 'ws://h:8080/ws');
+  assert.equal(resolveWebSocketUrl('https://h/ws'), 'wss://h/ws');
+  assert.equal(resolveWebSocketUrl('ws://h/ws'), 'ws://h/ws');
+  assert.equal(resolveWebSocketUrl('/ws'), 'ws://localhost/ws', 'no page: against http://localhost/');
+});
+
+test('messages by type, binary as Uint8Array, non-JSON reported, unknown types ignored', () => {
+  const { t, ev } = setup();
+  t.newSession();
+  t.open('ws://h/ws');
+  const ws = FakeWebSocket.all[0];
+  assert.equal(ws.binaryType, 'arraybuffer');
+  ws.serverOpen();
+  assert.deepEqual(ev.opened, ['ws://h/ws']);
+  ws.serverSend('{"type":"stream","generation":1}');
+  ws.serverSend('{"type":"future-thing"}');
+  ws.serverSend('{"type":"constructor"}');
+  ws.serverSend('not json');
+  ws.serverSend(new Uint8Array([1, 2, 3]).buffer);
+  assert.deepEqual(ev.messages, [{ type: 'stream', generation: 1 }]);
+  assert.equal(ev.errors.length, 1);
+  assert.match(ev.errors[0][0], /not JSON/);
+  assert.equal(ev.errors[0][1], false);
+  assert.deepEqual([...ev.binary[0]], [1, 2, 3]);
+});
+
+test('send: only while open; report message fields as in docs/protocol.md', () => {
+  const { t } = setup();
+  t.newSession();
+  t.open('ws://h/ws');
+  const ws = FakeWebSocket.all[0];
+  assert.equal(t.send({ type: 'pause' }), false, 'not open yet');
+  ws.serverOpen();
+  assert.ok(t.isOpen);
+  assert.equal(t.send(reportMessage({ currentTime: 1.5, bufferedEnd: 3, stalls: 2, droppedFrames: 4 })), true);
+  assert.deepEqual(ws.sent, [{ type: 'report', current_time: 1.5, buffered_end: 3, stalls: 2, dropped_frames: 4 }]);
+});
+
+test('lost connection: onClose, then reconnect with growing delays; backoff reset; stale socket ignored', async () => {
+  const { t, ev } = setup();
+  t.newSession();
+  t.open('ws://h/ws');
+  FakeWebSocket.all[0].serverClose(1006);
+  assert.deepEqual(ev.closes, [1006]);
+  assert.equal(ev.scheduled.length, 1);
+  assert.equal(ev.scheduled[0][1], 1);
+  assert.ok(ev.scheduled[0][0] >= 5 * 0.85 && ev.scheduled[0][0] <= 5 * 1.15);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(ev.reconnects, 1);
+  assert.equal(FakeWebSocket.all.length, 2);
+  // the old socket's late events are ignored
+  FakeWebSocket.all[0].serverSend('{"type":"stream"}');
+  FakeWebSocket.all[0].serverClose(1006);
+  assert.deepEqual(ev.messages, []);
+  assert.equal(ev.closes.length, 1);
+  FakeWebSocket.all[1].serverClose(1006);
+  assert.equal(ev.scheduled[1][1], 2);
+  assert.ok(ev.scheduled[1][0] >= 10 * 0.85, 'doubled');
+  t.resetBackoff();
+  assert.equal(t.attempts, 0);
+  t.stop();
+});
+
+test('stop: closes with 1000, no reconnect; close(): reconnects like a lost connection', async () => {
+  const { t, ev, running } = setup();
+  t.newSession();
+  t.open('ws://h/ws');
+  const ws = FakeWebSocket.all[0];
+  ws.serverOpen();
+  t.close(1000, 'media error, reconnecting');
+  assert.deepEqual(ws.closed, { code: 1000, reason: 'media error, reconnecting' });
+  ws.serverClose(1000);
+  assert.equal(ev.scheduled.length, 1, 'reconnect scheduled');
+  running.on = false;
+  t.stop();
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(ev.reconnects, 0, 'stopped before the delay');
+  running.on = true;
+  t.newSession();
+  t.open('ws://h/ws');
+  const ws2 = FakeWebSocket.all[1];
+  t.stop();
+  assert.deepEqual(ws2.closed, { code: 1000, reason: 'player stopped' });
+  ws2.serverClose(1000);
+  assert.equal(ev.closes.length, 1, 'no callback after stop');
+});

@@ -1,0 +1,768 @@
+/**
+ * The player: ties the transport, the append queue, the box parser and the latency controller to
+ * a `<video>`, keeps the player state and the statistics, and reacts to the page (visibility) and
+ * to the video's events.
+ * @module fmp4-player/player
+ */
+
+import { checkSupport } from './codecs.js';
+import { parseInit, parseFragment } from './bmff.js';
+import { Transport, resolveWebSocketUrl, reportMessage } from './transport.js';
+import { MsePipeline } from './append-queue.js';
+import {
+  initialState, effectiveTarget, liveEdgeTarget, playheadTarget, resumeSeek, controlStep, rangesOf,
+} from './latency-controller.js';
+import { ByteRateMeter, videoQuality } from './stats.js';
+import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
+
+/** @typedef {import('./bmff.js').TrackInfo} TrackInfo */
+
+/**
+ * @typedef {object} Fmp4PlayerOptions
+ * @property {string} [src] WebSocket URL (`ws:`/`wss:`; `http(s):` and relative URLs are
+ *   resolved against the page and mapped to `ws(s):`).
+ * @property {number} [targetLatency=1.5] wanted live latency in seconds (buffered end - currentTime).
+ *   The effective target is raised when fragments are long (at least half a fragment + 0.5 s).
+ * @property {number} [maxLatency] latency (s) above which the player jumps to the live edge
+ *   instead of catching up; default 3 × the effective target (at least target + 2 s).
+ * @property {number} [backBuffer=20] seconds of media kept behind the playhead; older data is removed.
+ * @property {boolean} [autoplay=true] call `video.play()` once data is there (falls back to muted
+ *   playback when the browser refuses unmuted autoplay).
+ * @property {boolean} [pauseWhenHidden=true] send `{"type":"pause"}` while the page is hidden and
+ *   `{"type":"resume"}` when it is visible again.
+ * @property {boolean} [useChangeType=true] on a new init segment keep the SourceBuffer and call
+ *   `SourceBuffer.changeType()` when available (otherwise the MediaSource is rebuilt).
+ * @property {boolean} [preferJumps] only jump to the live edge, never change `playbackRate`
+ *   (default: true on Safari, false elsewhere).
+ * @property {number} [maxCatchUpRate=1.1] highest `playbackRate` used to catch up.
+ * @property {number} [slowDownRate=0.95] `playbackRate` used when the buffer runs low.
+ * @property {number} [reconnectMinDelay=500] first reconnect delay in ms (doubles each attempt).
+ * @property {number} [reconnectMaxDelay=5000] cap of the reconnect delay in ms.
+ * @property {number} [reportInterval=1000] ms between `report` messages to the server (0: none).
+ * @property {boolean} [debug=false] log protocol messages and decisions to the console.
+ */
+
+/**
+ * @typedef {object} Fmp4PlayerStats
+ * @property {string} state current player state (see {@link Fmp4Player#state}).
+ * @property {number|null} latency live latency in s: end of the buffered media - currentTime.
+ * @property {number} targetLatency effective latency target in s.
+ * @property {number} bitrate received media bytes per second over the last 5 s.
+ * @property {number} bytesReceived media bytes received since `start()`.
+ * @property {string|null} resolution `"WIDTHxHEIGHT"` of the decoded video, or null.
+ * @property {number} width decoded video width (0 if none).
+ * @property {number} height decoded video height (0 if none).
+ * @property {string|null} mime MIME type of the current stream.
+ * @property {number} droppedFrames dropped video frames since `start()`.
+ * @property {number} decodedFrames decoded (total) video frames since `start()`.
+ * @property {number} reconnects reconnection attempts since `start()`.
+ * @property {number} stalls playback stalls (`waiting` while playing) since `start()`.
+ * @property {number} jumps seeks to the live edge or over gaps done by the player.
+ * @property {number} evictions buffer removals forced by `QuotaExceededError`.
+ * @property {number} skips `skip` messages received (server-side backlog recovery).
+ * @property {number} generation generation of the current stream (0 before the first one).
+ * @property {number|null} timeToFirstFrame ms from the latest connection attempt to its first
+ *   shown frame (audio only: to the start of playback), or null while none is shown yet.
+ * @property {number} playbackRate current `video.playbackRate`.
+ * @property {number} currentTime `video.currentTime`.
+ * @property {number|null} bufferedEnd end of the buffered range, or null.
+ * @property {number} fragmentDuration estimated fragment duration in s.
+ */
+
+/**
+ * Player states, as reported by {@link Fmp4Player#state} and `statechange`:
+ * - `idle`: not started;
+ * - `connecting`: opening the WebSocket (first time);
+ * - `loading`: connected, waiting for the stream / the first frame;
+ * - `playing`: frames are being shown;
+ * - `buffering`: playback stalled waiting for data;
+ * - `paused`: the video element is paused (user, or autoplay refused);
+ * - `suspended`: the player asked the server to pause (hidden page, ManagedMediaSource `endstreaming`);
+ * - `reconnecting`: connection lost, waiting to reconnect (with backoff);
+ * - `ended`: the server sent `eos` (the player keeps trying to reconnect);
+ * - `unsupported`: the browser cannot play the stream's codecs (see `error` event / message);
+ * - `stopped`: `stop()` was called.
+ * @typedef {'idle'|'connecting'|'loading'|'playing'|'buffering'|'paused'|'suspended'|'reconnecting'|'ended'|'unsupported'|'stopped'} Fmp4PlayerState
+ */
+
+/**
+ * Live fMP4-over-WebSocket player for a given `<video>`.
+ *
+ * Events (all `CustomEvent`s):
+ * - `statechange` — `detail: { state, previous }`;
+ * - `error` — `detail: { message, fatal, error? }` (fatal: the current MediaSource is rebuilt or
+ *   playback cannot go on, e.g. `unsupported`);
+ * - `stats` — `detail: Fmp4PlayerStats`, once per second while started;
+ * - `stream` — `detail`: the server's `stream` message (new init segment / generation).
+ */
+export class Fmp4Player extends EventTarget {
+  /**
+   * @param {HTMLVideoElement} video the element to play into
+   * @param {Fmp4PlayerOptions} [options]
+   */
+  constructor(video, options = {}) {
+    super();
+    if (!video) throw new TypeError('Fmp4Player needs a <video> element');
+    /** @readonly */
+    this.video = video;
+    /** @type {Required<Omit<Fmp4PlayerOptions, 'maxLatency'|'preferJumps'|'src'>> & Fmp4PlayerOptions} */
+    this.options = {
+      targetLatency: 1.5,
+      backBuffer: 20,
+      autoplay: true,
+      pauseWhenHidden: true,
+      useChangeType: true,
+      maxCatchUpRate: 1.1,
+      slowDownRate: 0.95,
+      reconnectMinDelay: 500,
+      reconnectMaxDelay: 5000,
+      reportInterval: 1000,
+      debug: false,
+      ...options,
+    };
+    this._src = options.src ?? '';
+    /** @type {Fmp4PlayerState} */
+    this._state = 'idle';
+    this._running = false;
+    this._transport = new Transport({
+      running: () => this._running,
+      delays: () => ({ min: this.options.reconnectMinDelay, max: this.options.reconnectMaxDelay }),
+      onOpen: () => {
+        if (this._state === 'connecting' || this._state === 'reconnecting' || this._state === 'ended') this._setState('loading');
+        this._syncPause();
+      },
+      messages: {
+        stream: (msg) => this._onStream(msg),
+        start: (msg) => this._onStart(msg),
+        skip: (msg) => this._onSkip(msg),
+        eos: () => this._onEos(),
+      },
+      onBinary: (data) => this._onBinary(data),
+      onClose: (ev) => {
+        if (!this._eos && ev.code !== 1000 && ev.code !== 1001) {
+          this._error(`connection closed (code ${ev.code}${ev.reason ? `: ${ev.reason}` : ''})`, false);
+        }
+      },
+      onReconnectScheduled: () => {
+        if (this._state !== 'ended' && this._state !== 'unsupported') this._setState('reconnecting');
+      },
+      onReconnect: () => {
+        this._counters.reconnects++;
+        this._connect();
+      },
+      onError: (message, fatal, error) => this._error(message, fatal, error),
+      log: (...a) => this._log(...a),
+    });
+    /** @type {MsePipeline|null} */
+    this._mse = null;
+    /** @type {any} */
+    this._stream = null;
+    this._generation = 0;
+    this._awaitInit = false;
+    /** @type {Map<number, TrackInfo>} */
+    this._tracks = new Map();
+    /** @type {null | {remaining: number, liveEdge: number, startTime: number}} */
+    this._liveStart = null;
+    this._firstFragment = true;
+    this._discontinuityCheck = false;
+    this._forceNewPipeline = true;
+    this._warnedNoStream = false;
+    this._lastFragStart = /** @type {number|null} */ (null);
+    this._fragDuration = 0.5;
+    this._jumpOnData = false;
+    this._pauseReasons = new Set();
+    this._pauseSent = false;
+    this._eos = false;
+    this._connectT0 = 0;
+    this._ttff = /** @type {number|null} */ (null);
+    this._framesShown = false;
+    /** @type {import('./latency-controller.js').ControllerState} */
+    this._ctl = initialState();
+    this._rx = new ByteRateMeter();
+    this._counters = { bytes: 0, reconnects: 0, stalls: 0, jumps: 0, evictions: 0, skips: 0 };
+    this._frameBase = { dropped: 0, decoded: 0 };
+    this._timers = /** @type {number[]} */ ([]);
+    this._lastReport = 0;
+    this._lastStats = 0;
+    this._lastTrim = 0;
+    this._lastTick = 0;
+    this._preferJumps = options.preferJumps ?? isSafari();
+
+    this._onVisibility = () => this._handleVisibility();
+    /** @type {Array<[string, EventListener]>} */
+    this._videoListeners = [
+      ['playing', () => this._onPlaying()],
+      ['waiting', () => this._onWaiting()],
+      ['pause', () => this._onVideoPause()],
+      ['error', () => this._onVideoError()],
+    ];
+  }
+
+  /** @returns {string} the WebSocket URL */
+  get src() {
+    return this._src;
+  }
+
+  /** Setting `src` restarts the player if it is running. @param {string} v */
+  set src(v) {
+    this._src = v;
+    if (this._running) {
+      this.stop();
+      this.start();
+    }
+  }
+
+  /** @returns {number} wanted latency in seconds */
+  get targetLatency() {
+    return this.options.targetLatency;
+  }
+
+  /** @param {number} v seconds (> 0) */
+  set targetLatency(v) {
+    if (Number.isFinite(v) && v > 0) this.options.targetLatency = v;
+  }
+
+  /** @returns {Fmp4PlayerState} */
+  get state() {
+    return this._state;
+  }
+
+  /** @returns {boolean} true between `start()` and `stop()` */
+  get running() {
+    return this._running;
+  }
+
+  /** @returns {any} the latest `stream` message (mime, codecs, width, height, generation…) or null */
+  get stream() {
+    return this._stream;
+  }
+
+  /** @returns {Fmp4PlayerStats} a snapshot of the playback statistics */
+  get stats() {
+    const v = this.video;
+    const q = videoQuality(v);
+    const b = v.buffered;
+    const bufferedEnd = b.length ? b.end(b.length - 1) : null;
+    return {
+      state: this._state,
+      latency: bufferedEnd !== null && this._mse ? round3(Math.max(0, bufferedEnd - v.currentTime)) : null,
+      targetLatency: round3(this._effectiveTarget()),
+      bitrate: this._rx.bitrate(performance.now(), this._connectT0),
+      bytesReceived: this._counters.bytes,
+      resolution: v.videoWidth ? `${v.videoWidth}x${v.videoHeight}` : null,
+      width: v.videoWidth,
+      height: v.videoHeight,
+      mime: this._stream?.mime ?? null,
+      droppedFrames: this._frameBase.dropped + q.dropped,
+      decodedFrames: this._frameBase.decoded + q.decoded,
+      reconnects: this._counters.reconnects,
+      stalls: this._counters.stalls,
+      jumps: this._counters.jumps,
+      evictions: this._counters.evictions,
+      skips: this._counters.skips,
+      generation: this._generation,
+      timeToFirstFrame: this._ttff,
+      playbackRate: v.playbackRate,
+      currentTime: round3(v.currentTime),
+      bufferedEnd: bufferedEnd === null ? null : round3(bufferedEnd),
+      fragmentDuration: round3(this._fragDuration),
+    };
+  }
+
+  /** Connects and starts playing. Does nothing if already started. */
+  start() {
+    if (this._running) return;
+    if (!this._src) throw new Error('Fmp4Player: no src');
+    this._running = true;
+    this._transport.resetBackoff();
+    this._eos = false;
+    this._counters = { bytes: 0, reconnects: 0, stalls: 0, jumps: 0, evictions: 0, skips: 0 };
+    this._frameBase = { dropped: 0, decoded: 0 };
+    this._rx.reset();
+    this.video.playsInline = true;
+    for (const [t, f] of this._videoListeners) this.video.addEventListener(t, f);
+    document.addEventListener('visibilitychange', this._onVisibility);
+    if (this.options.pauseWhenHidden && document.visibilityState === 'hidden') this._pauseReasons.add('hidden');
+    this._timers.push(setInterval(() => this._tick(), 250));
+    this._setState('connecting');
+    this._connect();
+  }
+
+  /** Disconnects, detaches the MediaSource and stops all timers. `start()` may be called again. */
+  stop() {
+    if (!this._running) return;
+    this._running = false;
+    this._transport.stop();
+    for (const t of this._timers) clearInterval(t);
+    this._timers = [];
+    for (const [t, f] of this._videoListeners) this.video.removeEventListener(t, f);
+    document.removeEventListener('visibilitychange', this._onVisibility);
+    this._teardownMse();
+    this._pauseReasons.clear();
+    this._pauseSent = false;
+    this.video.playbackRate = 1;
+    this._setState('stopped');
+  }
+
+  /** Same as `stop()`; kept for symmetry with other players. */
+  destroy() {
+    this.stop();
+  }
+
+  /**
+   * Seeks to the live edge (end of the buffered media minus the target latency).
+   * @returns {boolean} whether a seek was done
+   */
+  jumpToLive() {
+    return this._seekLive(null, 'api');
+  }
+
+  // ------------------------------------------------------------------ connection
+
+  _connect() {
+    this._transport.newSession();
+    let url;
+    try {
+      url = resolveWebSocketUrl(this._src);
+    } catch (e) {
+      this._error(`invalid src ${this._src}: ${errText(e)}`, true, e);
+      return;
+    }
+    this._connectT0 = performance.now();
+    this._ttff = null;
+    this._framesShown = false;
+    this._eos = false;
+    this._pauseSent = false;
+    this._pauseReasons.delete('unsupported');
+    this._forceNewPipeline = true;
+    this._transport.open(url);
+  }
+
+  /** @param {any} msg the `skip` message */
+  _onSkip(msg) {
+    this._counters.skips++;
+    this._log(`server skipped ${msg.fragments} fragments (${msg.reason})`);
+    this._jumpOnData = true;
+  }
+
+  _onEos() {
+    this._eos = true;
+    this._setState('ended');
+    this._mse?.push({ type: 'call', name: 'endOfStream', fn: () => {
+      const ms = this._mse?.ms;
+      if (ms && ms.readyState === 'open') ms.endOfStream();
+    } });
+  }
+
+  // ------------------------------------------------------------------ stream / media
+
+  /** @param {any} msg the `stream` message */
+  _onStream(msg) {
+    const previous = this._stream;
+    this._stream = msg;
+    this._generation = msg.generation ?? this._generation + 1;
+    this.dispatchEvent(new CustomEvent('stream', { detail: msg }));
+    const support = checkSupport(msg);
+    if (!support.ok) {
+      this._teardownMse();
+      this._awaitInit = false;
+      this._setState('unsupported');
+      this._pauseReasons.add('unsupported');
+      this._syncPause();
+      this._error(support.reason ?? 'unsupported stream', true);
+      return;
+    }
+    if (this._pauseReasons.delete('unsupported')) this._syncPause();
+    this._awaitInit = true;
+    this._liveStart = null;
+    this._firstFragment = true;
+    const mse = this._mse;
+    const sb = mse?.sb;
+    const sameTracks = previous && previous.has_video === msg.has_video && previous.has_audio === msg.has_audio;
+    if (mse && sb && !this._forceNewPipeline && this.options.useChangeType && sameTracks &&
+        typeof sb.changeType === 'function' && mse.ms.readyState !== 'closed') {
+      // Keep the SourceBuffer: switch codec in place; a timeline discontinuity is handled at the
+      // first fragment (old media removed, playhead moved).
+      if (msg.mime !== mse.mime) {
+        this._log(`changeType ${mse.mime} -> ${msg.mime}`);
+        mse.push({ type: 'changeType', mime: msg.mime });
+        mse.mime = msg.mime;
+      }
+      this._discontinuityCheck = true;
+    } else {
+      this._log(`new MediaSource for ${msg.mime} (generation ${this._generation})`);
+      this._teardownMse();
+      this._createMse(msg.mime);
+      this._discontinuityCheck = false;
+    }
+    this._forceNewPipeline = false;
+    if (this._state === 'unsupported') this._setState('loading');
+  }
+
+  /** @param {string} mime */
+  _createMse(mime) {
+    const session = this._transport.session;
+    this._mse = new MsePipeline(this.video, mime, {
+      onFatal: (m, e) => session === this._transport.session && this._fatalMedia(m, e),
+      onEvict: () => this._counters.evictions++,
+      onStreaming: (on) => {
+        if (session !== this._transport.session) return;
+        this._log(on ? 'startstreaming' : 'endstreaming');
+        if (on) this._pauseReasons.delete('mms');
+        else this._pauseReasons.add('mms');
+        this._syncPause();
+      },
+      log: (...a) => this._log(...a),
+    });
+    this._lastFragStart = null;
+    this._framesShown = false;
+    this._watchFirstFrame();
+  }
+
+  _teardownMse() {
+    if (!this._mse) return;
+    const q = videoQuality(this.video);
+    this._frameBase.dropped += q.dropped;
+    this._frameBase.decoded += q.decoded;
+    this._mse.destroy();
+    this._mse = null;
+    this._pauseReasons.delete('mms');
+  }
+
+  /** @param {any} msg the `start` message */
+  _onStart(msg) {
+    if (!(msg.burst > 0)) return;
+    this._liveStart = { remaining: msg.burst, liveEdge: Number(msg.live_edge), startTime: Number(msg.start_time) };
+  }
+
+  /** @param {Uint8Array} data */
+  _onBinary(data) {
+    const now = performance.now();
+    this._counters.bytes += data.byteLength;
+    this._rx.add(now, data.byteLength);
+    const mse = this._mse;
+    if (!mse) {
+      if (this._state !== 'unsupported' && !this._warnedNoStream) {
+        this._warnedNoStream = true;
+        this._error('binary data before any "stream" message: ignored (protocol violation)', false);
+      }
+      return;
+    }
+    if (this._awaitInit) {
+      this._awaitInit = false;
+      this._tracks = parseInit(data);
+      mse.push({ type: 'append', data });
+      return;
+    }
+    let start = null;
+    let keyframe = false;
+    try {
+      ({ start, keyframe } = parseFragment(data, this._tracks));
+    } catch (e) {
+      this._log('could not read the fragment header:', errText(e));
+    }
+    if (start !== null && this._lastFragStart !== null) {
+      const d = start - this._lastFragStart;
+      if (d > 0.01 && d < 10) this._fragDuration = this._fragDuration * 0.8 + d * 0.2;
+    }
+    const op = { type: 'append', data, onDone: /** @type {(() => void)|undefined} */ (undefined) };
+    /** @type {Array<() => void>} */
+    const after = [];
+    if (this._discontinuityCheck) {
+      this._discontinuityCheck = false;
+      const prev = this._lastFragStart;
+      const contiguous = start !== null && prev !== null && start >= prev - 0.05 && start <= prev + 3 * this._fragDuration + 1;
+      if (!contiguous) {
+        this._log(`timeline discontinuity at the new generation (${prev} -> ${start}): dropping old media`);
+        mse.push({ type: 'remove', start: 0, end: Infinity });
+        mse.keyframes.length = 0;
+        this._firstFragment = true;
+      }
+    }
+    if (start !== null) {
+      this._lastFragStart = start;
+      if (keyframe) mse.addKeyframe(start);
+    }
+    if (this._liveStart) {
+      if (--this._liveStart.remaining <= 0) {
+        const ls = this._liveStart;
+        this._liveStart = null;
+        this._firstFragment = false;
+        after.push(() => this._seekLive(ls.liveEdge, 'start'));
+      }
+    } else if (this._firstFragment) {
+      this._firstFragment = false;
+      after.push(() => this._fixPlayhead('first fragment'));
+    } else if (this._jumpOnData) {
+      this._jumpOnData = false;
+      after.push(() => this._resume());
+    }
+    after.push(() => this._maybeAutoplay());
+    op.onDone = () => { for (const f of after) f(); };
+    mse.push(op);
+  }
+
+  _watchFirstFrame() {
+    const v = /** @type {any} */ (this.video);
+    const session = this._transport.session;
+    const mark = () => {
+      if (session !== this._transport.session || this._framesShown) return;
+      this._framesShown = true;
+      this._transport.resetBackoff(); // playback works: the next reconnect starts with the short delay
+      if (this._ttff === null) {
+        this._ttff = Math.round(performance.now() - this._connectT0);
+        this._log(`first frame after ${this._ttff} ms`);
+      }
+    };
+    if (this._stream && this._stream.has_video === false) {
+      // Audio only: no frame is ever presented (requestVideoFrameCallback would never fire, leaving
+      // timeToFirstFrame null, stalls uncounted and the reconnect backoff never reset): the start
+      // of playback is the "first frame".
+      this.video.addEventListener('playing', mark, { once: true });
+    } else if (typeof v.requestVideoFrameCallback === 'function') v.requestVideoFrameCallback(() => mark());
+    else this.video.addEventListener('loadeddata', mark, { once: true });
+  }
+
+  _maybeAutoplay() {
+    const v = this.video;
+    const mse = this._mse;
+    // once per MediaSource: a pause by the user is respected afterwards
+    if (!this.options.autoplay || !mse || mse.autoplayed || !v.buffered.length) return;
+    mse.autoplayed = true;
+    if (!v.paused) return;
+    const p = v.play();
+    if (!p) return;
+    p.catch((e) => {
+      if (e?.name === 'NotAllowedError' && !v.muted) {
+        this._log('unmuted autoplay refused; playing muted');
+        v.muted = true;
+        this.dispatchEvent(new CustomEvent('automute'));
+        v.play().catch((e2) => this._error(`autoplay refused: ${errText(e2)}`, false, e2));
+      } else if (e?.name === 'AbortError') {
+        this._log('play() interrupted (source changed or paused):', errText(e));
+      } else {
+        this._error(`play() failed: ${errText(e)}`, false, e);
+      }
+    });
+  }
+
+  /**
+   * @param {string} message
+   * @param {unknown} [err]
+   */
+  _fatalMedia(message, err) {
+    const mediaErr = this.video.error;
+    const full = mediaErr ? `${message} (MediaError ${mediaErr.code}: ${mediaErr.message})` : message;
+    this._error(full, true, err);
+    this._teardownMse();
+    // Start over on a fresh connection: the server sends the init segment and a keyframe again.
+    this._transport.close(1000, 'media error, reconnecting');
+  }
+
+  // ------------------------------------------------------------------ playback control
+
+  /** @returns {number} latency target in s (raised for long fragments) */
+  _effectiveTarget() {
+    return effectiveTarget(this.options.targetLatency, this._fragDuration);
+  }
+
+  /** @returns {import('./latency-controller.js').LatencySettings} */
+  _latencySettings() {
+    const o = this.options;
+    return {
+      targetLatency: o.targetLatency,
+      maxLatency: o.maxLatency,
+      preferJumps: this._preferJumps,
+      maxCatchUpRate: o.maxCatchUpRate,
+      slowDownRate: o.slowDownRate,
+    };
+  }
+
+  /** @returns {import('./latency-controller.js').PlaybackSample} */
+  _sample(dt) {
+    const v = this.video;
+    return {
+      dt,
+      currentTime: v.currentTime,
+      buffered: rangesOf(v.buffered),
+      paused: v.paused,
+      ended: v.ended,
+      suspended: this._pauseReasons.size > 0,
+      fragmentDuration: this._fragDuration,
+    };
+  }
+
+  /**
+   * Does a seek decided by the latency controller.
+   * @param {import('./latency-controller.js').Seek} seek
+   */
+  _applySeek(seek) {
+    const v = this.video;
+    if (seek.kind === 'live') {
+      const b = v.buffered;
+      this._log(`jump to live (${seek.why}): ${v.currentTime.toFixed(2)} -> ${seek.to.toFixed(2)} (buffered end ${b.end(b.length - 1).toFixed(2)})`);
+    } else if (seek.kind === 'playhead') {
+      this._log(`playhead ${v.currentTime.toFixed(2)} outside buffered media (${seek.why}): seek to ${(seek.to - 0.001).toFixed(2)}`);
+    } else {
+      this._log(`${seek.why}: ${seek.kind === 'gap' ? 'jumping over it' : 'nudging'}`);
+    }
+    v.currentTime = seek.to;
+    if (seek.jump) this._counters.jumps++;
+    if (seek.kind === 'live' || seek.kind === 'playhead') this._ctl = { ...this._ctl, latencySamples: [] };
+  }
+
+  /**
+   * @param {number|null} liveEdge server's live edge (from `start`) or null for the buffered end
+   * @param {string} why
+   * @returns {boolean} whether a seek was done
+   */
+  _seekLive(liveEdge, why) {
+    const v = this.video;
+    const to = liveEdgeTarget(rangesOf(v.buffered), v.currentTime, this._effectiveTarget(), liveEdge);
+    if (to === null) return false;
+    this._applySeek({ to, kind: 'live', why, jump: true });
+    return true;
+  }
+
+  /**
+   * Moves the playhead into buffered media when it is outside every buffered range
+   * (Chromium does not skip gaps).
+   * @param {string} why
+   * @returns {boolean} whether a seek was done
+   */
+  _fixPlayhead(why) {
+    const v = this.video;
+    const to = playheadTarget(rangesOf(v.buffered), v.currentTime, why, this._fragDuration, this._effectiveTarget());
+    if (to === null) return false;
+    this._applySeek({ to, kind: 'playhead', why, jump: true });
+    return true;
+  }
+
+  /** After a pause or a server skip: back into buffered media, or to the live edge if far behind. */
+  _resume() {
+    const seek = resumeSeek(this._sample(0), this._latencySettings());
+    if (seek) this._applySeek(seek);
+  }
+
+  _tick() {
+    const now = performance.now();
+    const v = this.video;
+    const mse = this._mse;
+    const dt = Math.min(1000, now - (this._lastTick || now));
+    this._lastTick = now;
+    if (mse && mse.sb && v.readyState > 0 && !v.seeking) this._control(dt);
+    if (this.options.reportInterval > 0 && now - this._lastReport >= this.options.reportInterval) {
+      this._lastReport = now;
+      this._sendReport();
+    }
+    if (now - this._lastStats >= 1000) {
+      this._lastStats = now;
+      this.dispatchEvent(new CustomEvent('stats', { detail: this.stats }));
+    }
+    if (mse && now - this._lastTrim >= 2000) {
+      this._lastTrim = now;
+      mse.trimBackBuffer(this.video.currentTime - this.options.backBuffer);
+    }
+  }
+
+  /**
+   * Stall/gap handling and live latency control, every 250 ms (decisions: latency-controller.js).
+   * @param {number} dt ms since the previous tick (timers are throttled in hidden pages)
+   */
+  _control(dt) {
+    const { state, seek, rate } = controlStep(this._ctl, this._sample(dt), this._latencySettings());
+    this._ctl = state;
+    if (seek) this._applySeek(seek);
+    if (rate !== null) this._setRate(rate);
+  }
+
+  /** @param {number} r */
+  _setRate(r) {
+    const rate = Math.round(r * 100) / 100;
+    if (this.video.playbackRate !== rate) this.video.playbackRate = rate;
+  }
+
+  _sendReport() {
+    const v = this.video;
+    if (!this._mse) return;
+    const b = v.buffered;
+    this._transport.send(reportMessage({
+      currentTime: round3(v.currentTime),
+      bufferedEnd: b.length ? round3(b.end(b.length - 1)) : 0,
+      stalls: this._counters.stalls,
+      droppedFrames: this._frameBase.dropped + videoQuality(v).dropped,
+    }));
+  }
+
+  // ------------------------------------------------------------------ pause / resume
+
+  _handleVisibility() {
+    if (!this.options.pauseWhenHidden) return;
+    if (document.visibilityState === 'hidden') this._pauseReasons.add('hidden');
+    else if (this._pauseReasons.delete('hidden')) this._jumpOnData = true;
+    this._syncPause();
+  }
+
+  /** Sends pause/resume when the set of pause reasons becomes non-empty/empty. */
+  _syncPause() {
+    const want = this._pauseReasons.size > 0;
+    if (want === this._pauseSent) return;
+    if (!this._transport.isOpen) return;
+    if (this._transport.send({ type: want ? 'pause' : 'resume' })) {
+      this._pauseSent = want;
+      this._log(want ? `pause (${[...this._pauseReasons].join(', ')})` : 'resume');
+      if (want && this._state !== 'unsupported') this._setState('suspended');
+      else if (!want) this._setState(this.video.paused ? 'loading' : 'playing');
+    }
+  }
+
+  // ------------------------------------------------------------------ video events
+
+  _onPlaying() {
+    if (!this._pauseReasons.size) this._setState('playing');
+  }
+
+  _onWaiting() {
+    if (this.video.seeking || !this._framesShown || !this._mse) return;
+    if (this._pauseReasons.size) return;
+    this._counters.stalls++;
+    this._setState('buffering');
+  }
+
+  _onVideoPause() {
+    if (!this._mse || this.video.ended) return;
+    if (this._state === 'playing' || this._state === 'buffering') this._setState('paused');
+  }
+
+  _onVideoError() {
+    if (!this._mse) return;
+    const e = this.video.error;
+    this._fatalMedia(`media error ${e?.code ?? '?'}: ${e?.message || 'decode error'}`, e);
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  /** @param {Fmp4PlayerState} s */
+  _setState(s) {
+    if (s === this._state) return;
+    const previous = this._state;
+    this._state = s;
+    this._log(`state ${previous} -> ${s}`);
+    this.dispatchEvent(new CustomEvent('statechange', { detail: { state: s, previous } }));
+  }
+
+  /**
+   * @param {string} message
+   * @param {boolean} fatal
+   * @param {unknown} [error]
+   */
+  _error(message, fatal, error) {
+    (fatal ? console.error : console.warn)(LOG_PREFIX, message, ...(error ? [error] : []));
+    this.dispatchEvent(new CustomEvent('error', { detail: { message, fatal, error } }));
+  }
+
+  /** @param {...unknown} args */
+  _log(...args) {
+    if (this.options.debug) console.debug(LOG_PREFIX, ...args);
+  }
+}
