@@ -68,11 +68,13 @@
 #include "core/box.h"
 #include "core/broadcaster.h"
 #include "core/json.h"
+#include "server/ws_frame.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_web_socket_sink_debug);
 #define GST_CAT_DEFAULT gst_web_socket_sink_debug
 
 using namespace fmp4ws::core;
+namespace ws = fmp4ws::server::ws;
 
 extern "C" GResource *fmp4ws_web_get_resource (void);
 
@@ -312,8 +314,7 @@ struct Connection
   std::string address;
   bool websocket = true;
   Broadcaster::ViewerOptions options;
-  std::vector<uint8_t> rx;
-  std::vector<uint8_t> fragmented;  // a text message in continuation frames
+  ws::Decoder rx;  // the client's frames
   gint64 last_rx_us = 0;
   std::string close_reason;
 };
@@ -580,86 +581,42 @@ handle_text (Connection *c, const std::string &text)
   }
 }
 
-// Parses the client's frames (RFC 6455 5.2). Stops at a close.
+// Decodes the client's frames (RFC 6455 5.2, see server/ws_frame.h). Stops at a close.
 static void
-parse_frames (Connection *c)
+parse_frames (Connection *c, const uint8_t *data, size_t size)
 {
   GstWebSocketSink *self = c->shard->sink;
   GST_OBJECT_LOCK (self);
-  const size_t max_message = self->priv->settings.max_message_size;
+  c->rx.set_max_message_size (self->priv->settings.max_message_size);
   GST_OBJECT_UNLOCK (self);
-  size_t pos = 0;
-  std::vector<uint8_t> &rx = c->rx;
-  while (rx.size () - pos >= 2) {
-    const uint8_t *p = rx.data () + pos;
-    bool fin = p[0] & 0x80;
-    uint8_t op = p[0] & 0x0f;
-    bool masked = p[1] & 0x80;
-    uint64_t len = p[1] & 0x7f;
-    size_t hdr = 2;
-    if (len == 126) {
-      if (rx.size () - pos < 4)
-        break;
-      len = (p[2] << 8) | p[3];
-      hdr = 4;
-    } else if (len == 127) {
-      if (rx.size () - pos < 10)
-        break;
-      len = 0;
-      for (int i = 0; i < 8; i++)
-        len = (len << 8) | p[2 + i];
-      hdr = 10;
-    }
-    if (!masked) {
-      close_viewer (c, 1002, "protocol error: unmasked client frame");
-      rx.clear ();
-      return;
-    }
-    if ((op >= 0x8 && (len > 125 || !fin)) || (op >= 0x3 && op <= 0x7) || op > 0xA) {
-      close_viewer (c, 1002, "protocol error: bad frame");
-      rx.clear ();
-      return;
-    }
-    if (len > max_message || c->fragmented.size () + len > max_message) {
-      close_viewer (c, 1009, "message too big");
-      rx.clear ();
-      return;
-    }
-    if (rx.size () - pos < hdr + 4 + len)
-      break;
-    const uint8_t *mask = p + hdr;
-    std::vector<uint8_t> payload (p + hdr + 4, p + hdr + 4 + len);
-    for (size_t i = 0; i < payload.size (); i++)
-      payload[i] ^= mask[i & 3];
-    pos += hdr + 4 + len;
-    switch (op) {
-      case 0x0:  // continuation
-      case 0x1:  // text
-      case 0x2:  // binary (ignored)
-        if (op != 0x2 || !c->fragmented.empty ())
-          c->fragmented.insert (c->fragmented.end (), payload.begin (), payload.end ());
-        if (fin) {
-          if (op != 0x2)
-            handle_text (c, std::string (c->fragmented.begin (), c->fragmented.end ()));
-          c->fragmented.clear ();
-        }
-        break;
-      case 0x8: {  // close: answer with the same code
-        uint16_t code = payload.size () >= 2 ? uint16_t ((payload[0] << 8) | payload[1]) : 1000;
-        if (code < 1000 || code >= 5000 || code == 1005 || code == 1006)
-          code = 1000;
-        close_viewer (c, code, "client closed");
-        rx.clear ();
+  c->rx.Feed (data, size);
+  ws::Event ev;
+  for (;;) {
+    switch (c->rx.Next (&ev)) {
+      case ws::Decoder::kNeedMore:
+      case ws::Decoder::kDone:
         return;
-      }
-      case 0x9:  // ping
-        c->shard->bc.QueueControl (c->id, 0xA, payload.data (), payload.size ());
+      case ws::Decoder::kError:
+        close_viewer (c, c->rx.status ().close_code, c->rx.status ().reason);
+        return;
+      case ws::Decoder::kEvent:
         break;
-      case 0xA:  // pong
+    }
+    switch (ev.kind) {
+      case ws::Event::kText:
+        handle_text (c, std::string ((const char *) ev.data, ev.size));
+        break;
+      case ws::Event::kBinary:  // ignored
+      case ws::Event::kPong:
+        break;
+      case ws::Event::kClose:  // answer with the same code
+        close_viewer (c, ev.close_code, "client closed");
+        return;
+      case ws::Event::kPing:
+        c->shard->bc.QueueControl (c->id, ws::kOpPong, ev.data, ev.size);
         break;
     }
   }
-  rx.erase (rx.begin (), rx.begin () + long (pos));
 }
 
 // Reads what the viewer sent (bounded per wakeup; level-triggered epoll calls again).
@@ -686,8 +643,7 @@ on_readable (Connection *c)
     c->last_rx_us = g_get_monotonic_time ();
     if (!c->websocket || !c->close_reason.empty ())
       continue;  // /stream.mp4 clients have nothing to say; a closing viewer is not heard
-    c->rx.insert (c->rx.end (), buf, buf + n);
-    parse_frames (c);
+    parse_frames (c, buf, size_t (n));
   }
 }
 
@@ -855,7 +811,7 @@ run_timers (Shard *sh)
       if (now - c->last_rx_us > dead_after)
         dead.push_back (c);
       else
-        sh->bc.QueueControl (id, 0x9, (const uint8_t *) "ka", 2);
+        sh->bc.QueueControl (id, ws::kOpPing, (const uint8_t *) "ka", 2);
     }
     for (Connection *c : dead)
       finish_connection (c, "keepalive timeout");
@@ -902,7 +858,7 @@ shutdown_shard (Shard *sh)
     all.push_back (kv.second);
   for (Connection *c : all) {
     if (c->websocket)
-      close_viewer (c, 1001, "server stopped");
+      close_viewer (c, ws::kCloseGoingAway, "server stopped");
     else
       finish_connection (c, "server stopped");  // /stream.mp4: nothing to say goodbye with
   }
