@@ -45,19 +45,12 @@
 #include "gstwebsocketsink.h"
 
 #include <gio/gio.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 #include <libsoup/soup.h>
 
 #include <atomic>
-#include <cerrno>
 #include <functional>
 #include <cstring>
-#include <map>
-#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,6 +59,7 @@
 #include "core/box.h"
 #include "core/broadcaster.h"
 #include "core/json.h"
+#include "server/http_routes.h"
 #include "server/io_thread.h"
 #include "server/ws_frame.h"
 
@@ -74,6 +68,7 @@ GST_DEBUG_CATEGORY_STATIC (gst_web_socket_sink_debug);
 
 using namespace fmp4ws::core;
 namespace ws = fmp4ws::server::ws;
+using fmp4ws::server::HttpRoutes;
 using fmp4ws::server::IoThread;
 using fmp4ws::server::Totals;
 
@@ -205,6 +200,7 @@ struct GstWebSocketSinkPrivate
   SoupServer *server = nullptr;
   bool external = false;       // joined an application's SoupServer
   std::string prefix;          // path prefix of every endpoint ("" or "/live/NAME")
+  std::unique_ptr<HttpRoutes> routes;  // lives as long as the element (libsoup may call late)
 
   // The I/O threads, each with its viewers. Created by start(), taken away by stop();
   // `shards_lock` guards the vector (not the shards' contents: each has its own lock).
@@ -270,115 +266,8 @@ gst_web_socket_sink_recover_policy_get_type (void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* I/O threads (server/io_thread.h): each owns an epoll loop, a Broadcaster and its viewers'  */
-/* sockets. Here: the settings they get, their callbacks (signals, counts, logs), and the     */
-/* transport of a viewer's stolen libsoup connection.                                         */
-
-namespace {
-
-// A viewer's connection as libsoup hands it over. Plain TCP: sendmsg() on the fd; TLS goes
-// through GIO (and closes asynchronously on the server's context).
-class GioTransport : public fmp4ws::server::Transport
-{
-public:
-  GioTransport (GIOStream *stream, int fd, bool raw_io, GMainContext *ctx)
-      : stream_ (stream), fd_ (fd), raw_io_ (raw_io), ctx_ (ctx)
-  {
-    in_ = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
-    out_ = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
-  }
-  ~GioTransport () override { Close (); }
-
-  long Read (uint8_t *buf, size_t size, std::string *error) override
-  {
-    GError *err = NULL;
-    gssize n = g_pollable_input_stream_read_nonblocking (in_, buf, size, NULL, &err);
-    if (n < 0 && g_error_matches (err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-      g_clear_error (&err);
-      return kWouldBlock;
-    }
-    if (n < 0) {
-      *error = err->message;
-      g_clear_error (&err);
-      return kFailed;
-    }
-    return long (n);
-  }
-
-  long Writev (const struct iovec *vec, int n, std::string *error) override
-  {
-    if (raw_io_) {
-      struct msghdr mh = {};
-      mh.msg_iov = const_cast<struct iovec *> (vec);
-      mh.msg_iovlen = size_t (n);
-      for (;;) {
-        ssize_t r = sendmsg (fd_, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (r >= 0)
-          return long (r);
-        if (errno == EINTR)
-          continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-          return kWouldBlock;
-        *error = g_strerror (errno);
-        return kFailed;
-      }
-    }
-    GError *err = NULL;
-    gsize w = 0;
-    GPollableReturn r = g_pollable_output_stream_writev_nonblocking (
-        out_, (const GOutputVector *) vec, gsize (n), &w, NULL, &err);
-    if (r == G_POLLABLE_RETURN_WOULD_BLOCK)
-      return kWouldBlock;
-    if (r == G_POLLABLE_RETURN_FAILED) {
-      *error = err ? err->message : "?";
-      g_clear_error (&err);
-      return kFailed;
-    }
-    return long (w);
-  }
-
-  void Close () override
-  {
-    if (!stream_)
-      return;
-    if (raw_io_) {
-      g_io_stream_close (stream_, NULL, NULL);
-      g_object_unref (stream_);
-    } else {
-      close_stream_async (stream_, ctx_);
-    }
-    stream_ = NULL;
-  }
-
-  int max_read_rounds () const override { return raw_io_ ? 16 : 256; }
-
-private:
-  static void close_stream_async (GIOStream *stream, GMainContext *ctx)
-  {
-    // TLS: close_notify may have to wait for the socket; let GIO do it asynchronously on
-    // the server's context.
-    GSource *src = g_idle_source_new ();
-    g_source_set_callback (
-        src,
-        [] (gpointer data) -> gboolean {
-          GIOStream *st = G_IO_STREAM (data);
-          g_io_stream_close_async (st, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
-          return G_SOURCE_REMOVE;
-        },
-        stream, g_object_unref);
-    g_source_attach (src, ctx);
-    g_source_unref (src);
-  }
-
-  GIOStream *stream_;
-  GPollableInputStream *in_;
-  GPollableOutputStream *out_;
-  int fd_;
-  bool raw_io_;
-  GMainContext *ctx_;
-};
-
-}  // namespace
+/* The server layer (server/): I/O threads and HTTP routes, with what they need of the sink:  */
+/* settings snapshots, callbacks (signals, counts, logs), the hand-off to an I/O thread.      */
 
 // What the I/O threads need of the settings. Call with the object lock held.
 static IoThread::Settings
@@ -435,107 +324,6 @@ io_callbacks (GstWebSocketSink *self)
   return cb;
 }
 
-/* ------------------------------------------------------------------------------------------ */
-/* HTTP (server thread)                                                                       */
-
-namespace {
-struct UpgradeData
-{
-  GstWebSocketSink *sink;
-  Broadcaster::ViewerOptions options;
-  std::string address;
-};
-}  // namespace
-
-// A viewer socket: no Nagle delay, and a bounded kernel send buffer so that a slow viewer's
-// backlog stays in the sink's queue (shared payloads, policed by max-backlog-*) instead of
-// megabytes of copies in the kernel.
-static void
-tune_viewer_socket (GstWebSocketSink *self, SoupServerMessage *msg)
-{
-  GSocket *sock = soup_server_message_get_socket (msg);
-  if (!sock)
-    return;
-  GST_OBJECT_LOCK (self);
-  guint sndbuf = self->priv->settings.send_buffer_size;
-  GST_OBJECT_UNLOCK (self);
-  g_socket_set_option (sock, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
-  if (sndbuf > 0)
-    g_socket_set_option (sock, SOL_SOCKET, SO_SNDBUF, gint (MIN (sndbuf, guint (G_MAXINT))), NULL);
-}
-
-// The response head is written: take the connection from libsoup and give it to the least
-// loaded I/O thread.
-static void
-hand_off (UpgradeData *u, SoupServerMessage *msg)
-{
-  GstWebSocketSink *self = u->sink;
-  GstWebSocketSinkPrivate *priv = self->priv;
-  tune_viewer_socket (self, msg);
-  GSocket *sock = soup_server_message_get_socket (msg);
-  int fd = sock ? g_socket_get_fd (sock) : -1;
-  GUri *uri = soup_server_message_get_uri (msg);
-  const char *scheme = uri ? g_uri_get_scheme (uri) : NULL;
-  bool plain = scheme && (strcmp (scheme, "http") == 0 || strcmp (scheme, "ws") == 0);
-  GIOStream *stream = soup_server_message_steal_connection (msg);
-  if (!stream)
-    return;
-  if (fd < 0) {
-    GST_WARNING_OBJECT (self, "no socket for %s: dropped", u->address.c_str ());
-    g_io_stream_close (stream, NULL, NULL);
-    g_object_unref (stream);
-    return;
-  }
-  guint64 id = priv->next_viewer_id++;
-  std::lock_guard<std::mutex> lock (priv->shards_lock);
-  IoThread *best = nullptr;
-  for (auto &sh : priv->shards)
-    if (!best || sh->load () < best->load ())
-      best = sh.get ();
-  if (!best) {  // stopping
-    g_io_stream_close (stream, NULL, NULL);
-    g_object_unref (stream);
-    return;
-  }
-  priv->open_viewers++;
-  best->AddConnection (id, fd, std::make_unique<GioTransport> (stream, fd, plain, priv->ctx),
-                       u->address, u->options);
-}
-
-static void
-on_upgrade_written (SoupServerMessage *msg, gpointer user_data)
-{
-  hand_off (static_cast<UpgradeData *> (user_data), msg);
-}
-
-static void
-upgrade_data_free (gpointer data, GClosure *)
-{
-  delete static_cast<UpgradeData *> (data);
-}
-
-static bool
-origin_allowed (GstWebSocketSink *self, SoupServerMessage *msg)
-{
-  const char *origin =
-      soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Origin");
-  GST_OBJECT_LOCK (self);
-  bool ok = self->priv->settings.allowed_origins.empty () || !origin;
-  for (const std::string &o : self->priv->settings.allowed_origins)
-    ok |= o == "*" || (origin && o == origin);
-  GST_OBJECT_UNLOCK (self);
-  return ok;
-}
-
-static void
-respond_text (SoupServerMessage *msg, guint status, const char *type, const std::string &body)
-{
-  soup_server_message_set_status (msg, status, NULL);
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
-                                "no-store");
-  soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY, body.data (), body.size ());
-}
-
 // Everything the I/O threads know (viewers gone and connected) and the requests refused.
 // Call with priv->shards_lock held.
 static fmp4ws::server::Snapshot
@@ -555,225 +343,56 @@ snapshot (GstWebSocketSinkPrivate *priv, bool with_clients,
   return snap;
 }
 
-static void
-reject (GstWebSocketSink *self, const char *why)
-{
-  std::lock_guard<std::mutex> lock (self->priv->status_lock);
-  self->priv->rejected.disconnects[why]++;
-}
-
-static std::string
-status_json (GstWebSocketSink *self)
+// What the HTTP routes (server thread) need of the sink.
+static HttpRoutes::Hooks
+route_hooks (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  fmp4ws::server::Snapshot snap;
-  {
-    std::lock_guard<std::mutex> shards_lock (priv->shards_lock);
-    snap = snapshot (priv, true);
-  }
-  const Totals &t = snap.totals;
-  std::string clients;
-  size_t viewers = snap.viewers;
-  for (const fmp4ws::server::ClientSnapshot &c : snap.clients) {
-    if (!clients.empty ())
-      clients += ",";
-    char lat[32];
-    g_snprintf (lat, sizeof lat, "%.3f", c.stats.latency);
-    clients += "{\"id\":" + std::to_string (c.id) + ",\"address\":" + JsonString (c.address) +
-               ",\"bytes_sent\":" + std::to_string (c.stats.bytes_sent) + ",\"backlog_bytes\":" +
-               std::to_string (c.backlog_bytes) + ",\"latency\":" + lat + "}";
-  }
-  std::string stream;
-  {
-    std::lock_guard<std::mutex> lock (priv->status_lock);
-    stream = priv->status_stream;
-  }
-  std::string s = "{\"viewers\":" + std::to_string (viewers);
-  s += ",\"stream\":" + (stream.empty () ? std::string ("null") : stream);
-  s += ",\"bytes_sent\":" + std::to_string (t.bytes_sent) + ",\"fragments_sent\":" +
-       std::to_string (t.fragments_sent) + ",\"fragments_dropped\":" +
-       std::to_string (t.fragments_dropped) + ",\"clients\":[" + clients + "]}";
-  return s;
-}
-
-static const char *
-content_type_for (const std::string &path)
-{
-  auto ends = [&] (const char *ext) {
-    size_t n = strlen (ext);
-    return path.size () >= n && path.compare (path.size () - n, n, ext) == 0;
+  HttpRoutes::Hooks h;
+  h.settings = [self] {
+    fmp4ws::server::RouteSettings r;
+    GST_OBJECT_LOCK (self);
+    const Settings &s = self->priv->settings;
+    r.path = s.path;
+    r.max_clients = s.max_clients;
+    r.allowed_origins = s.allowed_origins;
+    r.serve_player = s.serve_player;
+    r.document_root = s.document_root;
+    r.send_buffer_size = s.send_buffer_size;
+    GST_OBJECT_UNLOCK (self);
+    return r;
   };
-  if (ends (".html"))
-    return "text/html; charset=utf-8";
-  if (ends (".js") || ends (".mjs"))
-    return "text/javascript; charset=utf-8";
-  if (ends (".css"))
-    return "text/css; charset=utf-8";
-  if (ends (".json"))
-    return "application/json";
-  if (ends (".svg"))
-    return "image/svg+xml";
-  if (ends (".png"))
-    return "image/png";
-  if (ends (".mp4"))
-    return "video/mp4";
-  return "application/octet-stream";
-}
-
-// Serves a file of the player: from document-root if set (no escaping it), else built in.
-static void
-serve_file (GstWebSocketSink *self, SoupServerMessage *msg, const char *path)
-{
-  GST_OBJECT_LOCK (self);
-  std::string root = self->priv->settings.document_root;
-  bool serve = self->priv->settings.serve_player;
-  GST_OBJECT_UNLOCK (self);
-  std::string rel = path[0] == '/' ? path + 1 : path;
-  if (rel.empty ())
-    rel = "index.html";
-  // Reject anything that could leave the folder: "..", backslashes, NULs, absolute paths.
-  bool bad = rel.find ('\\') != std::string::npos || rel[0] == '/';
-  gchar **parts = g_strsplit (rel.c_str (), "/", -1);
-  for (gchar **p = parts; *p; p++)
-    bad |= strcmp (*p, "..") == 0 || strcmp (*p, ".") == 0 || **p == '\0';
-  g_strfreev (parts);
-  if (!serve || bad) {
-    respond_text (msg, SOUP_STATUS_NOT_FOUND, "text/plain", "not found\n");
-    return;
-  }
-  GBytes *bytes = NULL;
-  if (!root.empty ()) {
-    gchar *file = g_build_filename (root.c_str (), rel.c_str (), NULL);
-    gchar *real_root = realpath (root.c_str (), NULL);
-    gchar *real_file = realpath (file, NULL);
-    gchar *contents = NULL;
-    gsize len = 0;
-    if (real_root && real_file && g_str_has_prefix (real_file, real_root) &&
-        real_file[strlen (real_root)] == '/' && g_file_test (real_file, G_FILE_TEST_IS_REGULAR) &&
-        g_file_get_contents (real_file, &contents, &len, NULL))
-      bytes = g_bytes_new_take (contents, len);
-    free (real_root);
-    free (real_file);
-    g_free (file);
-  } else {
-    std::string rpath = "/org/gstfmp4ws/web/" + rel;
-    bytes = g_resource_lookup_data (fmp4ws_web_get_resource (), rpath.c_str (),
-                                    G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
-  }
-  if (!bytes) {
-    respond_text (msg, SOUP_STATUS_NOT_FOUND, "text/plain", "not found\n");
-    return;
-  }
-  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
-                                "no-cache");
-  soup_server_message_set_response (msg, content_type_for (rel), SOUP_MEMORY_COPY,
-                                    (const char *) g_bytes_get_data (bytes, NULL),
-                                    g_bytes_get_size (bytes));
-  g_bytes_unref (bytes);
-}
-
-static void
-on_stream_headers_written (SoupServerMessage *msg, gpointer user_data)
-{
-  hand_off (static_cast<UpgradeData *> (user_data), msg);
-}
-
-static void
-parse_query_options (GHashTable *query, Broadcaster::ViewerOptions *o)
-{
-  if (!query)
-    return;
-  const char *rebase = (const char *) g_hash_table_lookup (query, "rebase");
-  if (rebase)
-    o->rebase = !(strcmp (rebase, "0") == 0 || strcmp (rebase, "false") == 0);
-  const char *sync = (const char *) g_hash_table_lookup (query, "sync");
-  if (sync && strcmp (sync, "next-keyframe") == 0)
-    o->sync = SyncMethod::kNextKeyframe;
-  else if (sync && strcmp (sync, "latest-keyframe") == 0)
-    o->sync = SyncMethod::kLatestKeyframe;
-}
-
-static void
-server_handler (SoupServer *, SoupServerMessage *msg, const char *full_path, GHashTable *query,
-                gpointer user_data)
-{
-  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
-  GstWebSocketSinkPrivate *priv = self->priv;
-  const char *method = soup_server_message_get_method (msg);
-  // With a path prefix (a shared server), route on the path below it.
-  const char *path = full_path;
-  if (!priv->prefix.empty ()) {
-    if (priv->prefix == full_path) {
-      std::string to = priv->prefix + "/";
-      soup_server_message_set_redirect (msg, SOUP_STATUS_MOVED_PERMANENTLY, to.c_str ());
-      return;
+  h.open_viewers = [priv] { return guint (priv->open_viewers); };
+  h.status_json = [priv] {
+    fmp4ws::server::Snapshot snap;
+    {
+      std::lock_guard<std::mutex> shards_lock (priv->shards_lock);
+      snap = snapshot (priv, true);
     }
-    if (!g_str_has_prefix (full_path, priv->prefix.c_str ()) ||
-        full_path[priv->prefix.size ()] != '/') {
-      respond_text (msg, SOUP_STATUS_NOT_FOUND, "text/plain", "not found\n");
-      return;
-    }
-    path = full_path + priv->prefix.size ();
-  }
-  const char *host = soup_server_message_get_remote_host (msg);
-  std::string address = host ? host : "?";
-  GST_OBJECT_LOCK (self);
-  std::string ws_path = priv->settings.path;
-  guint max_clients = priv->settings.max_clients;
-  GST_OBJECT_UNLOCK (self);
-
-  GST_DEBUG_OBJECT (self, "%s %s from %s", method, path, address.c_str ());
-  if (strcmp (method, "GET") != 0 && strcmp (method, "HEAD") != 0) {
-    respond_text (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n");
-    return;
-  }
-
-  bool is_ws = soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, NULL);
-  bool is_stream = strcmp (path, "/stream.mp4") == 0;
-  if ((is_ws && (ws_path == path || strcmp (path, "/") == 0)) || is_stream) {
-    if (!origin_allowed (self, msg)) {
-      reject (self, "rejected: origin");
-      respond_text (msg, SOUP_STATUS_FORBIDDEN, "text/plain", "origin not allowed\n");
-      return;
-    }
-    if (max_clients > 0 && priv->open_viewers >= max_clients) {
-      reject (self, "rejected: max-clients");
-      respond_text (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "too many clients\n");
-      return;
-    }
-    UpgradeData *u = new UpgradeData{self, {}, address};
-    parse_query_options (query, &u->options);
-    if (is_ws) {
-      GError *err = NULL;
-      if (!soup_websocket_server_process_handshake (msg, NULL, NULL, NULL, NULL)) {
-        delete u;
-        g_clear_error (&err);
-        return;  // libsoup set the error status
-      }
-      g_signal_connect_data (msg, "wrote-informational", G_CALLBACK (on_upgrade_written), u,
-                             upgrade_data_free, GConnectFlags (0));
-    } else {
-      u->options.framing = Framing::kRaw;
-      soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-      SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
-      soup_message_headers_set_content_type (h, "video/mp4", NULL);
-      soup_message_headers_replace (h, "Cache-Control", "no-store");
-      soup_message_headers_set_encoding (h, SOUP_ENCODING_EOF);
-      if (strcmp (method, "HEAD") == 0) {
-        delete u;
-        return;
-      }
-      g_signal_connect_data (msg, "wrote-headers", G_CALLBACK (on_stream_headers_written), u,
-                             upgrade_data_free, GConnectFlags (0));
-    }
-    return;
-  }
-  if (strcmp (path, "/status") == 0 || strcmp (path, "/status.json") == 0) {
-    respond_text (msg, SOUP_STATUS_OK, "application/json", status_json (self) + "\n");
-    return;
-  }
-  serve_file (self, msg, path);
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    return fmp4ws::server::StatusJson (snap, priv->status_stream);
+  };
+  h.reject = [priv] (const char *why) {
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    priv->rejected.disconnects[why]++;
+  };
+  // To the least loaded I/O thread.
+  h.hand_off = [priv] (fmp4ws::server::HandOff &v) {
+    guint64 id = priv->next_viewer_id++;
+    std::lock_guard<std::mutex> lock (priv->shards_lock);
+    IoThread *best = nullptr;
+    for (auto &sh : priv->shards)
+      if (!best || sh->load () < best->load ())
+        best = sh.get ();
+    if (!best)  // stopping
+      return false;
+    priv->open_viewers++;
+    best->AddConnection (id, v.fd, std::move (v.transport), v.address, v.options);
+    return true;
+  };
+  h.debug = [self] (const std::string &m) { GST_DEBUG_OBJECT (self, "%s", m.c_str ()); };
+  h.warning = [self] (const std::string &m) { GST_WARNING_OBJECT (self, "%s", m.c_str ()); };
+  return h;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -1125,10 +744,7 @@ gst_web_socket_sink_start (GstBaseSink *sink)
     priv->ctx = s.main_context ? s.main_context : g_main_context_ref (g_main_context_default ());
     if (s.tls_certificate)
       g_object_unref (s.tls_certificate);
-    run_on_server (self, [&] {
-      soup_server_add_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str (),
-                               server_handler, self, NULL);
-    });
+    run_on_server (self, [&] { priv->routes->Attach (priv->server, priv->ctx, priv->prefix); });
     GST_INFO_OBJECT (self, "serving %s/ on the application's server", priv->prefix.c_str ());
     return TRUE;
   }
@@ -1160,8 +776,7 @@ gst_web_socket_sink_start (GstBaseSink *sink)
   priv->server = soup_server_new ("server-header", "gst-fmp4ws ", NULL);
   if (cert)
     soup_server_set_tls_certificate (priv->server, cert);
-  soup_server_add_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str (),
-                           server_handler, self, NULL);
+  priv->routes->Attach (priv->server, priv->ctx, priv->prefix);
   SoupServerListenOptions opts = cert ? SOUP_SERVER_LISTEN_HTTPS : SoupServerListenOptions (0);
   gboolean ok;
   if (s.address.empty ()) {
@@ -1227,7 +842,7 @@ shutdown_on_server (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
   if (priv->external)
-    soup_server_remove_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str ());
+    priv->routes->Detach (priv->server);
   else
     soup_server_disconnect (priv->server);
 }
@@ -1993,6 +1608,7 @@ static void
 gst_web_socket_sink_init (GstWebSocketSink *self)
 {
   self->priv = new GstWebSocketSinkPrivate ();
+  self->priv->routes = std::make_unique<HttpRoutes> (route_hooks (self), fmp4ws_web_get_resource ());
   // Live: never wait for the clock, never drop late buffers.
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
   gst_base_sink_set_async_enabled (GST_BASE_SINK (self), FALSE);

@@ -48,7 +48,7 @@ EncodeClientFrame (uint8_t opcode, const uint8_t *payload, size_t size, const ui
 uint16_t
 EchoCloseCode (const uint8_t *payload, size_t size)
 {
-  uint16_t code = size >= 2 ? uint16_t ((payload[0] << 8) | payload[1]) : kCloseNormal;
+  uint16_t code = size >= 2 ? uint16_t ((payload[0] << 8) | payload[1]) : uint16_t (kCloseNormal);
   if (code < 1000 || code >= 5000 || code == 1005 || code == 1006)
     code = kCloseNormal;
   return code;
