@@ -280,17 +280,20 @@ io_settings (const Settings &s)
   return io;
 }
 
-static IoThread::LogLevel
-io_log_level ()
+static GstDebugLevel
+gst_level (IoThread::LogLevel level)
 {
-  GstDebugLevel l = gst_debug_category_get_threshold (GST_CAT_DEFAULT);
-  if (l >= GST_LEVEL_DEBUG)
-    return IoThread::LogLevel::kDebug;
-  if (l >= GST_LEVEL_INFO)
-    return IoThread::LogLevel::kInfo;
-  if (l >= GST_LEVEL_WARNING)
-    return IoThread::LogLevel::kWarning;
-  return IoThread::LogLevel::kError;
+  switch (level) {
+    case IoThread::LogLevel::kError:
+      return GST_LEVEL_ERROR;
+    case IoThread::LogLevel::kWarning:
+      return GST_LEVEL_WARNING;
+    case IoThread::LogLevel::kInfo:
+      return GST_LEVEL_INFO;
+    case IoThread::LogLevel::kDebug:
+      break;
+  }
+  return GST_LEVEL_DEBUG;
 }
 
 static IoThread::Callbacks
@@ -305,22 +308,11 @@ io_callbacks (GstWebSocketSink *self)
   };
   cb.connection_released = [self] { self->priv->open_viewers--; };
   cb.log = [self] (IoThread::LogLevel level, const std::string &msg) {
-    switch (level) {
-      case IoThread::LogLevel::kError:
-        GST_ERROR_OBJECT (self, "%s", msg.c_str ());
-        break;
-      case IoThread::LogLevel::kWarning:
-        GST_WARNING_OBJECT (self, "%s", msg.c_str ());
-        break;
-      case IoThread::LogLevel::kInfo:
-        GST_INFO_OBJECT (self, "%s", msg.c_str ());
-        break;
-      case IoThread::LogLevel::kDebug:
-        GST_DEBUG_OBJECT (self, "%s", msg.c_str ());
-        break;
-    }
+    GST_CAT_LEVEL_LOG (GST_CAT_DEFAULT, gst_level (level), self, "%s", msg.c_str ());
   };
-  cb.log_level = io_log_level ();
+  cb.log_enabled = [] (IoThread::LogLevel level) {
+    return gst_debug_category_get_threshold (GST_CAT_DEFAULT) >= gst_level (level);
+  };
   return cb;
 }
 

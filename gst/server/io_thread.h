@@ -109,7 +109,9 @@ public:
         client_removed;
     std::function<void ()> connection_released;  // any connection handed over left
     std::function<void (LogLevel, const std::string &)> log;
-    LogLevel log_level = LogLevel::kWarning;  // messages above it are not even formatted
+    // Whether `log` wants a level (asked each time: messages it does not want are not even
+    // formatted); unset: every level.
+    std::function<bool (LogLevel)> log_enabled;
   };
 
   // Starts the thread ("wssink-io<index>"); nullptr and *error if it could not.
@@ -181,7 +183,7 @@ private:
   void ClearWake ();
   void Shutdown ();
   void EmitSignals ();
-  bool LogOn (LogLevel l) const { return cb_.log && l <= cb_.log_level; }
+  bool LogOn (LogLevel l) const { return cb_.log && (!cb_.log_enabled || cb_.log_enabled (l)); }
   void Log (LogLevel l, const std::string &msg) const;
 
   unsigned index_ = 0;
