@@ -45,7 +45,6 @@
 #include "gstwebsocketsink.h"
 
 #include <gio/gio.h>
-#include <sys/socket.h>
 #include <libsoup/soup.h>
 
 #include <atomic>
@@ -60,6 +59,7 @@
 #include "core/broadcaster.h"
 #include "core/json.h"
 #include "server/http_routes.h"
+#include "server/http_server.h"
 #include "server/io_thread.h"
 #include "server/ws_frame.h"
 
@@ -193,14 +193,10 @@ struct GstWebSocketSinkPrivate
   uint32_t generation = 0;
   guint64 fragments_since_init = 0;
 
-  // Server thread (HTTP, handshakes).
-  GMainContext *ctx = nullptr;
-  GMainLoop *loop = nullptr;
-  GThread *thread = nullptr;
-  SoupServer *server = nullptr;
-  bool external = false;       // joined an application's SoupServer
-  std::string prefix;          // path prefix of every endpoint ("" or "/live/NAME")
-  std::unique_ptr<HttpRoutes> routes;  // lives as long as the element (libsoup may call late)
+  // Server thread (HTTP, handshakes). Both live as long as the element (libsoup may call
+  // the routes late).
+  std::unique_ptr<HttpRoutes> routes;
+  std::unique_ptr<fmp4ws::server::HttpServer> http;
 
   // The I/O threads, each with its viewers. Created by start(), taken away by stop();
   // `shards_lock` guards the vector (not the shards' contents: each has its own lock).
@@ -576,80 +572,6 @@ gst_web_socket_sink_event (GstBaseSink *sink, GstEvent *event)
 /* ------------------------------------------------------------------------------------------ */
 /* Start / stop                                                                               */
 
-static gpointer
-server_thread (gpointer user_data)
-{
-  GstWebSocketSinkPrivate *priv = static_cast<GstWebSocketSinkPrivate *> (user_data);
-  g_main_context_push_thread_default (priv->ctx);
-  g_main_loop_run (priv->loop);
-  g_main_context_pop_thread_default (priv->ctx);
-  return NULL;
-}
-
-namespace {
-struct ServerCall
-{
-  std::function<void ()> fn;
-  GMutex lock;
-  GCond cond;
-  bool done = false;
-};
-}  // namespace
-
-static gboolean
-server_call_dispatch (gpointer user_data)
-{
-  ServerCall *call = static_cast<ServerCall *> (user_data);
-  call->fn ();
-  g_mutex_lock (&call->lock);
-  call->done = true;
-  g_cond_signal (&call->cond);
-  g_mutex_unlock (&call->lock);
-  return G_SOURCE_REMOVE;
-}
-
-// Runs fn where libsoup objects may be touched: now if this thread runs (or can take) the
-// server's context, else on the thread that runs it, waiting for it (bounded).
-static bool
-run_on_server (GstWebSocketSink *self, std::function<void ()> fn)
-{
-  GMainContext *ctx = self->priv->ctx;
-  if (g_main_context_is_owner (ctx)) {
-    fn ();
-    return true;
-  }
-  if (g_main_context_acquire (ctx)) {
-    g_main_context_push_thread_default (ctx);
-    fn ();
-    g_main_context_pop_thread_default (ctx);
-    g_main_context_release (ctx);
-    return true;
-  }
-  ServerCall call;
-  call.fn = std::move (fn);
-  g_mutex_init (&call.lock);
-  g_cond_init (&call.cond);
-  GSource *src = g_idle_source_new ();
-  g_source_set_priority (src, G_PRIORITY_HIGH);
-  g_source_set_callback (src, server_call_dispatch, &call, NULL);
-  g_source_attach (src, ctx);
-  g_mutex_lock (&call.lock);
-  gint64 end = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-  while (!call.done && g_cond_wait_until (&call.cond, &call.lock, end))
-    ;
-  bool done = call.done;
-  g_mutex_unlock (&call.lock);
-  if (!done) {
-    // The context's thread is stuck or gone: never leave `call` dangling.
-    g_source_destroy (src);
-    GST_ERROR_OBJECT (self, "the server's main context did not answer in 5 s");
-  }
-  g_source_unref (src);
-  g_mutex_clear (&call.lock);
-  g_cond_clear (&call.cond);
-  return done;
-}
-
 static bool
 start_shards (GstWebSocketSink *self, guint io_threads)
 {
@@ -727,125 +649,52 @@ gst_web_socket_sink_start (GstBaseSink *sink)
   if (s.main_context)
     g_main_context_ref (s.main_context);
   GST_OBJECT_UNLOCK (self);
-  priv->prefix = s.path_prefix;
+  const std::string &prefix = s.path_prefix;
 
+  bool ok = true;
   if (s.soup_server) {
     // Join the application's server: handlers under path-prefix, sources in its context.
-    priv->external = true;
-    priv->server = s.soup_server;
-    priv->ctx = s.main_context ? s.main_context : g_main_context_ref (g_main_context_default ());
-    if (s.tls_certificate)
-      g_object_unref (s.tls_certificate);
-    run_on_server (self, [&] { priv->routes->Attach (priv->server, priv->ctx, priv->prefix); });
-    GST_INFO_OBJECT (self, "serving %s/ on the application's server", priv->prefix.c_str ());
-    return TRUE;
+    priv->http->Join (s.soup_server, s.main_context, priv->routes.get (), prefix);
+    GST_INFO_OBJECT (self, "serving %s/ on the application's server", prefix.c_str ());
+  } else {
+    fmp4ws::server::HttpServer::Options o;
+    o.address = s.address;
+    o.port = s.port;
+    o.tls_cert_file = s.tls_cert_file;
+    o.tls_key_file = s.tls_key_file;
+    o.tls_certificate = s.tls_certificate;
+    std::string detail;
+    switch (priv->http->Listen (o, priv->routes.get (), prefix, &detail)) {
+      case fmp4ws::server::HttpServer::Error::kNone:
+        priv->current_port = priv->http->port ();
+        GST_INFO_OBJECT (self, "listening on %s (websocket path %s)",
+                         priv->http->uri ().c_str (), s.path.c_str ());
+        break;
+      case fmp4ws::server::HttpServer::Error::kTlsCertificate:
+        GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Could not load the TLS certificate"),
+                           ("%s", detail.c_str ()));
+        ok = false;
+        break;
+      case fmp4ws::server::HttpServer::Error::kListen:
+        GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Could not start the web server"),
+                           ("%s", detail.c_str ()));
+        ok = false;
+        break;
+    }
   }
+  if (s.tls_certificate)
+    g_object_unref (s.tls_certificate);
+  if (s.soup_server)
+    g_object_unref (s.soup_server);
   if (s.main_context)
     g_main_context_unref (s.main_context);
-  priv->external = false;
-
-  GError *err = NULL;
-  GTlsCertificate *cert = s.tls_certificate;
-  if (!cert && !s.tls_cert_file.empty ()) {
-    cert = g_tls_certificate_new_from_files (
-        s.tls_cert_file.c_str (), s.tls_key_file.empty () ? s.tls_cert_file.c_str ()
-                                                          : s.tls_key_file.c_str (),
-        &err);
-    if (!cert) {
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Could not load the TLS certificate"),
-                         ("%s / %s: %s", s.tls_cert_file.c_str (), s.tls_key_file.c_str (),
-                          err->message));
-      g_clear_error (&err);
-      stop_shards (self);
-      return FALSE;
-    }
-  }
-
-  priv->ctx = g_main_context_new ();
-  priv->loop = g_main_loop_new (priv->ctx, FALSE);
-
-  g_main_context_push_thread_default (priv->ctx);
-  priv->server = soup_server_new ("server-header", "gst-fmp4ws ", NULL);
-  if (cert)
-    soup_server_set_tls_certificate (priv->server, cert);
-  priv->routes->Attach (priv->server, priv->ctx, priv->prefix);
-  SoupServerListenOptions opts = cert ? SOUP_SERVER_LISTEN_HTTPS : SoupServerListenOptions (0);
-  gboolean ok;
-  if (s.address.empty ()) {
-    ok = soup_server_listen_all (priv->server, s.port, opts, &err);
-  } else {
-    GInetAddress *ia = g_inet_address_new_from_string (s.address.c_str ());
-    if (!ia) {
-      // A host name: resolve it (blocking, once, at start).
-      GResolver *resolver = g_resolver_get_default ();
-      GList *list = g_resolver_lookup_by_name (resolver, s.address.c_str (), NULL, &err);
-      g_object_unref (resolver);
-      if (list) {
-        ia = G_INET_ADDRESS (g_object_ref (list->data));
-        g_resolver_free_addresses (list);
-      }
-    }
-    ok = FALSE;
-    if (ia) {
-      GSocketAddress *sa = g_inet_socket_address_new (ia, s.port);
-      ok = soup_server_listen (priv->server, sa, opts, &err);
-      g_object_unref (sa);
-      g_object_unref (ia);
-    }
-  }
-  g_main_context_pop_thread_default (priv->ctx);
-  if (cert)
-    g_object_unref (cert);
   if (!ok) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Could not start the web server"),
-                       ("listening on %s port %u: %s",
-                        s.address.empty () ? "all interfaces" : s.address.c_str (), s.port,
-                        err ? err->message : "unknown error"));
-    g_clear_error (&err);
-    g_clear_object (&priv->server);
-    g_main_loop_unref (priv->loop);
-    priv->loop = NULL;
     stop_shards (self);
-    g_main_context_unref (priv->ctx);
-    priv->ctx = NULL;
     return FALSE;
   }
-  GSList *uris = soup_server_get_uris (priv->server);
-  if (uris) {
-    priv->current_port = g_uri_get_port ((GUri *) uris->data);
-    gchar *u = g_uri_to_string ((GUri *) uris->data);
-    GST_INFO_OBJECT (self, "listening on %s (websocket path %s)", u, s.path.c_str ());
-    g_free (u);
-  }
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-  // libsoup listens with a backlog of 10: a crowd arriving at once (a popular stream
-  // starting) would see refused or retried connections. Linux takes a new backlog on a
-  // listening socket.
-  for (GSList *l = soup_server_get_listeners (priv->server); l; l = l->next)
-    listen (g_socket_get_fd (G_SOCKET (l->data)), SOMAXCONN);
-  g_object_notify (G_OBJECT (self), "current-port");
-  priv->thread = g_thread_new ("websocketsink", server_thread, priv);
+  if (!s.soup_server)
+    g_object_notify (G_OBJECT (self), "current-port");
   return TRUE;
-}
-
-// Detaches from the server (on the server's context); the viewers are gone already.
-static void
-shutdown_on_server (GstWebSocketSink *self)
-{
-  GstWebSocketSinkPrivate *priv = self->priv;
-  if (priv->external)
-    priv->routes->Detach (priv->server);
-  else
-    soup_server_disconnect (priv->server);
-}
-
-static gboolean
-shutdown_and_quit (gpointer user_data)
-{
-  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
-  shutdown_on_server (self);
-  g_main_loop_quit (self->priv->loop);
-  return G_SOURCE_REMOVE;
 }
 
 static gboolean
@@ -853,33 +702,11 @@ gst_web_socket_sink_stop (GstBaseSink *sink)
 {
   GstWebSocketSink *self = GST_WEB_SOCKET_SINK (sink);
   GstWebSocketSinkPrivate *priv = self->priv;
-  if (!priv->ctx)
+  if (!priv->http->running ())
     return TRUE;
   // Viewers first (each I/O thread closes its own and ends), then the HTTP side.
   stop_shards (self);
-  if (priv->external) {
-    run_on_server (self, [self] { shutdown_on_server (self); });
-    g_clear_object (&priv->server);
-  } else {
-    GSource *s = g_idle_source_new ();
-    g_source_set_priority (s, G_PRIORITY_HIGH);
-    g_source_set_callback (s, shutdown_and_quit, self, NULL);
-    g_source_attach (s, priv->ctx);
-    g_source_unref (s);
-    g_thread_join (priv->thread);
-    priv->thread = NULL;
-    // Let pending close operations finish on this thread, then free.
-    g_main_context_push_thread_default (priv->ctx);
-    g_clear_object (&priv->server);
-    while (g_main_context_iteration (priv->ctx, FALSE))
-      ;
-    g_main_context_pop_thread_default (priv->ctx);
-    g_main_loop_unref (priv->loop);
-    priv->loop = NULL;
-  }
-  g_main_context_unref (priv->ctx);
-  priv->ctx = NULL;
-  priv->external = false;
+  priv->http->Stop ();
   reset_stream_state (priv);
   priv->current_port = 0;
   return TRUE;
@@ -1601,6 +1428,9 @@ gst_web_socket_sink_init (GstWebSocketSink *self)
 {
   self->priv = new GstWebSocketSinkPrivate ();
   self->priv->routes = std::make_unique<HttpRoutes> (route_hooks (self), fmp4ws_web_get_resource ());
+  fmp4ws::server::HttpServer::Hooks hooks;
+  hooks.error = [self] (const std::string &m) { GST_ERROR_OBJECT (self, "%s", m.c_str ()); };
+  self->priv->http = std::make_unique<fmp4ws::server::HttpServer> (std::move (hooks));
   // Live: never wait for the clock, never drop late buffers.
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
   gst_base_sink_set_async_enabled (GST_BASE_SINK (self), FALSE);
