@@ -45,21 +45,11 @@
 #include "gstwebsocketsink.h"
 
 #include <gio/gio.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <unistd.h>
 #include <libsoup/soup.h>
 
 #include <atomic>
-#include <cerrno>
 #include <functional>
 #include <cstring>
-#include <map>
-#include <unordered_map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -68,11 +58,19 @@
 #include "core/box.h"
 #include "core/broadcaster.h"
 #include "core/json.h"
+#include "server/http_routes.h"
+#include "server/http_server.h"
+#include "server/io_thread.h"
+#include "server/ws_frame.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_web_socket_sink_debug);
 #define GST_CAT_DEFAULT gst_web_socket_sink_debug
 
 using namespace fmp4ws::core;
+namespace ws = fmp4ws::server::ws;
+using fmp4ws::server::HttpRoutes;
+using fmp4ws::server::IoThread;
+using fmp4ws::server::Totals;
 
 extern "C" GResource *fmp4ws_web_get_resource (void);
 
@@ -95,7 +93,6 @@ extern "C" GResource *fmp4ws_web_get_resource (void);
 #define MAX_IO_THREADS 64
 #define AUTO_IO_THREADS_MAX 8
 #define DEFAULT_EOS_TIMEOUT (3 * GST_SECOND)
-#define CLOSE_TIMEOUT_MS 2000
 
 enum
 {
@@ -161,16 +158,6 @@ struct MappedBuffer
   bool ok = false;
 };
 
-struct Connection;
-
-struct Command
-{
-  enum Kind { kInit, kFragment, kEos, kReset, kConfig, kAdd, kStop, kGap } kind;
-  ItemPtr item;
-  Connection *conn = nullptr;  // kAdd
-  uint64_t lost = 0;           // kGap: fragments dropped before the I/O thread took them
-};
-
 struct Settings
 {
   std::string address;
@@ -193,17 +180,7 @@ struct Settings
   std::string path_prefix;             // e.g. /live/NAME when sharing a server
 };
 
-struct Totals
-{
-  guint64 bytes_sent = 0, fragments_sent = 0, fragments_dropped = 0, connections = 0;
-  std::map<std::string, guint64> disconnects;
-};
-
 }  // namespace
-
-namespace {
-struct Shard;
-}
 
 struct GstWebSocketSinkPrivate
 {
@@ -216,18 +193,15 @@ struct GstWebSocketSinkPrivate
   uint32_t generation = 0;
   guint64 fragments_since_init = 0;
 
-  // Server thread (HTTP, handshakes).
-  GMainContext *ctx = nullptr;
-  GMainLoop *loop = nullptr;
-  GThread *thread = nullptr;
-  SoupServer *server = nullptr;
-  bool external = false;       // joined an application's SoupServer
-  std::string prefix;          // path prefix of every endpoint ("" or "/live/NAME")
+  // Server thread (HTTP, handshakes). Both live as long as the element (libsoup may call
+  // the routes late).
+  std::unique_ptr<HttpRoutes> routes;
+  std::unique_ptr<fmp4ws::server::HttpServer> http;
 
   // The I/O threads, each with its viewers. Created by start(), taken away by stop();
   // `shards_lock` guards the vector (not the shards' contents: each has its own lock).
   std::mutex shards_lock;
-  std::vector<Shard *> shards;
+  std::vector<std::unique_ptr<IoThread>> shards;
   std::atomic<guint64> next_viewer_id{1};
   std::atomic<guint> open_viewers{0};  // connected, or being handed to an I/O thread
 
@@ -288,1164 +262,167 @@ gst_web_socket_sink_recover_policy_get_type (void)
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* I/O threads ("shards"): each owns an epoll loop, a Broadcaster and its viewers' sockets.    */
-/* The streaming thread posts every init/fragment to each shard's inbox (an eventfd wakes     */
-/* it); the server thread hands each new viewer's socket to the least loaded shard. A shard's */
-/* state is touched by its thread under `lock`, which /status and the stats property take to  */
-/* read it.                                                                                   */
+/* The server layer (server/): I/O threads and HTTP routes, with what they need of the sink:  */
+/* settings snapshots, callbacks (signals, counts, logs), the hand-off to an I/O thread.      */
 
-namespace {
-
-struct Shard;
-
-struct Connection
+// What the I/O threads need of the settings. Call with the object lock held.
+static IoThread::Settings
+io_settings (const Settings &s)
 {
-  Shard *shard = nullptr;
-  Broadcaster::ViewerId id = 0;
-  GIOStream *stream = nullptr;
-  GPollableInputStream *in = nullptr;
-  GPollableOutputStream *out = nullptr;
-  int fd = -1;
-  bool raw_io = false;       // plain TCP: sendmsg() on the fd; TLS goes through GIO
-  bool want_write = false;   // EPOLLOUT armed: the socket did not take everything
-  gint64 close_deadline_us = 0;
-  std::string address;
-  bool websocket = true;
-  Broadcaster::ViewerOptions options;
-  std::vector<uint8_t> rx;
-  std::vector<uint8_t> fragmented;  // a text message in continuation frames
-  gint64 last_rx_us = 0;
-  std::string close_reason;
-};
-
-struct PendingSignal
-{
-  bool added;
-  guint64 id;
-  std::string address, reason;
-};
-
-struct Shard
-{
-  GstWebSocketSink *sink = nullptr;
-  guint index = 0;
-  int epfd = -1;
-  int evfd = -1;
-  GThread *thread = nullptr;
-
-  // The shard thread's state; other threads read it under `lock`.
-  std::mutex lock;
-  Broadcaster bc;
-  std::unordered_map<Broadcaster::ViewerId, Connection *> conns;
-  Totals totals;
-  std::vector<Broadcaster::ViewerId> closing;  // connections with a close deadline
-  std::vector<PendingSignal> signals;          // emitted once `lock` is released
-  guint keepalive = 0;                         // seconds (0: off)
-  bool stopping = false;                       // closing everyone: no more reads
-  gint64 next_tick_us = 0;
-  guint64 tick = 0;
-
-  // Streaming / server threads -> shard thread. Bounded: fragments the thread has not
-  // taken yet are dropped (and replaced by a kGap) past max-backlog-bytes or 4096.
-  std::mutex inbox_mutex;
-  std::vector<Command> inbox;
-  bool wake_pending = false;
-  uint64_t inbox_bytes = 0;  // payload bytes of the fragments in the inbox
-  size_t inbox_fragments = 0;
-  std::atomic<guint64> overload_drops{0};
-  std::atomic<guint> load{0};  // viewers, including those being handed over
-};
-
-constexpr uint64_t kWakeKey = 0;  // epoll key of the eventfd (viewer ids start at 1)
-
-}  // namespace
-
-static void flush_connection (Connection *c);
-
-static void
-set_write_interest (Connection *c, bool want)
-{
-  if (c->want_write == want)
-    return;
-  c->want_write = want;
-  struct epoll_event ev = {};
-  ev.events = want ? uint32_t (EPOLLIN | EPOLLOUT) : uint32_t (EPOLLIN);
-  if (c->shard->stopping)
-    ev.events = EPOLLOUT;  // a level-triggered EPOLLIN would spin: nobody reads any more
-  ev.data.u64 = c->id;
-  epoll_ctl (c->shard->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+  IoThread::Settings io;
+  io.config = s.config;
+  io.keepalive = s.keepalive;
+  io.max_message_size = s.max_message_size;
+  return io;
 }
 
-static void
-close_stream_async (GIOStream *stream, GMainContext *ctx)
+static GstDebugLevel
+gst_level (IoThread::LogLevel level)
 {
-  // TLS: close_notify may have to wait for the socket; let GIO do it asynchronously on the
-  // server's context.
-  GSource *src = g_idle_source_new ();
-  g_source_set_callback (
-      src,
-      [] (gpointer data) -> gboolean {
-        GIOStream *st = G_IO_STREAM (data);
-        g_io_stream_close_async (st, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
-        return G_SOURCE_REMOVE;
-      },
-      stream, g_object_unref);
-  g_source_attach (src, ctx);
-  g_source_unref (src);
-}
-
-// A connection leaves its I/O thread (finished, or handed over but never added): counts,
-// socket closed (TLS asynchronously), freed.
-static void
-release_connection (Shard *sh, Connection *c)
-{
-  sh->load--;
-  sh->sink->priv->open_viewers--;
-  if (c->raw_io) {
-    g_io_stream_close (c->stream, NULL, NULL);
-    g_object_unref (c->stream);
-  } else {
-    close_stream_async (c->stream, sh->sink->priv->ctx);
-  }
-  delete c;
-}
-
-static void
-finish_connection (Connection *c, const std::string &reason)
-{
-  Shard *sh = c->shard;
-  GstWebSocketSink *self = sh->sink;
-  if (const ViewerStats *st = sh->bc.Stats (c->id)) {
-    sh->totals.bytes_sent += st->bytes_sent;
-    sh->totals.fragments_sent += st->fragments_sent;
-    sh->totals.fragments_dropped += st->fragments_dropped;
-  }
-  std::string why = c->close_reason.empty () ? reason : c->close_reason;
-  sh->totals.disconnects[why]++;
-  sh->bc.RemoveViewer (c->id);
-  sh->conns.erase (c->id);
-  epoll_ctl (sh->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-  GST_INFO_OBJECT (self, "client %" G_GUINT64_FORMAT " (%s) removed: %s", c->id,
-                   c->address.c_str (), why.c_str ());
-  sh->signals.push_back ({false, c->id, c->address, why});
-  release_connection (sh, c);
-}
-
-// Writes as much of the viewer's queue as the socket takes, without blocking; arms EPOLLOUT
-// when the socket is full.
-static void
-flush_connection (Connection *c)
-{
-  Shard *sh = c->shard;
-  for (;;) {
-    const std::deque<OutMessage> *q = sh->bc.Queue (c->id);
-    if (!q || q->empty ()) {
-      set_write_interest (c, false);
-      return;
-    }
-    size_t offset = sh->bc.FrontOffset (c->id);
-    struct iovec vec[64];
-    size_t nvec = 0, total = 0;
-    for (const OutMessage &m : *q) {
-      if (nvec + 2 > G_N_ELEMENTS (vec))
-        break;
-      size_t skip = nvec == 0 ? offset : 0;
-      const std::vector<uint8_t> &head = *m.head;
-      if (skip < head.size ()) {
-        vec[nvec].iov_base = (void *) (head.data () + skip);
-        vec[nvec].iov_len = head.size () - skip;
-        total += vec[nvec].iov_len;
-        nvec++;
-        skip = 0;
-      } else {
-        skip -= head.size ();
-      }
-      if (skip < m.body_size) {
-        vec[nvec].iov_base = (void *) (m.body.data + m.body_offset + skip);
-        vec[nvec].iov_len = m.body_size - skip;
-        total += vec[nvec].iov_len;
-        nvec++;
-      }
-      if (m.is_close)
-        break;  // nothing goes after a close
-    }
-    size_t written = 0;
-    if (nvec > 0) {
-      if (c->raw_io) {
-        struct msghdr mh = {};
-        mh.msg_iov = vec;
-        mh.msg_iovlen = nvec;
-        ssize_t r = sendmsg (c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (r < 0) {
-          if (errno == EINTR)
-            continue;
-          if (errno == EAGAIN || errno == EWOULDBLOCK) {
-            set_write_interest (c, true);
-            return;
-          }
-          finish_connection (c, std::string ("write error: ") + g_strerror (errno));
-          return;
-        }
-        written = size_t (r);
-      } else {
-        GError *err = NULL;
-        gsize w = 0;
-        GPollableReturn r = g_pollable_output_stream_writev_nonblocking (
-            c->out, (const GOutputVector *) vec, nvec, &w, NULL, &err);
-        if (r == G_POLLABLE_RETURN_WOULD_BLOCK) {
-          set_write_interest (c, true);
-          return;
-        }
-        if (r == G_POLLABLE_RETURN_FAILED) {
-          std::string reason = std::string ("write error: ") + (err ? err->message : "?");
-          g_clear_error (&err);
-          finish_connection (c, reason);
-          return;
-        }
-        written = w;
-      }
-    }
-    if (sh->bc.Consumed (c->id, written)) {
-      finish_connection (c, "closed");
-      return;
-    }
-    if (written < total) {
-      // The socket is full: wait until it takes more.
-      set_write_interest (c, true);
-      return;
-    }
-  }
-}
-
-static void
-close_viewer (Connection *c, uint16_t code, const std::string &reason)
-{
-  if (c->close_reason.empty ())
-    c->close_reason = reason;
-  c->shard->bc.Close (c->id, code, reason);
-}
-
-// Handles what the broadcaster asked for: close deadlines, writes to viewers with data.
-static void
-process_events (Shard *sh)
-{
-  std::vector<Broadcaster::Event> events = sh->bc.TakeEvents ();
-  for (const Broadcaster::Event &e : events) {
-    if (e.kind != Broadcaster::Event::kClose)
-      continue;
-    auto it = sh->conns.find (e.viewer);
-    if (it == sh->conns.end ())
-      continue;
-    Connection *c = it->second;
-    if (c->close_reason.empty ())
-      c->close_reason = e.reason;
-    if (!c->close_deadline_us) {
-      c->close_deadline_us = g_get_monotonic_time () + CLOSE_TIMEOUT_MS * 1000;
-      sh->closing.push_back (c->id);
-    }
-  }
-  // Write to the viewers that got something to write (a queue only goes from empty to not
-  // empty with an event; one left non-empty waits for EPOLLOUT). A viewer may be removed
-  // while flushing: look each one up.
-  for (const Broadcaster::Event &e : events) {
-    if (e.kind != Broadcaster::Event::kWritable)
-      continue;
-    auto it = sh->conns.find (e.viewer);
-    if (it == sh->conns.end () || it->second->want_write)
-      continue;
-    flush_connection (it->second);
-  }
-}
-
-static void
-handle_text (Connection *c, const std::string &text)
-{
-  GstWebSocketSink *self = c->shard->sink;
-  Broadcaster &bc = c->shard->bc;
-  auto obj = ParseFlatJsonObject (text);
-  if (!obj) {
-    GST_DEBUG_OBJECT (self, "client %" G_GUINT64_FORMAT ": ignoring non-JSON message", c->id);
-    return;
-  }
-  const std::string &type = (*obj)["type"].str;
-  if (type == "report") {
-    bc.Report (c->id, (*obj)["current_time"].num, (*obj)["buffered_end"].num,
-               guint64 ((*obj)["stalls"].num));
-  } else if (type == "pause") {
-    GST_DEBUG_OBJECT (self, "client %" G_GUINT64_FORMAT " paused", c->id);
-    bc.Pause (c->id);
-  } else if (type == "resume") {
-    GST_DEBUG_OBJECT (self, "client %" G_GUINT64_FORMAT " resumed", c->id);
-    bc.Resume (c->id);
-  }
-}
-
-// Parses the client's frames (RFC 6455 5.2). Stops at a close.
-static void
-parse_frames (Connection *c)
-{
-  GstWebSocketSink *self = c->shard->sink;
-  GST_OBJECT_LOCK (self);
-  const size_t max_message = self->priv->settings.max_message_size;
-  GST_OBJECT_UNLOCK (self);
-  size_t pos = 0;
-  std::vector<uint8_t> &rx = c->rx;
-  while (rx.size () - pos >= 2) {
-    const uint8_t *p = rx.data () + pos;
-    bool fin = p[0] & 0x80;
-    uint8_t op = p[0] & 0x0f;
-    bool masked = p[1] & 0x80;
-    uint64_t len = p[1] & 0x7f;
-    size_t hdr = 2;
-    if (len == 126) {
-      if (rx.size () - pos < 4)
-        break;
-      len = (p[2] << 8) | p[3];
-      hdr = 4;
-    } else if (len == 127) {
-      if (rx.size () - pos < 10)
-        break;
-      len = 0;
-      for (int i = 0; i < 8; i++)
-        len = (len << 8) | p[2 + i];
-      hdr = 10;
-    }
-    if (!masked) {
-      close_viewer (c, 1002, "protocol error: unmasked client frame");
-      rx.clear ();
-      return;
-    }
-    if ((op >= 0x8 && (len > 125 || !fin)) || (op >= 0x3 && op <= 0x7) || op > 0xA) {
-      close_viewer (c, 1002, "protocol error: bad frame");
-      rx.clear ();
-      return;
-    }
-    if (len > max_message || c->fragmented.size () + len > max_message) {
-      close_viewer (c, 1009, "message too big");
-      rx.clear ();
-      return;
-    }
-    if (rx.size () - pos < hdr + 4 + len)
+  switch (level) {
+    case IoThread::LogLevel::kError:
+      return GST_LEVEL_ERROR;
+    case IoThread::LogLevel::kWarning:
+      return GST_LEVEL_WARNING;
+    case IoThread::LogLevel::kInfo:
+      return GST_LEVEL_INFO;
+    case IoThread::LogLevel::kDebug:
       break;
-    const uint8_t *mask = p + hdr;
-    std::vector<uint8_t> payload (p + hdr + 4, p + hdr + 4 + len);
-    for (size_t i = 0; i < payload.size (); i++)
-      payload[i] ^= mask[i & 3];
-    pos += hdr + 4 + len;
-    switch (op) {
-      case 0x0:  // continuation
-      case 0x1:  // text
-      case 0x2:  // binary (ignored)
-        if (op != 0x2 || !c->fragmented.empty ())
-          c->fragmented.insert (c->fragmented.end (), payload.begin (), payload.end ());
-        if (fin) {
-          if (op != 0x2)
-            handle_text (c, std::string (c->fragmented.begin (), c->fragmented.end ()));
-          c->fragmented.clear ();
-        }
-        break;
-      case 0x8: {  // close: answer with the same code
-        uint16_t code = payload.size () >= 2 ? uint16_t ((payload[0] << 8) | payload[1]) : 1000;
-        if (code < 1000 || code >= 5000 || code == 1005 || code == 1006)
-          code = 1000;
-        close_viewer (c, code, "client closed");
-        rx.clear ();
-        return;
-      }
-      case 0x9:  // ping
-        c->shard->bc.QueueControl (c->id, 0xA, payload.data (), payload.size ());
-        break;
-      case 0xA:  // pong
-        break;
-    }
   }
-  rx.erase (rx.begin (), rx.begin () + long (pos));
+  return GST_LEVEL_DEBUG;
 }
 
-// Reads what the viewer sent (bounded per wakeup; level-triggered epoll calls again).
-static void
-on_readable (Connection *c)
+static IoThread::Callbacks
+io_callbacks (GstWebSocketSink *self)
 {
-  uint8_t buf[4096];
-  // TLS may hold decrypted bytes the fd no longer signals: read it out further.
-  const int max_rounds = c->raw_io ? 16 : 256;
-  for (int rounds = 0; rounds < max_rounds; rounds++) {
-    GError *err = NULL;
-    gssize n = g_pollable_input_stream_read_nonblocking (c->in, buf, sizeof buf, NULL, &err);
-    if (n < 0 && g_error_matches (err, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)) {
-      g_clear_error (&err);
-      return;
-    }
-    if (n <= 0) {
-      std::string reason = n == 0 ? "connection closed by peer"
-                                   : std::string ("read error: ") + err->message;
-      g_clear_error (&err);
-      finish_connection (c, reason);
-      return;
-    }
-    c->last_rx_us = g_get_monotonic_time ();
-    if (!c->websocket || !c->close_reason.empty ())
-      continue;  // /stream.mp4 clients have nothing to say; a closing viewer is not heard
-    c->rx.insert (c->rx.end (), buf, buf + n);
-    parse_frames (c);
-  }
-}
-
-static void
-add_connection (Shard *sh, Connection *c)
-{
-  GstWebSocketSink *self = sh->sink;
-  c->shard = sh;
-  c->last_rx_us = g_get_monotonic_time ();
-  struct epoll_event ev = {};
-  ev.events = EPOLLIN;
-  ev.data.u64 = c->id;
-  if (epoll_ctl (sh->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-    GST_WARNING_OBJECT (self, "client %" G_GUINT64_FORMAT ": epoll_ctl: %s", c->id,
-                        g_strerror (errno));
-    release_connection (sh, c);
-    return;
-  }
-  sh->bc.AddViewer (c->options, c->id);
-  sh->conns[c->id] = c;
-  sh->totals.connections++;
-  GST_INFO_OBJECT (self, "client %" G_GUINT64_FORMAT " (%s) added (%s, I/O thread %u)", c->id,
-                   c->address.c_str (), c->websocket ? "websocket" : "stream.mp4", sh->index);
-  sh->signals.push_back ({true, c->id, c->address, {}});
-}
-
-static void
-read_shard_settings (Shard *sh)
-{
-  GstWebSocketSink *self = sh->sink;
-  GST_OBJECT_LOCK (self);
-  BroadcastConfig config = self->priv->settings.config;
-  guint keepalive = self->priv->settings.keepalive;
-  GST_OBJECT_UNLOCK (self);
-  sh->bc.set_config (config);
-  if (keepalive != sh->keepalive) {
-    sh->keepalive = keepalive;
-    sh->next_tick_us = keepalive ? g_get_monotonic_time () + G_USEC_PER_SEC : 0;
-  }
-}
-
-// Runs the inbox's commands; returns true when the shard must stop.
-static bool
-drain_inbox (Shard *sh)
-{
-  std::vector<Command> cmds;
-  {
-    std::lock_guard<std::mutex> lock (sh->inbox_mutex);
-    cmds.swap (sh->inbox);
-    sh->wake_pending = false;
-    sh->inbox_bytes = 0;
-    sh->inbox_fragments = 0;
-  }
-  bool stop = false;
-  for (Command &cmd : cmds) {
-    switch (cmd.kind) {
-      case Command::kInit:
-        sh->bc.PushInit (cmd.item);
-        break;
-      case Command::kFragment:
-        sh->bc.PushFragment (cmd.item);
-        break;
-      case Command::kEos:
-        sh->bc.PushEos ();
-        break;
-      case Command::kReset:
-        sh->bc.ResetStream ();
-        break;
-      case Command::kConfig:
-        read_shard_settings (sh);
-        break;
-      case Command::kAdd:
-        if (stop)
-          release_connection (sh, cmd.conn);
-        else
-          add_connection (sh, cmd.conn);
-        break;
-      case Command::kStop:
-        stop = true;
-        break;
-      case Command::kGap:
-        sh->bc.Gap (cmd.lost);
-        break;
-    }
-  }
-  return stop;
-}
-
-// An I/O thread that fell this far behind the stream (it has not even taken the fragments
-// yet) is treated like a slow viewer: what it has not taken is dropped and its viewers
-// resume at the next keyframe. Bounds: a viewer's (max-backlog-bytes), and a count. Not
-// max-backlog-time: a source that is not paced (a file) legitimately brings minutes of
-// media in milliseconds, which a healthy thread takes as fast.
-constexpr size_t kMaxInboxFragments = 4096;
-
-static void
-shard_post (Shard *sh, Command cmd, uint64_t max_bytes = 0)
-{
-  bool wake;
-  {
-    std::lock_guard<std::mutex> lock (sh->inbox_mutex);
-    if (cmd.kind == Command::kFragment) {
-      uint64_t bytes = cmd.item->payload.size;
-      if (sh->inbox_fragments > 0 && (sh->inbox_fragments >= kMaxInboxFragments ||
-                                      (max_bytes && sh->inbox_bytes + bytes > max_bytes))) {
-        std::vector<Command> kept;
-        uint64_t lost = 0;
-        for (Command &c : sh->inbox) {
-          if (c.kind == Command::kFragment)
-            lost++;
-          else
-            kept.push_back (std::move (c));
-        }
-        kept.push_back ({Command::kGap, nullptr, nullptr, lost});
-        sh->inbox.swap (kept);
-        sh->inbox_bytes = 0;
-        sh->inbox_fragments = 0;
-        sh->overload_drops += lost;
-        GST_WARNING_OBJECT (sh->sink, "I/O thread %u fell behind the stream (max-backlog-bytes "
-                            "or %zu fragments): dropped the %" G_GUINT64_FORMAT " fragments it "
-                            "had not taken", sh->index, kMaxInboxFragments, lost);
-      }
-      sh->inbox_bytes += bytes;
-      sh->inbox_fragments++;
-    }
-    sh->inbox.push_back (std::move (cmd));
-    wake = !sh->wake_pending;
-    sh->wake_pending = true;
-  }
-  if (wake) {
-    uint64_t one = 1;
-    while (write (sh->evfd, &one, sizeof one) < 0 && errno == EINTR)
-      ;
-  }
-}
-
-// Close deadlines, and keepalive: every second, the viewers whose id falls in this second's
-// slot (id modulo the interval) are pinged or, silent for 3 intervals, dropped; so pings are
-// spread evenly over the interval instead of all at once.
-static void
-run_timers (Shard *sh)
-{
-  gint64 now = g_get_monotonic_time ();
-  if (!sh->closing.empty ()) {
-    std::vector<Broadcaster::ViewerId> still;
-    for (Broadcaster::ViewerId id : sh->closing) {
-      auto it = sh->conns.find (id);
-      if (it == sh->conns.end ())
-        continue;
-      if (now >= it->second->close_deadline_us)
-        finish_connection (it->second, "close timeout");
-      else
-        still.push_back (id);
-    }
-    sh->closing.swap (still);
-  }
-  if (sh->keepalive && now >= sh->next_tick_us) {
-    guint64 slots = sh->keepalive;
-    guint64 slot = sh->tick++ % slots;
-    gint64 dead_after = 3 * gint64 (sh->keepalive) * G_USEC_PER_SEC;
-    std::vector<Connection *> dead;
-    for (auto &[id, c] : sh->conns) {
-      if (!c->websocket || id % slots != slot || c->close_deadline_us)
-        continue;
-      if (now - c->last_rx_us > dead_after)
-        dead.push_back (c);
-      else
-        sh->bc.QueueControl (id, 0x9, (const uint8_t *) "ka", 2);
-    }
-    for (Connection *c : dead)
-      finish_connection (c, "keepalive timeout");
-    sh->next_tick_us = now + G_USEC_PER_SEC;
-  }
-}
-
-static int
-shard_timeout_ms (Shard *sh)
-{
-  gint64 next = G_MAXINT64;
-  if (sh->keepalive)
-    next = sh->next_tick_us;
-  for (Broadcaster::ViewerId id : sh->closing) {
-    auto it = sh->conns.find (id);
-    if (it != sh->conns.end ())
-      next = MIN (next, it->second->close_deadline_us);
-  }
-  if (next == G_MAXINT64)
-    return -1;
-  gint64 wait = next - g_get_monotonic_time ();
-  return wait <= 0 ? 0 : int (MIN ((wait + 999) / 1000, gint64 (60000)));
-}
-
-// Resets the eventfd that shard_post() wrote to.
-static void
-clear_wake (Shard *sh)
-{
-  uint64_t v;
-  while (read (sh->evfd, &v, sizeof v) < 0 && errno == EINTR)
-    ;
-}
-
-// Stopping: viewers get a close frame (1001, going away) if their socket takes it within a
-// short grace (a socket that was full a moment ago, or a message half written, must not
-// cost them the close frame); nobody is waited for longer.
-constexpr gint64 kStopGraceUs = 200 * 1000;
-
-static void
-shutdown_shard (Shard *sh)
-{
-  std::vector<Connection *> all;
-  for (auto &kv : sh->conns)
-    all.push_back (kv.second);
-  for (Connection *c : all) {
-    if (c->websocket)
-      close_viewer (c, 1001, "server stopped");
-    else
-      finish_connection (c, "server stopped");  // /stream.mp4: nothing to say goodbye with
-  }
-  sh->bc.TakeEvents ();
-  sh->stopping = true;
-  // Write what each socket takes now (EPOLLOUT armed or not), then wait for the rest.
-  std::vector<Broadcaster::ViewerId> ids;
-  for (auto &kv : sh->conns)
-    ids.push_back (kv.first);
-  for (Broadcaster::ViewerId id : ids) {
-    auto it = sh->conns.find (id);
-    if (it != sh->conns.end ())
-      flush_connection (it->second);
-  }
-  for (auto &kv : sh->conns) {
-    struct epoll_event ev = {};
-    ev.events = EPOLLOUT;  // no reads now: a level-triggered EPOLLIN would spin
-    ev.data.u64 = kv.first;
-    epoll_ctl (sh->epfd, EPOLL_CTL_MOD, kv.second->fd, &ev);
-  }
-  gint64 end = g_get_monotonic_time () + kStopGraceUs;
-  struct epoll_event evs[64];
-  while (!sh->conns.empty ()) {
-    gint64 left = end - g_get_monotonic_time ();
-    if (left <= 0)
-      break;
-    int n = epoll_wait (sh->epfd, evs, G_N_ELEMENTS (evs), int ((left + 999) / 1000));
-    if (n < 0 && errno != EINTR)
-      break;
-    for (int i = 0; i < n; i++) {
-      if (evs[i].data.u64 == kWakeKey) {
-        clear_wake (sh);
-        continue;
-      }
-      auto it = sh->conns.find (evs[i].data.u64);
-      if (it == sh->conns.end ())
-        continue;
-      flush_connection (it->second);
-      auto again = sh->conns.find (evs[i].data.u64);
-      if (again != sh->conns.end () && (evs[i].events & (EPOLLERR | EPOLLHUP)))
-        finish_connection (again->second, "server stopped");
-    }
-  }
-  all.clear ();
-  for (auto &kv : sh->conns)
-    all.push_back (kv.second);
-  for (Connection *c : all)
-    finish_connection (c, "server stopped");
-}
-
-static void
-emit_signals (Shard *sh)
-{
-  std::vector<PendingSignal> sigs;
-  {
-    std::lock_guard<std::mutex> lock (sh->lock);
-    sigs.swap (sh->signals);
-  }
-  for (const PendingSignal &s : sigs) {
-    if (s.added)
-      g_signal_emit (sh->sink, signals[SIGNAL_CLIENT_ADDED], 0, s.id, s.address.c_str ());
-    else
-      g_signal_emit (sh->sink, signals[SIGNAL_CLIENT_REMOVED], 0, s.id, s.address.c_str (),
-                     s.reason.c_str ());
-  }
-}
-
-static gpointer
-shard_thread (gpointer data)
-{
-  Shard *sh = static_cast<Shard *> (data);
-  struct epoll_event evs[256];
-  bool stop = false;
-  while (!stop) {
-    int timeout;
-    {
-      std::lock_guard<std::mutex> lock (sh->lock);
-      timeout = shard_timeout_ms (sh);
-    }
-    int n = epoll_wait (sh->epfd, evs, G_N_ELEMENTS (evs), timeout);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      GST_ERROR_OBJECT (sh->sink, "epoll_wait: %s", g_strerror (errno));
-      n = 0;
-      stop = true;  // never spin; stop() still joins and frees everything
-    }
-    {
-      std::lock_guard<std::mutex> lock (sh->lock);
-      for (int i = 0; i < n; i++) {
-        uint64_t key = evs[i].data.u64;
-        if (key == kWakeKey) {
-          clear_wake (sh);
-          stop |= drain_inbox (sh);
-          continue;
-        }
-        auto it = sh->conns.find (key);
-        if (it == sh->conns.end ())
-          continue;  // finished earlier in this batch
-        Connection *c = it->second;
-        if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-          on_readable (c);
-          if (!sh->conns.count (key))
-            continue;
-        }
-        if (evs[i].events & EPOLLOUT)
-          flush_connection (c);
-      }
-      run_timers (sh);
-      process_events (sh);
-      if (stop)
-        shutdown_shard (sh);
-    }
-    emit_signals (sh);
-  }
-  return NULL;
-}
-
-static Shard *
-shard_new (GstWebSocketSink *self, guint index)
-{
-  Shard *sh = new Shard ();
-  sh->sink = self;
-  sh->index = index;
-  sh->epfd = epoll_create1 (EPOLL_CLOEXEC);
-  sh->evfd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (sh->epfd < 0 || sh->evfd < 0) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Could not start an I/O thread"),
-                       ("epoll_create1/eventfd: %s", g_strerror (errno)));
-    if (sh->epfd >= 0)
-      close (sh->epfd);
-    if (sh->evfd >= 0)
-      close (sh->evfd);
-    delete sh;
-    return nullptr;
-  }
-  struct epoll_event ev = {};
-  ev.events = EPOLLIN;
-  ev.data.u64 = kWakeKey;
-  epoll_ctl (sh->epfd, EPOLL_CTL_ADD, sh->evfd, &ev);
-  read_shard_settings (sh);
-  gchar *name = g_strdup_printf ("wssink-io%u", index);
-  sh->thread = g_thread_new (name, shard_thread, sh);
-  g_free (name);
-  return sh;
-}
-
-// Stops the shard's thread (its viewers are closed) and frees it.
-static void
-shard_free (Shard *sh)
-{
-  shard_post (sh, {Command::kStop, nullptr});
-  g_thread_join (sh->thread);
-  // Commands that came after kStop (a viewer handed over at the last moment).
-  for (Command &cmd : sh->inbox)
-    if (cmd.kind == Command::kAdd)
-      release_connection (sh, cmd.conn);
-  close (sh->epfd);
-  close (sh->evfd);
-  delete sh;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* HTTP (server thread)                                                                       */
-
-namespace {
-struct UpgradeData
-{
-  GstWebSocketSink *sink;
-  Broadcaster::ViewerOptions options;
-  std::string address;
-};
-}  // namespace
-
-// A viewer socket: no Nagle delay, and a bounded kernel send buffer so that a slow viewer's
-// backlog stays in the sink's queue (shared payloads, policed by max-backlog-*) instead of
-// megabytes of copies in the kernel.
-static void
-tune_viewer_socket (GstWebSocketSink *self, SoupServerMessage *msg)
-{
-  GSocket *sock = soup_server_message_get_socket (msg);
-  if (!sock)
-    return;
-  GST_OBJECT_LOCK (self);
-  guint sndbuf = self->priv->settings.send_buffer_size;
-  GST_OBJECT_UNLOCK (self);
-  g_socket_set_option (sock, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
-  if (sndbuf > 0)
-    g_socket_set_option (sock, SOL_SOCKET, SO_SNDBUF, gint (MIN (sndbuf, guint (G_MAXINT))), NULL);
-}
-
-// The response head is written: take the connection from libsoup and give it to the least
-// loaded I/O thread.
-static void
-hand_off (UpgradeData *u, SoupServerMessage *msg)
-{
-  GstWebSocketSink *self = u->sink;
-  GstWebSocketSinkPrivate *priv = self->priv;
-  tune_viewer_socket (self, msg);
-  GSocket *sock = soup_server_message_get_socket (msg);
-  int fd = sock ? g_socket_get_fd (sock) : -1;
-  GUri *uri = soup_server_message_get_uri (msg);
-  const char *scheme = uri ? g_uri_get_scheme (uri) : NULL;
-  bool plain = scheme && (strcmp (scheme, "http") == 0 || strcmp (scheme, "ws") == 0);
-  GIOStream *stream = soup_server_message_steal_connection (msg);
-  if (!stream)
-    return;
-  if (fd < 0) {
-    GST_WARNING_OBJECT (self, "no socket for %s: dropped", u->address.c_str ());
-    g_io_stream_close (stream, NULL, NULL);
-    g_object_unref (stream);
-    return;
-  }
-  Connection *c = new Connection ();
-  c->stream = stream;
-  c->in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (stream));
-  c->out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (stream));
-  c->fd = fd;
-  c->raw_io = plain;
-  c->address = u->address;
-  c->options = u->options;
-  c->websocket = u->options.framing == Framing::kWebSocket;
-  c->id = priv->next_viewer_id++;
-  std::lock_guard<std::mutex> lock (priv->shards_lock);
-  Shard *best = nullptr;
-  for (Shard *sh : priv->shards)
-    if (!best || sh->load < best->load)
-      best = sh;
-  if (!best) {  // stopping
-    g_io_stream_close (stream, NULL, NULL);
-    g_object_unref (stream);
-    delete c;
-    return;
-  }
-  best->load++;
-  priv->open_viewers++;
-  shard_post (best, {Command::kAdd, nullptr, c});
-}
-
-static void
-on_upgrade_written (SoupServerMessage *msg, gpointer user_data)
-{
-  hand_off (static_cast<UpgradeData *> (user_data), msg);
-}
-
-static void
-upgrade_data_free (gpointer data, GClosure *)
-{
-  delete static_cast<UpgradeData *> (data);
-}
-
-static bool
-origin_allowed (GstWebSocketSink *self, SoupServerMessage *msg)
-{
-  const char *origin =
-      soup_message_headers_get_one (soup_server_message_get_request_headers (msg), "Origin");
-  GST_OBJECT_LOCK (self);
-  bool ok = self->priv->settings.allowed_origins.empty () || !origin;
-  for (const std::string &o : self->priv->settings.allowed_origins)
-    ok |= o == "*" || (origin && o == origin);
-  GST_OBJECT_UNLOCK (self);
-  return ok;
-}
-
-static void
-respond_text (SoupServerMessage *msg, guint status, const char *type, const std::string &body)
-{
-  soup_server_message_set_status (msg, status, NULL);
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
-                                "no-store");
-  soup_server_message_set_response (msg, type, SOUP_MEMORY_COPY, body.data (), body.size ());
-}
-
-// Totals over every viewer so far: those gone and those connected, over every I/O thread,
-// and the requests refused. Call with priv->shards_lock held.
-static Totals
-all_totals (GstWebSocketSinkPrivate *priv)
-{
-  Totals t;
-  {
-    std::lock_guard<std::mutex> lock (priv->status_lock);
-    t = priv->rejected;
-  }
-  for (Shard *sh : priv->shards) {
-    std::lock_guard<std::mutex> lock (sh->lock);
-    t.bytes_sent += sh->totals.bytes_sent;
-    t.fragments_sent += sh->totals.fragments_sent;
-    t.fragments_dropped += sh->totals.fragments_dropped;
-    t.connections += sh->totals.connections;
-    for (auto &[reason, n] : sh->totals.disconnects)
-      t.disconnects[reason] += n;
-    for (auto &kv : sh->conns) {
-      const ViewerStats *st = sh->bc.Stats (kv.first);
-      t.bytes_sent += st->bytes_sent;
-      t.fragments_sent += st->fragments_sent;
-      t.fragments_dropped += st->fragments_dropped;
-    }
-  }
-  return t;
-}
-
-static void
-reject (GstWebSocketSink *self, const char *why)
-{
-  std::lock_guard<std::mutex> lock (self->priv->status_lock);
-  self->priv->rejected.disconnects[why]++;
-}
-
-static std::string
-status_json (GstWebSocketSink *self)
-{
-  GstWebSocketSinkPrivate *priv = self->priv;
-  std::lock_guard<std::mutex> shards_lock (priv->shards_lock);
-  Totals t = all_totals (priv);
-  std::string clients;
-  size_t viewers = 0;
-  for (Shard *sh : priv->shards) {
-    std::lock_guard<std::mutex> lock (sh->lock);
-    viewers += sh->conns.size ();
-    for (auto &[id, c] : sh->conns) {
-      const ViewerStats *st = sh->bc.Stats (id);
-      if (!clients.empty ())
-        clients += ",";
-      char lat[32];
-      g_snprintf (lat, sizeof lat, "%.3f", st->latency);
-      clients += "{\"id\":" + std::to_string (id) + ",\"address\":" + JsonString (c->address) +
-                 ",\"bytes_sent\":" + std::to_string (st->bytes_sent) + ",\"backlog_bytes\":" +
-                 std::to_string (sh->bc.BacklogBytes (id)) + ",\"latency\":" + lat + "}";
-    }
-  }
-  std::string stream;
-  {
-    std::lock_guard<std::mutex> lock (priv->status_lock);
-    stream = priv->status_stream;
-  }
-  std::string s = "{\"viewers\":" + std::to_string (viewers);
-  s += ",\"stream\":" + (stream.empty () ? std::string ("null") : stream);
-  s += ",\"bytes_sent\":" + std::to_string (t.bytes_sent) + ",\"fragments_sent\":" +
-       std::to_string (t.fragments_sent) + ",\"fragments_dropped\":" +
-       std::to_string (t.fragments_dropped) + ",\"clients\":[" + clients + "]}";
-  return s;
-}
-
-static const char *
-content_type_for (const std::string &path)
-{
-  auto ends = [&] (const char *ext) {
-    size_t n = strlen (ext);
-    return path.size () >= n && path.compare (path.size () - n, n, ext) == 0;
+  IoThread::Callbacks cb;
+  cb.client_added = [self] (guint64 id, const std::string &address) {
+    g_signal_emit (self, signals[SIGNAL_CLIENT_ADDED], 0, id, address.c_str ());
   };
-  if (ends (".html"))
-    return "text/html; charset=utf-8";
-  if (ends (".js") || ends (".mjs"))
-    return "text/javascript; charset=utf-8";
-  if (ends (".css"))
-    return "text/css; charset=utf-8";
-  if (ends (".json"))
-    return "application/json";
-  if (ends (".svg"))
-    return "image/svg+xml";
-  if (ends (".png"))
-    return "image/png";
-  if (ends (".mp4"))
-    return "video/mp4";
-  return "application/octet-stream";
+  cb.client_removed = [self] (guint64 id, const std::string &address, const std::string &why) {
+    g_signal_emit (self, signals[SIGNAL_CLIENT_REMOVED], 0, id, address.c_str (), why.c_str ());
+  };
+  cb.connection_released = [self] { self->priv->open_viewers--; };
+  cb.log = [self] (IoThread::LogLevel level, const std::string &msg) {
+    GST_CAT_LEVEL_LOG (GST_CAT_DEFAULT, gst_level (level), self, "%s", msg.c_str ());
+  };
+  cb.log_enabled = [] (IoThread::LogLevel level) {
+    return gst_debug_category_get_threshold (GST_CAT_DEFAULT) >= gst_level (level);
+  };
+  return cb;
 }
 
-// Serves a file of the player: from document-root if set (no escaping it), else built in.
-static void
-serve_file (GstWebSocketSink *self, SoupServerMessage *msg, const char *path)
+// Everything the I/O threads know (viewers gone and connected) and the requests refused.
+// Call with priv->shards_lock held.
+static fmp4ws::server::Snapshot
+snapshot (GstWebSocketSinkPrivate *priv, bool with_clients,
+          std::vector<guint> *io_thread_of_client = nullptr)
 {
-  GST_OBJECT_LOCK (self);
-  std::string root = self->priv->settings.document_root;
-  bool serve = self->priv->settings.serve_player;
-  GST_OBJECT_UNLOCK (self);
-  std::string rel = path[0] == '/' ? path + 1 : path;
-  if (rel.empty ())
-    rel = "index.html";
-  // Reject anything that could leave the folder: "..", backslashes, NULs, absolute paths.
-  bool bad = rel.find ('\\') != std::string::npos || rel[0] == '/';
-  gchar **parts = g_strsplit (rel.c_str (), "/", -1);
-  for (gchar **p = parts; *p; p++)
-    bad |= strcmp (*p, "..") == 0 || strcmp (*p, ".") == 0 || **p == '\0';
-  g_strfreev (parts);
-  if (!serve || bad) {
-    respond_text (msg, SOUP_STATUS_NOT_FOUND, "text/plain", "not found\n");
-    return;
+  fmp4ws::server::Snapshot snap;
+  {
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    snap.totals = priv->rejected;
   }
-  GBytes *bytes = NULL;
-  if (!root.empty ()) {
-    gchar *file = g_build_filename (root.c_str (), rel.c_str (), NULL);
-    gchar *real_root = realpath (root.c_str (), NULL);
-    gchar *real_file = realpath (file, NULL);
-    gchar *contents = NULL;
-    gsize len = 0;
-    if (real_root && real_file && g_str_has_prefix (real_file, real_root) &&
-        real_file[strlen (real_root)] == '/' && g_file_test (real_file, G_FILE_TEST_IS_REGULAR) &&
-        g_file_get_contents (real_file, &contents, &len, NULL))
-      bytes = g_bytes_new_take (contents, len);
-    free (real_root);
-    free (real_file);
-    g_free (file);
-  } else {
-    std::string rpath = "/org/gstfmp4ws/web/" + rel;
-    bytes = g_resource_lookup_data (fmp4ws_web_get_resource (), rpath.c_str (),
-                                    G_RESOURCE_LOOKUP_FLAGS_NONE, NULL);
+  for (auto &sh : priv->shards) {
+    sh->Snap (&snap, with_clients);
+    if (io_thread_of_client)
+      io_thread_of_client->resize (snap.clients.size (), sh->index ());
   }
-  if (!bytes) {
-    respond_text (msg, SOUP_STATUS_NOT_FOUND, "text/plain", "not found\n");
-    return;
-  }
-  soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-  soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
-                                "no-cache");
-  soup_server_message_set_response (msg, content_type_for (rel), SOUP_MEMORY_COPY,
-                                    (const char *) g_bytes_get_data (bytes, NULL),
-                                    g_bytes_get_size (bytes));
-  g_bytes_unref (bytes);
+  return snap;
 }
 
-static void
-on_stream_headers_written (SoupServerMessage *msg, gpointer user_data)
+// What the HTTP routes (server thread) need of the sink.
+static HttpRoutes::Hooks
+route_hooks (GstWebSocketSink *self)
 {
-  hand_off (static_cast<UpgradeData *> (user_data), msg);
-}
-
-static void
-parse_query_options (GHashTable *query, Broadcaster::ViewerOptions *o)
-{
-  if (!query)
-    return;
-  const char *rebase = (const char *) g_hash_table_lookup (query, "rebase");
-  if (rebase)
-    o->rebase = !(strcmp (rebase, "0") == 0 || strcmp (rebase, "false") == 0);
-  const char *sync = (const char *) g_hash_table_lookup (query, "sync");
-  if (sync && strcmp (sync, "next-keyframe") == 0)
-    o->sync = SyncMethod::kNextKeyframe;
-  else if (sync && strcmp (sync, "latest-keyframe") == 0)
-    o->sync = SyncMethod::kLatestKeyframe;
-}
-
-static void
-server_handler (SoupServer *, SoupServerMessage *msg, const char *full_path, GHashTable *query,
-                gpointer user_data)
-{
-  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
   GstWebSocketSinkPrivate *priv = self->priv;
-  const char *method = soup_server_message_get_method (msg);
-  // With a path prefix (a shared server), route on the path below it.
-  const char *path = full_path;
-  if (!priv->prefix.empty ()) {
-    if (priv->prefix == full_path) {
-      std::string to = priv->prefix + "/";
-      soup_server_message_set_redirect (msg, SOUP_STATUS_MOVED_PERMANENTLY, to.c_str ());
-      return;
+  HttpRoutes::Hooks h;
+  h.settings = [self] {
+    fmp4ws::server::RouteSettings r;
+    GST_OBJECT_LOCK (self);
+    const Settings &s = self->priv->settings;
+    r.path = s.path;
+    r.max_clients = s.max_clients;
+    r.allowed_origins = s.allowed_origins;
+    r.serve_player = s.serve_player;
+    r.document_root = s.document_root;
+    r.send_buffer_size = s.send_buffer_size;
+    GST_OBJECT_UNLOCK (self);
+    return r;
+  };
+  h.open_viewers = [priv] { return guint (priv->open_viewers); };
+  h.status_json = [priv] {
+    fmp4ws::server::Snapshot snap;
+    {
+      std::lock_guard<std::mutex> shards_lock (priv->shards_lock);
+      snap = snapshot (priv, true);
     }
-    if (!g_str_has_prefix (full_path, priv->prefix.c_str ()) ||
-        full_path[priv->prefix.size ()] != '/') {
-      respond_text (msg, SOUP_STATUS_NOT_FOUND, "text/plain", "not found\n");
-      return;
-    }
-    path = full_path + priv->prefix.size ();
-  }
-  const char *host = soup_server_message_get_remote_host (msg);
-  std::string address = host ? host : "?";
-  GST_OBJECT_LOCK (self);
-  std::string ws_path = priv->settings.path;
-  guint max_clients = priv->settings.max_clients;
-  GST_OBJECT_UNLOCK (self);
-
-  GST_DEBUG_OBJECT (self, "%s %s from %s", method, path, address.c_str ());
-  if (strcmp (method, "GET") != 0 && strcmp (method, "HEAD") != 0) {
-    respond_text (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n");
-    return;
-  }
-
-  bool is_ws = soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, NULL);
-  bool is_stream = strcmp (path, "/stream.mp4") == 0;
-  if ((is_ws && (ws_path == path || strcmp (path, "/") == 0)) || is_stream) {
-    if (!origin_allowed (self, msg)) {
-      reject (self, "rejected: origin");
-      respond_text (msg, SOUP_STATUS_FORBIDDEN, "text/plain", "origin not allowed\n");
-      return;
-    }
-    if (max_clients > 0 && priv->open_viewers >= max_clients) {
-      reject (self, "rejected: max-clients");
-      respond_text (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, "text/plain", "too many clients\n");
-      return;
-    }
-    UpgradeData *u = new UpgradeData{self, {}, address};
-    parse_query_options (query, &u->options);
-    if (is_ws) {
-      GError *err = NULL;
-      if (!soup_websocket_server_process_handshake (msg, NULL, NULL, NULL, NULL)) {
-        delete u;
-        g_clear_error (&err);
-        return;  // libsoup set the error status
-      }
-      g_signal_connect_data (msg, "wrote-informational", G_CALLBACK (on_upgrade_written), u,
-                             upgrade_data_free, GConnectFlags (0));
-    } else {
-      u->options.framing = Framing::kRaw;
-      soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
-      SoupMessageHeaders *h = soup_server_message_get_response_headers (msg);
-      soup_message_headers_set_content_type (h, "video/mp4", NULL);
-      soup_message_headers_replace (h, "Cache-Control", "no-store");
-      soup_message_headers_set_encoding (h, SOUP_ENCODING_EOF);
-      if (strcmp (method, "HEAD") == 0) {
-        delete u;
-        return;
-      }
-      g_signal_connect_data (msg, "wrote-headers", G_CALLBACK (on_stream_headers_written), u,
-                             upgrade_data_free, GConnectFlags (0));
-    }
-    return;
-  }
-  if (strcmp (path, "/status") == 0 || strcmp (path, "/status.json") == 0) {
-    respond_text (msg, SOUP_STATUS_OK, "application/json", status_json (self) + "\n");
-    return;
-  }
-  serve_file (self, msg, path);
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    return fmp4ws::server::StatusJson (snap, priv->status_stream);
+  };
+  h.reject = [priv] (const char *why) {
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    priv->rejected.disconnects[why]++;
+  };
+  // To the least loaded I/O thread.
+  h.hand_off = [priv] (fmp4ws::server::HandOff &v) {
+    guint64 id = priv->next_viewer_id++;
+    std::lock_guard<std::mutex> lock (priv->shards_lock);
+    IoThread *best = nullptr;
+    for (auto &sh : priv->shards)
+      if (!best || sh->load () < best->load ())
+        best = sh.get ();
+    if (!best)  // stopping
+      return false;
+    priv->open_viewers++;
+    best->AddConnection (id, v.fd, std::move (v.transport), v.address, v.options);
+    return true;
+  };
+  h.debug = [self] (const std::string &m) { GST_DEBUG_OBJECT (self, "%s", m.c_str ()); };
+  h.warning = [self] (const std::string &m) { GST_WARNING_OBJECT (self, "%s", m.c_str ()); };
+  return h;
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Streaming thread -> I/O threads                                                            */
 
+enum class Post { kInit, kFragment, kEos, kReset, kSettings };
+
 // Gives a command to every I/O thread. Stream items are copied per thread (a small struct:
 // the payload stays shared) because each thread's broadcaster caches rewritten moofs in it.
 static void
-post_command (GstWebSocketSink *self, Command cmd)
+post_command (GstWebSocketSink *self, Post what, ItemPtr item = nullptr)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
   GST_OBJECT_LOCK (self);
   const uint64_t max_bytes = priv->settings.config.max_backlog_bytes;
+  IoThread::Settings io;
+  if (what == Post::kSettings)
+    io = io_settings (priv->settings);
   GST_OBJECT_UNLOCK (self);
   std::lock_guard<std::mutex> lock (priv->shards_lock);
   const size_t n = priv->shards.size ();
-  std::vector<ItemPtr> items (n, cmd.item);
-  if (cmd.item)
-    for (size_t i = 1; i < n; i++)
-      items[i] = std::make_shared<const StreamItem> (*cmd.item);
-  for (size_t i = 0; i < n; i++)
-    shard_post (priv->shards[i], {cmd.kind, items[i], nullptr}, max_bytes);
+  for (size_t i = 0; i < n; i++) {
+    IoThread *sh = priv->shards[i].get ();
+    ItemPtr it = item && i > 0 ? std::make_shared<const StreamItem> (*item) : item;
+    switch (what) {
+      case Post::kInit:
+        sh->PostInit (std::move (it));
+        break;
+      case Post::kFragment:
+        sh->PostFragment (std::move (it), max_bytes);
+        break;
+      case Post::kEos:
+        sh->PostEos ();
+        break;
+      case Post::kReset:
+        sh->PostReset ();
+        break;
+      case Post::kSettings:
+        sh->PostSettings (io);
+        break;
+    }
+  }
 }
 
 static std::string
@@ -1504,7 +481,7 @@ take_init (GstWebSocketSink *self, GstBuffer *buffer)
     priv->status_stream = item->stream_json;
   }
   GST_INFO_OBJECT (self, "init segment #%u: %s", item->generation, item->stream_json.c_str ());
-  post_command (self, {Command::kInit, item});
+  post_command (self, Post::kInit, item);
 }
 
 static gboolean
@@ -1565,7 +542,7 @@ gst_web_socket_sink_render (GstBaseSink *sink, GstBuffer *buffer)
     break;
   }
   priv->fragments_since_init++;
-  post_command (self, {Command::kFragment, item});
+  post_command (self, Post::kFragment, item);
   return GST_FLOW_OK;
 }
 
@@ -1577,14 +554,14 @@ gst_web_socket_sink_event (GstBaseSink *sink, GstEvent *event)
   switch (GST_EVENT_TYPE (event)) {
     case GST_EVENT_EOS: {
       // Flush what viewers can take (bounded wait), then they are closed normally.
-      post_command (self, {Command::kEos, nullptr});
+      post_command (self, Post::kEos);
       gint64 deadline = g_get_monotonic_time () + DEFAULT_EOS_TIMEOUT / GST_USECOND;
       while (priv->open_viewers > 0 && g_get_monotonic_time () < deadline)
         g_usleep (10000);
       break;
     }
     case GST_EVENT_FLUSH_STOP:
-      post_command (self, {Command::kReset, nullptr});
+      post_command (self, Post::kReset);
       break;
     default:
       break;
@@ -1595,80 +572,6 @@ gst_web_socket_sink_event (GstBaseSink *sink, GstEvent *event)
 /* ------------------------------------------------------------------------------------------ */
 /* Start / stop                                                                               */
 
-static gpointer
-server_thread (gpointer user_data)
-{
-  GstWebSocketSinkPrivate *priv = static_cast<GstWebSocketSinkPrivate *> (user_data);
-  g_main_context_push_thread_default (priv->ctx);
-  g_main_loop_run (priv->loop);
-  g_main_context_pop_thread_default (priv->ctx);
-  return NULL;
-}
-
-namespace {
-struct ServerCall
-{
-  std::function<void ()> fn;
-  GMutex lock;
-  GCond cond;
-  bool done = false;
-};
-}  // namespace
-
-static gboolean
-server_call_dispatch (gpointer user_data)
-{
-  ServerCall *call = static_cast<ServerCall *> (user_data);
-  call->fn ();
-  g_mutex_lock (&call->lock);
-  call->done = true;
-  g_cond_signal (&call->cond);
-  g_mutex_unlock (&call->lock);
-  return G_SOURCE_REMOVE;
-}
-
-// Runs fn where libsoup objects may be touched: now if this thread runs (or can take) the
-// server's context, else on the thread that runs it, waiting for it (bounded).
-static bool
-run_on_server (GstWebSocketSink *self, std::function<void ()> fn)
-{
-  GMainContext *ctx = self->priv->ctx;
-  if (g_main_context_is_owner (ctx)) {
-    fn ();
-    return true;
-  }
-  if (g_main_context_acquire (ctx)) {
-    g_main_context_push_thread_default (ctx);
-    fn ();
-    g_main_context_pop_thread_default (ctx);
-    g_main_context_release (ctx);
-    return true;
-  }
-  ServerCall call;
-  call.fn = std::move (fn);
-  g_mutex_init (&call.lock);
-  g_cond_init (&call.cond);
-  GSource *src = g_idle_source_new ();
-  g_source_set_priority (src, G_PRIORITY_HIGH);
-  g_source_set_callback (src, server_call_dispatch, &call, NULL);
-  g_source_attach (src, ctx);
-  g_mutex_lock (&call.lock);
-  gint64 end = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
-  while (!call.done && g_cond_wait_until (&call.cond, &call.lock, end))
-    ;
-  bool done = call.done;
-  g_mutex_unlock (&call.lock);
-  if (!done) {
-    // The context's thread is stuck or gone: never leave `call` dangling.
-    g_source_destroy (src);
-    GST_ERROR_OBJECT (self, "the server's main context did not answer in 5 s");
-  }
-  g_source_unref (src);
-  g_mutex_clear (&call.lock);
-  g_cond_clear (&call.cond);
-  return done;
-}
-
 static bool
 start_shards (GstWebSocketSink *self, guint io_threads)
 {
@@ -1677,15 +580,19 @@ start_shards (GstWebSocketSink *self, guint io_threads)
   // kernel's network stack), at least 1, at most 8. See docs/benchmarks.md.
   guint n = io_threads ? io_threads
                        : CLAMP (g_get_num_processors () / 2, 1u, guint (AUTO_IO_THREADS_MAX));
-  std::vector<Shard *> shards;
+  GST_OBJECT_LOCK (self);
+  IoThread::Settings io = io_settings (priv->settings);
+  GST_OBJECT_UNLOCK (self);
+  std::vector<std::unique_ptr<IoThread>> shards;
   for (guint i = 0; i < n; i++) {
-    Shard *sh = shard_new (self, i);
+    std::string error;
+    std::unique_ptr<IoThread> sh = IoThread::Start (i, io, io_callbacks (self), &error);
     if (!sh) {
-      for (Shard *x : shards)
-        shard_free (x);
-      return false;
+      GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Could not start an I/O thread"),
+                         ("%s", error.c_str ()));
+      return false;  // the threads started so far stop with `shards`
     }
-    shards.push_back (sh);
+    shards.push_back (std::move (sh));
   }
   GST_INFO_OBJECT (self, "%u I/O thread(s)", n);
   std::lock_guard<std::mutex> lock (priv->shards_lock);
@@ -1697,13 +604,12 @@ static void
 stop_shards (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  std::vector<Shard *> shards;
+  std::vector<std::unique_ptr<IoThread>> shards;
   {
     std::lock_guard<std::mutex> lock (priv->shards_lock);
     shards.swap (priv->shards);
   }
-  for (Shard *sh : shards)
-    shard_free (sh);
+  shards.clear ();  // each closes its viewers and ends
 }
 
 static void
@@ -1743,129 +649,52 @@ gst_web_socket_sink_start (GstBaseSink *sink)
   if (s.main_context)
     g_main_context_ref (s.main_context);
   GST_OBJECT_UNLOCK (self);
-  priv->prefix = s.path_prefix;
+  const std::string &prefix = s.path_prefix;
 
+  bool ok = true;
   if (s.soup_server) {
     // Join the application's server: handlers under path-prefix, sources in its context.
-    priv->external = true;
-    priv->server = s.soup_server;
-    priv->ctx = s.main_context ? s.main_context : g_main_context_ref (g_main_context_default ());
-    if (s.tls_certificate)
-      g_object_unref (s.tls_certificate);
-    run_on_server (self, [&] {
-      soup_server_add_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str (),
-                               server_handler, self, NULL);
-    });
-    GST_INFO_OBJECT (self, "serving %s/ on the application's server", priv->prefix.c_str ());
-    return TRUE;
+    priv->http->Join (s.soup_server, s.main_context, priv->routes.get (), prefix);
+    GST_INFO_OBJECT (self, "serving %s/ on the application's server", prefix.c_str ());
+  } else {
+    fmp4ws::server::HttpServer::Options o;
+    o.address = s.address;
+    o.port = s.port;
+    o.tls_cert_file = s.tls_cert_file;
+    o.tls_key_file = s.tls_key_file;
+    o.tls_certificate = s.tls_certificate;
+    std::string detail;
+    switch (priv->http->Listen (o, priv->routes.get (), prefix, &detail)) {
+      case fmp4ws::server::HttpServer::Error::kNone:
+        priv->current_port = priv->http->port ();
+        GST_INFO_OBJECT (self, "listening on %s (websocket path %s)",
+                         priv->http->uri ().c_str (), s.path.c_str ());
+        break;
+      case fmp4ws::server::HttpServer::Error::kTlsCertificate:
+        GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Could not load the TLS certificate"),
+                           ("%s", detail.c_str ()));
+        ok = false;
+        break;
+      case fmp4ws::server::HttpServer::Error::kListen:
+        GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Could not start the web server"),
+                           ("%s", detail.c_str ()));
+        ok = false;
+        break;
+    }
   }
+  if (s.tls_certificate)
+    g_object_unref (s.tls_certificate);
+  if (s.soup_server)
+    g_object_unref (s.soup_server);
   if (s.main_context)
     g_main_context_unref (s.main_context);
-  priv->external = false;
-
-  GError *err = NULL;
-  GTlsCertificate *cert = s.tls_certificate;
-  if (!cert && !s.tls_cert_file.empty ()) {
-    cert = g_tls_certificate_new_from_files (
-        s.tls_cert_file.c_str (), s.tls_key_file.empty () ? s.tls_cert_file.c_str ()
-                                                          : s.tls_key_file.c_str (),
-        &err);
-    if (!cert) {
-      GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Could not load the TLS certificate"),
-                         ("%s / %s: %s", s.tls_cert_file.c_str (), s.tls_key_file.c_str (),
-                          err->message));
-      g_clear_error (&err);
-      stop_shards (self);
-      return FALSE;
-    }
-  }
-
-  priv->ctx = g_main_context_new ();
-  priv->loop = g_main_loop_new (priv->ctx, FALSE);
-
-  g_main_context_push_thread_default (priv->ctx);
-  priv->server = soup_server_new ("server-header", "gst-fmp4ws ", NULL);
-  if (cert)
-    soup_server_set_tls_certificate (priv->server, cert);
-  soup_server_add_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str (),
-                           server_handler, self, NULL);
-  SoupServerListenOptions opts = cert ? SOUP_SERVER_LISTEN_HTTPS : SoupServerListenOptions (0);
-  gboolean ok;
-  if (s.address.empty ()) {
-    ok = soup_server_listen_all (priv->server, s.port, opts, &err);
-  } else {
-    GInetAddress *ia = g_inet_address_new_from_string (s.address.c_str ());
-    if (!ia) {
-      // A host name: resolve it (blocking, once, at start).
-      GResolver *resolver = g_resolver_get_default ();
-      GList *list = g_resolver_lookup_by_name (resolver, s.address.c_str (), NULL, &err);
-      g_object_unref (resolver);
-      if (list) {
-        ia = G_INET_ADDRESS (g_object_ref (list->data));
-        g_resolver_free_addresses (list);
-      }
-    }
-    ok = FALSE;
-    if (ia) {
-      GSocketAddress *sa = g_inet_socket_address_new (ia, s.port);
-      ok = soup_server_listen (priv->server, sa, opts, &err);
-      g_object_unref (sa);
-      g_object_unref (ia);
-    }
-  }
-  g_main_context_pop_thread_default (priv->ctx);
-  if (cert)
-    g_object_unref (cert);
   if (!ok) {
-    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ_WRITE, ("Could not start the web server"),
-                       ("listening on %s port %u: %s",
-                        s.address.empty () ? "all interfaces" : s.address.c_str (), s.port,
-                        err ? err->message : "unknown error"));
-    g_clear_error (&err);
-    g_clear_object (&priv->server);
-    g_main_loop_unref (priv->loop);
-    priv->loop = NULL;
     stop_shards (self);
-    g_main_context_unref (priv->ctx);
-    priv->ctx = NULL;
     return FALSE;
   }
-  GSList *uris = soup_server_get_uris (priv->server);
-  if (uris) {
-    priv->current_port = g_uri_get_port ((GUri *) uris->data);
-    gchar *u = g_uri_to_string ((GUri *) uris->data);
-    GST_INFO_OBJECT (self, "listening on %s (websocket path %s)", u, s.path.c_str ());
-    g_free (u);
-  }
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-  // libsoup listens with a backlog of 10: a crowd arriving at once (a popular stream
-  // starting) would see refused or retried connections. Linux takes a new backlog on a
-  // listening socket.
-  for (GSList *l = soup_server_get_listeners (priv->server); l; l = l->next)
-    listen (g_socket_get_fd (G_SOCKET (l->data)), SOMAXCONN);
-  g_object_notify (G_OBJECT (self), "current-port");
-  priv->thread = g_thread_new ("websocketsink", server_thread, priv);
+  if (!s.soup_server)
+    g_object_notify (G_OBJECT (self), "current-port");
   return TRUE;
-}
-
-// Detaches from the server (on the server's context); the viewers are gone already.
-static void
-shutdown_on_server (GstWebSocketSink *self)
-{
-  GstWebSocketSinkPrivate *priv = self->priv;
-  if (priv->external)
-    soup_server_remove_handler (priv->server, priv->prefix.empty () ? NULL : priv->prefix.c_str ());
-  else
-    soup_server_disconnect (priv->server);
-}
-
-static gboolean
-shutdown_and_quit (gpointer user_data)
-{
-  GstWebSocketSink *self = GST_WEB_SOCKET_SINK (user_data);
-  shutdown_on_server (self);
-  g_main_loop_quit (self->priv->loop);
-  return G_SOURCE_REMOVE;
 }
 
 static gboolean
@@ -1873,33 +702,11 @@ gst_web_socket_sink_stop (GstBaseSink *sink)
 {
   GstWebSocketSink *self = GST_WEB_SOCKET_SINK (sink);
   GstWebSocketSinkPrivate *priv = self->priv;
-  if (!priv->ctx)
+  if (!priv->http->running ())
     return TRUE;
   // Viewers first (each I/O thread closes its own and ends), then the HTTP side.
   stop_shards (self);
-  if (priv->external) {
-    run_on_server (self, [self] { shutdown_on_server (self); });
-    g_clear_object (&priv->server);
-  } else {
-    GSource *s = g_idle_source_new ();
-    g_source_set_priority (s, G_PRIORITY_HIGH);
-    g_source_set_callback (s, shutdown_and_quit, self, NULL);
-    g_source_attach (s, priv->ctx);
-    g_source_unref (s);
-    g_thread_join (priv->thread);
-    priv->thread = NULL;
-    // Let pending close operations finish on this thread, then free.
-    g_main_context_push_thread_default (priv->ctx);
-    g_clear_object (&priv->server);
-    while (g_main_context_iteration (priv->ctx, FALSE))
-      ;
-    g_main_context_pop_thread_default (priv->ctx);
-    g_main_loop_unref (priv->loop);
-    priv->loop = NULL;
-  }
-  g_main_context_unref (priv->ctx);
-  priv->ctx = NULL;
-  priv->external = false;
+  priv->http->Stop ();
   reset_stream_state (priv);
   priv->current_port = 0;
   return TRUE;
@@ -1912,29 +719,32 @@ static GstStructure *
 get_stats (GstWebSocketSink *self)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
-  std::lock_guard<std::mutex> shards_lock (priv->shards_lock);
-  Totals t = all_totals (priv);
+  fmp4ws::server::Snapshot snap;
+  std::vector<guint> io_thread_of;
+  guint io_threads;
+  {
+    std::lock_guard<std::mutex> shards_lock (priv->shards_lock);
+    snap = snapshot (priv, true, &io_thread_of);
+    io_threads = guint (priv->shards.size ());
+  }
+  const Totals &t = snap.totals;
   GValue clients = G_VALUE_INIT;
   g_value_init (&clients, GST_TYPE_ARRAY);
-  guint viewers = 0, gop_fragments = 0;
-  guint64 gop_bytes = 0, overload_drops = 0;
-  for (Shard *sh : priv->shards) {
-    std::lock_guard<std::mutex> lock (sh->lock);
-    viewers += sh->conns.size ();
-    overload_drops += sh->overload_drops;
-    gop_fragments = guint (sh->bc.gop_size ());  // the same in every I/O thread
-    gop_bytes = sh->bc.gop_bytes ();
-    for (auto &[id, c] : sh->conns) {
-      const ViewerStats *st = sh->bc.Stats (id);
+  guint viewers = guint (snap.viewers), gop_fragments = guint (snap.gop_fragments);
+  guint64 gop_bytes = snap.gop_bytes, overload_drops = snap.overload_drops;
+  {
+    for (size_t i = 0; i < snap.clients.size (); i++) {
+      const fmp4ws::server::ClientSnapshot &c = snap.clients[i];
+      const ViewerStats *st = &c.stats;
       GstStructure *cs = gst_structure_new (
-          "client", "id", G_TYPE_UINT64, (guint64) id, "address", G_TYPE_STRING,
-          c->address.c_str (), "websocket", G_TYPE_BOOLEAN, gboolean (c->websocket),
-          "io-thread", G_TYPE_UINT, sh->index, "bytes-sent", G_TYPE_UINT64, st->bytes_sent,
+          "client", "id", G_TYPE_UINT64, (guint64) c.id, "address", G_TYPE_STRING,
+          c.address.c_str (), "websocket", G_TYPE_BOOLEAN, gboolean (c.websocket),
+          "io-thread", G_TYPE_UINT, io_thread_of[i], "bytes-sent", G_TYPE_UINT64, st->bytes_sent,
           "fragments-sent", G_TYPE_UINT64, st->fragments_sent, "fragments-dropped",
           G_TYPE_UINT64, st->fragments_dropped, "skips", G_TYPE_UINT64, st->skips,
           "non-keyframe-starts", G_TYPE_UINT64, st->non_keyframe_starts, "backlog-bytes",
-          G_TYPE_UINT64, sh->bc.BacklogBytes (id), "backlog-time", G_TYPE_UINT64,
-          (guint64) MAX (sh->bc.BacklogNs (id), 0), "latency", G_TYPE_DOUBLE, st->latency,
+          G_TYPE_UINT64, c.backlog_bytes, "backlog-time", G_TYPE_UINT64,
+          (guint64) MAX (c.backlog_ns, 0), "latency", G_TYPE_DOUBLE, st->latency,
           "current-time", G_TYPE_DOUBLE, st->current_time, "stalls", G_TYPE_UINT64,
           st->stalls, NULL);
       GValue v = G_VALUE_INIT;
@@ -1953,7 +763,7 @@ get_stats (GstWebSocketSink *self)
   }
   GstStructure *s = gst_structure_new (
       "application/x-websocketsink-stats", "viewers", G_TYPE_UINT, viewers, "io-threads",
-      G_TYPE_UINT, guint (priv->shards.size ()), "connections", G_TYPE_UINT64, t.connections,
+      G_TYPE_UINT, io_threads, "connections", G_TYPE_UINT64, t.connections,
       "bytes-sent", G_TYPE_UINT64, t.bytes_sent, "fragments-sent", G_TYPE_UINT64,
       t.fragments_sent, "fragments-dropped", G_TYPE_UINT64, t.fragments_dropped,
       "gop-cache-fragments", G_TYPE_UINT, gop_fragments, "gop-cache-bytes", G_TYPE_UINT64,
@@ -1987,7 +797,7 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
 {
   GstWebSocketSink *self = GST_WEB_SOCKET_SINK (object);
   Settings &s = self->priv->settings;
-  bool config_changed = false;
+  bool config_changed = false, max_message_changed = false;
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_ADDRESS:
@@ -2038,6 +848,7 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       break;
     case PROP_MAX_MESSAGE_SIZE:
       s.max_message_size = g_value_get_uint (value);
+      max_message_changed = true;
       break;
     case PROP_KEEPALIVE:
       s.keepalive = g_value_get_uint (value);
@@ -2087,7 +898,12 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
   }
   GST_OBJECT_UNLOCK (self);
   if (config_changed)
-    post_command (self, {Command::kConfig, nullptr});
+    post_command (self, Post::kSettings);
+  if (max_message_changed) {
+    std::lock_guard<std::mutex> lock (self->priv->shards_lock);
+    for (auto &sh : self->priv->shards)
+      sh->set_max_message_size (g_value_get_uint (value));
+  }
 }
 
 static void
@@ -2611,6 +1427,10 @@ static void
 gst_web_socket_sink_init (GstWebSocketSink *self)
 {
   self->priv = new GstWebSocketSinkPrivate ();
+  self->priv->routes = std::make_unique<HttpRoutes> (route_hooks (self), fmp4ws_web_get_resource ());
+  fmp4ws::server::HttpServer::Hooks hooks;
+  hooks.error = [self] (const std::string &m) { GST_ERROR_OBJECT (self, "%s", m.c_str ()); };
+  self->priv->http = std::make_unique<fmp4ws::server::HttpServer> (std::move (hooks));
   // Live: never wait for the clock, never drop late buffers.
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);
   gst_base_sink_set_async_enabled (GST_BASE_SINK (self), FALSE);

@@ -1,0 +1,74 @@
+// The HTTP/WebSocket server websocketsink serves on: its own libsoup 3 server listening on
+// an address and port (plain or TLS), run by its own thread ("websocketsink") and
+// GMainContext; or an application's server, joined in that server's context. HttpRoutes do
+// the serving; this owns the server's life: listen, run, run a function where libsoup may
+// be touched, stop.
+//
+// No GLib/libsoup types in this header: opaque pointers only (the .cpp uses them).
+#pragma once
+
+#include <functional>
+#include <string>
+
+struct _SoupServer;
+struct _GMainContext;
+struct _GMainLoop;
+struct _GThread;
+struct _GTlsCertificate;
+
+namespace fmp4ws::server {
+
+class HttpRoutes;
+
+class HttpServer
+{
+public:
+  struct Options
+  {
+    std::string address;                       // empty: all interfaces (IPv4 and IPv6)
+    unsigned port = 8080;                      // 0: a free one (see port())
+    std::string tls_cert_file, tls_key_file;   // PEM files (key: in the cert file if empty)
+    _GTlsCertificate *tls_certificate = nullptr;  // or this one (borrowed)
+  };
+  enum class Error { kNone, kTlsCertificate, kListen };
+  struct Hooks
+  {
+    std::function<void (const std::string &)> error;  // e.g. a context that never answers
+  };
+
+  explicit HttpServer (Hooks hooks) : hooks_ (std::move (hooks)) {}
+  ~HttpServer () { Stop (); }
+
+  // Listens (a host name is resolved once, here) and starts the server thread; on failure
+  // nothing is left running and *detail says why.
+  Error Listen (const Options &o, HttpRoutes *routes, const std::string &prefix,
+                std::string *detail);
+  // Serves on an application's server, whose sources run in `ctx` (NULL: the global
+  // default context). Takes references.
+  void Join (_SoupServer *server, _GMainContext *ctx, HttpRoutes *routes,
+             const std::string &prefix);
+  // Detaches (joined) or disconnects (own) the server, ends the thread, lets pending
+  // closes finish, frees. The viewers must be gone already.
+  void Stop ();
+
+  bool running () const { return ctx_ != nullptr; }
+  unsigned port () const { return port_; }
+  const std::string &uri () const { return uri_; }  // the first one listened on
+
+  // Runs fn where libsoup objects may be touched: now if this thread runs (or can take)
+  // the server's context, else on the thread that runs it, waiting for it (at most 5 s).
+  bool RunOnServer (std::function<void ()> fn);
+
+private:
+  Hooks hooks_;
+  HttpRoutes *routes_ = nullptr;
+  _SoupServer *server_ = nullptr;
+  _GMainContext *ctx_ = nullptr;
+  _GMainLoop *loop_ = nullptr;
+  _GThread *thread_ = nullptr;
+  bool external_ = false;  // joined an application's server
+  unsigned port_ = 0;
+  std::string uri_;
+};
+
+}  // namespace fmp4ws::server

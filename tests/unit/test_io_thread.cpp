@@ -1,0 +1,404 @@
+// Unit tests of an I/O thread (gst/server/io_thread.h) over socketpairs, without GStreamer:
+// a viewer gets the frames posted, a stalled viewer stays within its bound, a close frame
+// is answered, keepalive pings and timeouts, shutdown closes with 1001.
+#include <gtest/gtest.h>
+
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "box.h"
+#include "fixtures.h"
+#include "io_thread.h"
+#include "json.h"
+#include "stream_reader.h"
+#include "ws_frame.h"
+
+using namespace fmp4ws::core;
+using namespace fmp4ws::server;
+
+namespace {
+
+struct Stream
+{
+  ItemPtr init;
+  std::vector<ItemPtr> fragments;
+};
+
+// A fixture made into broadcast items, as the sink's glue makes them.
+Stream
+MakeStream (const std::string &fixture)
+{
+  auto segs = std::make_shared<std::vector<Segment>> ();
+  std::vector<uint8_t> data = ReadFixture (fixture);
+  StreamReader r;
+  *segs = r.Push (data.data (), data.size ());
+  Stream s;
+  std::shared_ptr<const InitInfo> info;
+  for (const Segment &g : *segs) {
+    auto item = std::make_shared<StreamItem> ();
+    item->generation = 1;
+    item->payload = {g.bytes.data (), g.bytes.size (), segs};
+    if (g.kind == Segment::kInit) {
+      info = std::make_shared<InitInfo> (g.init);
+      item->kind = StreamItem::kInit;
+      item->init = info;
+      item->stream_json = "{\"type\":\"stream\",\"mime\":" + JsonString (g.init.mime) + "}";
+      s.init = item;
+    } else if (g.kind == Segment::kFragment) {
+      item->kind = StreamItem::kFragment;
+      item->keyframe = g.fragment.keyframe;
+      BoxIterator it (g.bytes.data (), g.bytes.size ());
+      EXPECT_TRUE (it.Next ());
+      SetFragmentInfo (item.get (), g.fragment, *info, 0, it.box_size ());
+      s.fragments.push_back (item);
+    }
+  }
+  return s;
+}
+
+// What the callbacks saw (they run on the I/O thread).
+struct Observed
+{
+  std::mutex lock;
+  std::condition_variable cond;
+  std::vector<uint64_t> added;
+  std::vector<std::pair<uint64_t, std::string>> removed;
+  int released = 0;
+
+  IoThread::Callbacks Callbacks ()
+  {
+    IoThread::Callbacks cb;
+    cb.client_added = [this] (uint64_t id, const std::string &) {
+      std::lock_guard<std::mutex> l (lock);
+      added.push_back (id);
+      cond.notify_all ();
+    };
+    cb.client_removed = [this] (uint64_t id, const std::string &, const std::string &why) {
+      std::lock_guard<std::mutex> l (lock);
+      removed.push_back ({id, why});
+      cond.notify_all ();
+    };
+    cb.connection_released = [this] {
+      std::lock_guard<std::mutex> l (lock);
+      released++;
+    };
+    return cb;
+  }
+  // The reason `id` was removed for, waiting up to `ms`; "" if it was not.
+  std::string RemovedReason (uint64_t id, int ms = 3000)
+  {
+    std::unique_lock<std::mutex> l (lock);
+    std::string why;
+    cond.wait_for (l, std::chrono::milliseconds (ms), [&] {
+      for (auto &[rid, r] : removed)
+        if (rid == id)
+          why = r;
+      return !why.empty ();
+    });
+    return why;
+  }
+  bool WaitAdded (size_t n, int ms = 3000)
+  {
+    std::unique_lock<std::mutex> l (lock);
+    return cond.wait_for (l, std::chrono::milliseconds (ms), [&] { return added.size () >= n; });
+  }
+};
+
+struct Frame
+{
+  uint8_t opcode = 0;
+  std::vector<uint8_t> payload;
+  std::string text () const { return std::string (payload.begin (), payload.end ()); }
+  uint16_t close_code () const
+  {
+    return payload.size () >= 2 ? uint16_t ((payload[0] << 8) | payload[1]) : 0;
+  }
+};
+
+// The viewer's end of a socketpair: reads and decodes the server's (unmasked) frames.
+struct Client
+{
+  int fd = -1;
+  std::vector<uint8_t> rx;
+  bool eof = false;
+
+  ~Client ()
+  {
+    if (fd >= 0)
+      close (fd);
+  }
+  // Reads what is there, waiting up to `ms` for something.
+  bool Fill (int ms)
+  {
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll (&p, 1, ms) <= 0)
+      return false;
+    uint8_t buf[65536];
+    ssize_t n = recv (fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0)
+      eof = true;
+    if (n <= 0)
+      return false;
+    rx.insert (rx.end (), buf, buf + n);
+    return true;
+  }
+  // The next whole frame, waiting up to `ms` in all.
+  bool Next (Frame *f, int ms = 3000)
+  {
+    auto end = std::chrono::steady_clock::now () + std::chrono::milliseconds (ms);
+    for (;;) {
+      if (rx.size () >= 2) {
+        EXPECT_EQ (rx[1] & 0x80, 0);  // servers never mask
+        uint64_t len = rx[1] & 0x7f;
+        size_t hdr = 2;
+        if (len == 126 && rx.size () >= 4) {
+          len = (rx[2] << 8) | rx[3];
+          hdr = 4;
+        } else if (len == 127 && rx.size () >= 10) {
+          len = 0;
+          for (int i = 0; i < 8; i++)
+            len = (len << 8) | rx[2 + i];
+          hdr = 10;
+        }
+        if ((rx[1] & 0x7f) < 126 || hdr > 2) {
+          if (rx.size () >= hdr + len) {
+            f->opcode = rx[0] & 0x0f;
+            f->payload.assign (rx.begin () + long (hdr), rx.begin () + long (hdr + len));
+            rx.erase (rx.begin (), rx.begin () + long (hdr + len));
+            return true;
+          }
+        }
+      }
+      int left = int (std::chrono::duration_cast<std::chrono::milliseconds> (
+                          end - std::chrono::steady_clock::now ())
+                          .count ());
+      if (left <= 0 || eof)
+        return false;
+      Fill (left);
+    }
+  }
+  // Waits for the server to close its end (after what it sent).
+  bool WaitEof (int ms = 3000)
+  {
+    auto end = std::chrono::steady_clock::now () + std::chrono::milliseconds (ms);
+    while (!eof && std::chrono::steady_clock::now () < end)
+      Fill (50);
+    return eof;
+  }
+  void Send (uint8_t op, const std::string &payload)
+  {
+    const uint8_t mask[4] = {1, 2, 3, 4};
+    std::vector<uint8_t> f =
+        ws::EncodeClientFrame (op, (const uint8_t *) payload.data (), payload.size (), mask);
+    ASSERT_EQ (write (fd, f.data (), f.size ()), ssize_t (f.size ()));
+  }
+};
+
+// A viewer on a socketpair: the server end goes to the thread.
+void
+Connect (IoThread *t, uint64_t id, Client *c, int sndbuf = 0)
+{
+  int sv[2];
+  ASSERT_EQ (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  if (sndbuf) {
+    setsockopt (sv[0], SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    setsockopt (sv[1], SOL_SOCKET, SO_RCVBUF, &sndbuf, sizeof sndbuf);
+  }
+  c->fd = sv[1];
+  t->AddConnection (id, sv[0], std::make_unique<FdTransport> (sv[0]), "test", {});
+}
+
+IoThread::Settings
+Quiet ()
+{
+  IoThread::Settings s;
+  s.keepalive = 0;
+  return s;
+}
+
+}  // namespace
+
+TEST (IoThread, ViewerGetsTheFramesPosted)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  ASSERT_TRUE (s.init);
+  ASSERT_GT (s.fragments.size (), 12u);
+  Observed obs;
+  std::string error;
+  auto t = IoThread::Start (0, Quiet (), obs.Callbacks (), &error);
+  ASSERT_TRUE (t) << error;
+  Client c;
+  Connect (t.get (), 7, &c);
+  ASSERT_TRUE (obs.WaitAdded (1));
+  EXPECT_EQ (obs.added[0], 7u);
+  EXPECT_EQ (t->load (), 1u);
+  t->PostInit (s.init);
+  for (const ItemPtr &f : s.fragments)
+    t->PostFragment (f, 0);
+
+  Frame f;
+  ASSERT_TRUE (c.Next (&f));
+  EXPECT_EQ (f.opcode, ws::kOpText);
+  EXPECT_NE (f.text ().find ("\"type\":\"stream\""), std::string::npos) << f.text ();
+  ASSERT_TRUE (c.Next (&f));
+  EXPECT_EQ (f.opcode, ws::kOpBinary);
+  EXPECT_EQ (f.payload.size (), s.init->payload.size);
+  // Then every fragment from the first keyframe fragment, same sizes (only tfdt rewritten).
+  for (const ItemPtr &frag : s.fragments) {
+    ASSERT_TRUE (c.Next (&f));
+    ASSERT_EQ (f.opcode, ws::kOpBinary);
+    EXPECT_EQ (f.payload.size (), frag->payload.size);
+  }
+  Snapshot snap;
+  t->Snap (&snap, true);
+  EXPECT_EQ (snap.viewers, 1u);
+  ASSERT_EQ (snap.clients.size (), 1u);
+  EXPECT_EQ (snap.clients[0].stats.fragments_sent, s.fragments.size ());
+  EXPECT_EQ (snap.clients[0].backlog_bytes, 0u);
+}
+
+TEST (IoThread, StalledViewerIsBounded)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  IoThread::Settings set = Quiet ();
+  set.config.max_backlog_bytes = 8192;
+  Observed obs;
+  std::string error;
+  auto t = IoThread::Start (0, set, obs.Callbacks (), &error);
+  ASSERT_TRUE (t) << error;
+  Client stalled, reader;
+  Connect (t.get (), 1, &stalled, 4096);
+  Connect (t.get (), 2, &reader);
+  ASSERT_TRUE (obs.WaitAdded (2));
+  t->PostInit (s.init);
+  // The reader takes each fragment as it comes; the stalled viewer never reads.
+  Frame f;
+  ASSERT_TRUE (reader.Next (&f));  // stream
+  ASSERT_TRUE (reader.Next (&f));  // init
+  EXPECT_EQ (f.opcode, ws::kOpBinary);
+  size_t biggest = 0;
+  for (int round = 0; round < 3; round++) {
+    for (const ItemPtr &frag : s.fragments) {
+      t->PostFragment (frag, 0);
+      biggest = std::max (biggest, frag->payload.size);
+      ASSERT_TRUE (reader.Next (&f));
+      ASSERT_EQ (f.opcode, ws::kOpBinary);
+      EXPECT_EQ (f.payload.size (), frag->payload.size);
+    }
+  }
+  Snapshot snap;
+  t->Snap (&snap, true);
+  ASSERT_EQ (snap.clients.size (), 2u);
+  for (const ClientSnapshot &cs : snap.clients) {
+    if (cs.id != 1)
+      continue;
+    EXPECT_LE (cs.backlog_bytes, set.config.max_backlog_bytes + biggest + 1024);
+    EXPECT_GT (cs.stats.fragments_dropped, 0u);
+  }
+}
+
+TEST (IoThread, CloseFrameIsAnswered)
+{
+  Observed obs;
+  std::string error;
+  auto t = IoThread::Start (0, Quiet (), obs.Callbacks (), &error);
+  ASSERT_TRUE (t) << error;
+  Client c;
+  Connect (t.get (), 3, &c);
+  ASSERT_TRUE (obs.WaitAdded (1));
+  c.Send (ws::kOpPing, "hi");
+  Frame f;
+  ASSERT_TRUE (c.Next (&f));
+  EXPECT_EQ (f.opcode, ws::kOpPong);
+  EXPECT_EQ (f.text (), "hi");
+  c.Send (ws::kOpClose, std::string ("\x0f\xa0", 2));  // 4000
+  ASSERT_TRUE (c.Next (&f));
+  EXPECT_EQ (f.opcode, ws::kOpClose);
+  EXPECT_EQ (f.close_code (), 4000);
+  EXPECT_TRUE (c.WaitEof ());
+  EXPECT_EQ (obs.RemovedReason (3), "client closed");
+  EXPECT_EQ (t->load (), 0u);
+}
+
+TEST (IoThread, TooBigMessageCloses1009)
+{
+  Observed obs;
+  IoThread::Settings set = Quiet ();
+  set.max_message_size = 200;
+  std::string error;
+  auto t = IoThread::Start (0, set, obs.Callbacks (), &error);
+  ASSERT_TRUE (t) << error;
+  Client c;
+  Connect (t.get (), 4, &c);
+  ASSERT_TRUE (obs.WaitAdded (1));
+  c.Send (ws::kOpText, std::string (201, 'x'));
+  Frame f;
+  ASSERT_TRUE (c.Next (&f));
+  EXPECT_EQ (f.opcode, ws::kOpClose);
+  EXPECT_EQ (f.close_code (), ws::kCloseTooBig);
+  EXPECT_EQ (obs.RemovedReason (4), "message too big");
+}
+
+TEST (IoThread, KeepalivePingsThenTimesOut)
+{
+  Observed obs;
+  IoThread::Settings set = Quiet ();
+  set.keepalive = 1;     // every tick
+  set.tick_us = 30000;   // 30 ms: silent for 90 ms = dead
+  std::string error;
+  auto t = IoThread::Start (0, set, obs.Callbacks (), &error);
+  ASSERT_TRUE (t) << error;
+  Client quiet, alive;
+  Connect (t.get (), 5, &quiet);
+  Connect (t.get (), 6, &alive);
+  ASSERT_TRUE (obs.WaitAdded (2));
+  Frame f;
+  ASSERT_TRUE (quiet.Next (&f));
+  EXPECT_EQ (f.opcode, ws::kOpPing);
+  EXPECT_EQ (f.text (), "ka");
+  // `alive` answers every ping for a while; `quiet` never does.
+  auto end = std::chrono::steady_clock::now () + std::chrono::milliseconds (400);
+  while (std::chrono::steady_clock::now () < end) {
+    if (alive.Next (&f, 50) && f.opcode == ws::kOpPing)
+      alive.Send (ws::kOpPong, f.text ());
+  }
+  EXPECT_EQ (obs.RemovedReason (5), "keepalive timeout");
+  EXPECT_EQ (obs.RemovedReason (6, 0), "");
+  Snapshot snap;
+  t->Snap (&snap, false);
+  EXPECT_EQ (snap.viewers, 1u);
+  EXPECT_EQ (snap.totals.disconnects["keepalive timeout"], 1u);
+}
+
+TEST (IoThread, ShutdownClosesWith1001)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  Observed obs;
+  std::string error;
+  auto t = IoThread::Start (0, Quiet (), obs.Callbacks (), &error);
+  ASSERT_TRUE (t) << error;
+  Client a, b;
+  Connect (t.get (), 8, &a);
+  Connect (t.get (), 9, &b);
+  ASSERT_TRUE (obs.WaitAdded (2));
+  t->PostInit (s.init);
+  t.reset ();  // stops: everyone gets 1001
+  for (Client *c : {&a, &b}) {
+    Frame f, last;
+    while (c->Next (&f, 1000))
+      last = f;
+    EXPECT_EQ (last.opcode, ws::kOpClose);
+    EXPECT_EQ (last.close_code (), ws::kCloseGoingAway);
+    EXPECT_TRUE (c->eof);
+  }
+  EXPECT_EQ (obs.RemovedReason (8, 0), "server stopped");
+  EXPECT_EQ (obs.RemovedReason (9, 0), "server stopped");
+  EXPECT_EQ (obs.released, 2);
+}
