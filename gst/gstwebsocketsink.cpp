@@ -394,13 +394,15 @@ static void
 post_command (GstWebSocketSink *self, Post what, ItemPtr item = nullptr)
 {
   GstWebSocketSinkPrivate *priv = self->priv;
+  // shards_lock first, then the settings: two threads setting properties at once post their
+  // snapshots in the order they took them, so the I/O threads end with the newest settings.
+  std::lock_guard<std::mutex> lock (priv->shards_lock);
   GST_OBJECT_LOCK (self);
   const uint64_t max_bytes = priv->settings.config.max_backlog_bytes;
   IoThread::Settings io;
   if (what == Post::kSettings)
     io = io_settings (priv->settings);
   GST_OBJECT_UNLOCK (self);
-  std::lock_guard<std::mutex> lock (priv->shards_lock);
   const size_t n = priv->shards.size ();
   for (size_t i = 0; i < n; i++) {
     IoThread *sh = priv->shards[i].get ();
@@ -595,8 +597,12 @@ start_shards (GstWebSocketSink *self, guint io_threads)
     shards.push_back (std::move (sh));
   }
   GST_INFO_OBJECT (self, "%u I/O thread(s)", n);
-  std::lock_guard<std::mutex> lock (priv->shards_lock);
-  priv->shards.swap (shards);
+  {
+    std::lock_guard<std::mutex> lock (priv->shards_lock);
+    priv->shards.swap (shards);
+  }
+  // a property set while the threads were starting went to no thread: give them the newest
+  post_command (self, Post::kSettings);
   return true;
 }
 
@@ -797,7 +803,7 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
 {
   GstWebSocketSink *self = GST_WEB_SOCKET_SINK (object);
   Settings &s = self->priv->settings;
-  bool config_changed = false, max_message_changed = false;
+  bool config_changed = false;
   GST_OBJECT_LOCK (self);
   switch (prop_id) {
     case PROP_ADDRESS:
@@ -848,7 +854,7 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       break;
     case PROP_MAX_MESSAGE_SIZE:
       s.max_message_size = g_value_get_uint (value);
-      max_message_changed = true;
+      config_changed = true;  // in order with the other settings (an older snapshot must not undo it)
       break;
     case PROP_KEEPALIVE:
       s.keepalive = g_value_get_uint (value);
@@ -899,11 +905,6 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
   GST_OBJECT_UNLOCK (self);
   if (config_changed)
     post_command (self, Post::kSettings);
-  if (max_message_changed) {
-    std::lock_guard<std::mutex> lock (self->priv->shards_lock);
-    for (auto &sh : self->priv->shards)
-      sh->set_max_message_size (g_value_get_uint (value));
-  }
 }
 
 static void

@@ -132,7 +132,6 @@ public:
   void PostEos ();
   void PostReset ();
   void PostSettings (const Settings &settings);
-  void set_max_message_size (size_t n) { max_message_size_ = n; }
 
   // Server thread (any thread): a new viewer, its handshake done. Takes the transport.
   void AddConnection (uint64_t id, int fd, std::unique_ptr<Transport> transport,
@@ -190,7 +189,7 @@ private:
   int epfd_ = -1, evfd_ = -1;
   std::thread thread_;
   Callbacks cb_;
-  std::atomic<size_t> max_message_size_{4096};
+  std::atomic<size_t> max_message_size_{4096};  // from the settings (PostSettings), in order
 
   // The thread's state; other threads read it under lock_.
   mutable std::mutex lock_;

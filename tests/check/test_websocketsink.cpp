@@ -745,6 +745,43 @@ GST_START_TEST (test_viewer_messages)
 }
 GST_END_TEST;
 
+/* Settings changed while playing take effect in the order they were set: max-message-size set
+ * together with another setting (whose snapshot is posted to the I/O threads) is not undone by
+ * that snapshot. */
+GST_START_TEST (test_max_message_size_set_while_playing)
+{
+  guint port;
+  GstElement *p = start_live_pipeline ("max-message-size=256", &port);
+  GstElement *sink = get_sink (p);
+  g_added.clear ();
+  g_signal_connect (sink, "client-added", G_CALLBACK (locked_added), NULL);
+  Client *c = client_connect (url (port));
+  fail_unless (pump_until ([&] { return parse_client (c).fragments.size () >= 2; }, 10000));
+  g_object_set (sink, "rebase-timestamps", FALSE, "max-message-size", 65536, NULL);
+  pump_for (300);
+  std::string big = "{\"type\":\"report\",\"current_time\":1.5,\"buffered_end\":2.5,\"stalls\":7,\"pad\":\"" +
+                    std::string (5000, 'x') + "\"}";
+  soup_websocket_connection_send_text (c->conn, big.c_str ());
+  bool gone = false;
+  fail_unless (pump_until ([&] {
+    GstStructure *cs = client_stats (sink, g_added[0]);
+    if (!cs)  /* the viewer was dropped */
+      return gone = true;
+    guint64 stalls = 0;
+    gst_structure_get_uint64 (cs, "stalls", &stalls);
+    gst_structure_free (cs);
+    return stalls == 7;
+  }, 5000), "the 5 kB report was not taken");
+  if (gone) {
+    pump_until ([&] { return c->closed; }, 2000);
+    fail ("the viewer was closed (%d): the new max-message-size (65536) was undone", (int) c->close_code);
+  }
+  client_free (c);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
 static std::string
 http_get (guint port, const char *path, guint *status)
 {
@@ -1216,6 +1253,7 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_new_init_reaches_existing_viewers);
   tcase_add_test (tc, test_eos_closes_viewers_normally);
   tcase_add_test (tc, test_viewer_messages);
+  tcase_add_test (tc, test_max_message_size_set_while_playing);
   tcase_add_test (tc, test_http_endpoints);
   tcase_add_test (tc, test_many_viewers_come_and_go);
   tcase_add_test (tc, test_port_in_use_is_a_clear_error);
