@@ -57,7 +57,43 @@ disconnect_and_quit (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+GQuark
+seen_quark ()
+{
+  static GQuark q = g_quark_from_static_string ("fmp4ws-accept-ref-returned");
+  return q;
+}
+
+// "request-started" is emitted first for a connection's initial message, as soon as the
+// listener accepted it (before a byte is read, TLS or not); then for each further request
+// on a keep-alive connection (the socket is marked, so once per socket). At the first one,
+// libsoup <3.4 holds two references: the connection's and the one leaked from
+// g_socket_accept(); only then is one dropped (never on a libsoup that holds one).
+void
+on_request_started (SoupServer *, SoupServerMessage *msg, gpointer)
+{
+  GSocket *sock = soup_server_message_get_socket (msg);
+  if (!sock || g_object_get_qdata (G_OBJECT (sock), seen_quark ()))
+    return;
+  g_object_set_qdata (G_OBJECT (sock), seen_quark (), GINT_TO_POINTER (1));
+  if (g_atomic_int_get ((gint *) &G_OBJECT (sock)->ref_count) >= 2)
+    g_object_unref (sock);
+}
+
 }  // namespace
+
+bool
+LibsoupLeaksConnections ()
+{
+  return soup_get_major_version () == 3 && soup_get_minor_version () < 4;
+}
+
+void
+FixLibsoupAcceptLeak (_SoupServer *server)
+{
+  if (LibsoupLeaksConnections ())
+    g_signal_connect (server, "request-started", G_CALLBACK (on_request_started), NULL);
+}
 
 bool
 HttpServer::RunOnServer (std::function<void ()> fn)
@@ -135,6 +171,7 @@ HttpServer::Listen (const Options &o, HttpRoutes *routes, const std::string &pre
   SoupServer *server = soup_server_new ("server-header", "gst-fmp4ws ", NULL);
   if (cert)
     soup_server_set_tls_certificate (server, cert);
+  FixLibsoupAcceptLeak (server);
   routes->Attach (server, ctx, prefix);
   SoupServerListenOptions opts = cert ? SOUP_SERVER_LISTEN_HTTPS : SoupServerListenOptions (0);
   gboolean ok;

@@ -20,6 +20,18 @@ namespace fmp4ws::server {
 
 class HttpRoutes;
 
+// libsoup before 3.4 (Debian 12 has 3.2.3) leaks what every connection it accepts is made
+// of (issue #16): its listener keeps the reference g_socket_accept() gave it, so no accepted
+// GSocket is ever finalized (fixed upstream by libsoup b545d5f0, 3.4.0); and a keep-alive
+// connection that the client closes while idle is never disconnected, so its
+// SoupServerConnection, GSocketConnection and stream stay (fixed by d20c6601, 3.4.0).
+// Whether the running libsoup has these bugs.
+bool LibsoupLeaksConnections ();
+// Gives back the accepted socket's reference libsoup keeps, on a server that listens with
+// libsoup's listeners (call before listening; a no-op on a fixed libsoup). The idle
+// keep-alive leak is avoided by the routes (HttpRoutes: "Connection: close").
+void FixLibsoupAcceptLeak (_SoupServer *server);
+
 class HttpServer
 {
 public:
