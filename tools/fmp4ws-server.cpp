@@ -34,6 +34,7 @@
 #include "server/options.h"
 #include "server/publisher.h"
 #include "server/stream_registry.h"
+#include "http_server.h"  // gst/server: libsoup < 3.4 workarounds
 
 using namespace fmp4ws::tools;
 
@@ -131,6 +132,7 @@ main (int argc, char **argv)
 
   GMainLoop *loop = g_main_loop_new (nullptr, FALSE);
   SoupServer *server = soup_server_new ("server-header", "fmp4ws-server ", NULL);
+  fmp4ws::server::FixLibsoupAcceptLeak (server);  // before it listens (http_server.h)
   SoupServerListenOptions lo = SoupServerListenOptions (0);
   if (o.tls_cert) {
     GError *err = nullptr;

@@ -130,21 +130,10 @@ private:
   GMainContext *ctx_;
 };
 
-// Every response that is not a viewer's ends its connection on a libsoup that would leak
-// an idle keep-alive connection the client closes (see LibsoupLeaksConnections()).
-void
-end_connection_after_response (SoupServerMessage *msg)
-{
-  static const bool leaky = LibsoupLeaksConnections ();
-  if (leaky)
-    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
-                                  "close");
-}
-
 void
 respond_text (SoupServerMessage *msg, guint status, const char *type, const std::string &body)
 {
-  end_connection_after_response (msg);
+  EndConnectionAfterResponse (msg);
   soup_server_message_set_status (msg, status, NULL);
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
                                 "no-store");
@@ -240,7 +229,7 @@ serve_file (const RouteSettings &s, GResource *player, SoupServerMessage *msg, c
     respond_text (msg, SOUP_STATUS_NOT_FOUND, "text/plain", "not found\n");
     return;
   }
-  end_connection_after_response (msg);
+  EndConnectionAfterResponse (msg);
   soup_server_message_set_status (msg, SOUP_STATUS_OK, NULL);
   soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Cache-Control",
                                 "no-cache");
@@ -353,7 +342,7 @@ HttpRoutes::Handle (void *m, const char *full_path, void *q)
   if (!prefix_.empty ()) {
     if (prefix_ == full_path) {
       std::string to = prefix_ + "/";
-      end_connection_after_response (msg);
+      EndConnectionAfterResponse (msg);
       soup_server_message_set_redirect (msg, SOUP_STATUS_MOVED_PERMANENTLY, to.c_str ());
       return;
     }
@@ -404,7 +393,7 @@ HttpRoutes::Handle (void *m, const char *full_path, void *q)
       soup_message_headers_replace (h, "Cache-Control", "no-store");
       soup_message_headers_set_encoding (h, SOUP_ENCODING_EOF);
       if (strcmp (method, "HEAD") == 0) {
-        end_connection_after_response (msg);
+        EndConnectionAfterResponse (msg);
         delete u;
         return;
       }

@@ -89,6 +89,15 @@ LibsoupLeaksConnections ()
 }
 
 void
+EndConnectionAfterResponse (_SoupServerMessage *msg)
+{
+  static const bool leaky = LibsoupLeaksConnections ();
+  if (leaky)
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
+                                  "close");
+}
+
+void
 FixLibsoupAcceptLeak (_SoupServer *server)
 {
   if (LibsoupLeaksConnections ())

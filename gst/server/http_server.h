@@ -11,6 +11,7 @@
 #include <string>
 
 struct _SoupServer;
+struct _SoupServerMessage;
 struct _GMainContext;
 struct _GMainLoop;
 struct _GThread;
@@ -31,6 +32,10 @@ bool LibsoupLeaksConnections ();
 // libsoup's listeners (call before listening; a no-op on a fixed libsoup). The idle
 // keep-alive leak is avoided by the routes (HttpRoutes: "Connection: close").
 void FixLibsoupAcceptLeak (_SoupServer *server);
+// On a libsoup that leaks idle keep-alive connections, asks for the connection to be closed
+// after this response (`Connection: close`); a no-op on a fixed libsoup. For every response
+// of a server that is not a WebSocket upgrade (whose connection is taken over).
+void EndConnectionAfterResponse (_SoupServerMessage *msg);
 
 class HttpServer
 {

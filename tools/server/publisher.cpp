@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "routes.h"
+#include "http_server.h"  // gst/server: libsoup < 3.4 workarounds
 
 namespace fmp4ws::tools {
 
@@ -263,9 +264,11 @@ on_request_read (SoupServer *, SoupServerMessage *msg, gpointer)
   bool failed = p->ended;  // already ended by an ingest error
   end_publisher (p, "publisher finished", false);
   if (failed) {
+    fmp4ws::server::EndConnectionAfterResponse (msg);  // libsoup < 3.4: see http_server.h
     soup_server_message_set_status (msg, SOUP_STATUS_UNPROCESSABLE_ENTITY, nullptr);
     return;
   }
+  fmp4ws::server::EndConnectionAfterResponse (msg);  // libsoup < 3.4: see http_server.h
   soup_server_message_set_status (msg, SOUP_STATUS_OK, nullptr);
   soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, "ok\n", 3);
 }
@@ -362,6 +365,7 @@ Publishers::on_ingest_headers (SoupServer *, SoupServerMessage *msg, const char 
     return;
   std::optional<std::string> name = ingest_stream_name (path);
   if (!name) {
+    fmp4ws::server::EndConnectionAfterResponse (msg);  // libsoup < 3.4: see http_server.h
     soup_server_message_set_status (msg, SOUP_STATUS_BAD_REQUEST, nullptr);
     return;
   }
@@ -369,16 +373,19 @@ Publishers::on_ingest_headers (SoupServer *, SoupServerMessage *msg, const char 
   if (s && s->publisher) {
     log_msg ("stream %s: refused a second publisher from %s", name->c_str (),
              soup_server_message_get_remote_host (msg));
+    fmp4ws::server::EndConnectionAfterResponse (msg);  // libsoup < 3.4: see http_server.h
     soup_server_message_set_status (msg, SOUP_STATUS_CONFLICT, nullptr);
     return;
   }
   if (!s) {
     if (pubs->streams_.full ()) {
+      fmp4ws::server::EndConnectionAfterResponse (msg);  // libsoup < 3.4: see http_server.h
       soup_server_message_set_status (msg, SOUP_STATUS_SERVICE_UNAVAILABLE, nullptr);
       return;
     }
     s = pubs->streams_.create (*name);
     if (!s) {
+      fmp4ws::server::EndConnectionAfterResponse (msg);  // libsoup < 3.4: see http_server.h
       soup_server_message_set_status (msg, SOUP_STATUS_INTERNAL_SERVER_ERROR, nullptr);
       return;
     }

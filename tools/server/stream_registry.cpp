@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "routes.h"
+#include "http_server.h"  // gst/server: libsoup < 3.4 workarounds
 
 namespace fmp4ws::tools {
 
@@ -177,6 +178,7 @@ StreamRegistry::on_streams (SoupServer *, SoupServerMessage *msg, const char *, 
     list.push_back (std::move (sum));
   }
   std::string json = streams_json (list);
+  fmp4ws::server::EndConnectionAfterResponse (msg);  // libsoup < 3.4: see http_server.h
   soup_server_message_set_status (msg, SOUP_STATUS_OK, nullptr);
   soup_server_message_set_response (msg, "application/json", SOUP_MEMORY_COPY, json.data (),
                                     json.size ());
