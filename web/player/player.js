@@ -40,6 +40,9 @@ import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
  * @property {number} [reconnectMaxDelay=5000] cap of the reconnect delay in ms.
  * @property {number} [reportInterval=1000] ms between `report` messages to the server (0: none).
  * @property {boolean} [debug=false] log protocol messages and decisions to the console.
+ * @property {number} [trace=0] debug only: keep the last N controller steps in
+ *   `player.controlTrace` (`{t, state, sample, settings, seek, rate}`: exactly what
+ *   `controlStep` got and returned; tests/web/record-trace.mjs records them); 0: off.
  */
 
 /**
@@ -118,6 +121,7 @@ export class Fmp4Player extends EventTarget {
       reconnectMaxDelay: 5000,
       reportInterval: 1000,
       debug: false,
+      trace: 0,
       ...options,
     };
     this._src = options.src ?? '';
@@ -178,6 +182,8 @@ export class Fmp4Player extends EventTarget {
     this._framesShown = false;
     /** @type {import('./latency-controller.js').ControllerState} */
     this._ctl = initialState();
+    /** @type {Array<object>|null} the last `options.trace` controller steps (debug only) */
+    this.controlTrace = null;
     this._rx = new ByteRateMeter();
     this._counters = { bytes: 0, reconnects: 0, stalls: 0, jumps: 0, evictions: 0, skips: 0 };
     this._frameBase = { dropped: 0, decoded: 0 };
@@ -670,10 +676,25 @@ export class Fmp4Player extends EventTarget {
    * @param {number} dt ms since the previous tick (timers are throttled in hidden pages)
    */
   _control(dt) {
-    const { state, seek, rate } = controlStep(this._ctl, this._sample(dt), this._latencySettings());
+    const prev = this._ctl;
+    const sample = this._sample(dt);
+    const settings = this._latencySettings();
+    const { state, seek, rate } = controlStep(prev, sample, settings);
+    if (this.options.trace > 0) this._traceStep(prev, sample, settings, seek, rate);
     this._ctl = state;
     if (seek) this._applySeek(seek);
     if (rate !== null) this._setRate(rate);
+  }
+
+  /**
+   * Debug only (`options.trace`): keeps one controller step, its input and its decision.
+   * Controller states are never modified (controlStep returns new ones), so they are kept as is.
+   */
+  _traceStep(state, sample, settings, seek, rate) {
+    if (!this.controlTrace) this.controlTrace = [];
+    this.controlTrace.push({ t: performance.now(), state, sample, settings, seek, rate });
+    const extra = this.controlTrace.length - this.options.trace;
+    if (extra > 0) this.controlTrace.splice(0, extra);
   }
 
   /** @param {number} r */
