@@ -85,6 +85,7 @@ extern "C" GResource *fmp4ws_web_get_resource (void);
 #define DEFAULT_GOP_CACHE_MAX_TIME (15 * GST_SECOND)
 #define DEFAULT_REBASE TRUE
 #define DEFAULT_MAX_CLIENTS 1000
+#define DEFAULT_MAX_CONNECTIONS 0
 #define DEFAULT_MAX_MESSAGE_SIZE 4096
 #define DEFAULT_KEEPALIVE 10
 #define DEFAULT_SERVE_PLAYER TRUE
@@ -109,6 +110,7 @@ enum
   PROP_GOP_CACHE_MAX_TIME,
   PROP_REBASE,
   PROP_MAX_CLIENTS,
+  PROP_MAX_CONNECTIONS,
   PROP_ALLOWED_ORIGINS,
   PROP_MAX_MESSAGE_SIZE,
   PROP_KEEPALIVE,
@@ -165,6 +167,7 @@ struct Settings
   std::string path = DEFAULT_PATH;
   BroadcastConfig config;
   guint max_clients = DEFAULT_MAX_CLIENTS;
+  guint max_connections = DEFAULT_MAX_CONNECTIONS;
   std::vector<std::string> allowed_origins;
   std::string allowed_origins_str;
   guint max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
@@ -669,12 +672,14 @@ gst_web_socket_sink_start (GstBaseSink *sink)
     o.tls_cert_file = s.tls_cert_file;
     o.tls_key_file = s.tls_key_file;
     o.tls_certificate = s.tls_certificate;
+    o.max_connections = s.max_connections;
     std::string detail;
     switch (priv->http->Listen (o, priv->routes.get (), prefix, &detail)) {
       case fmp4ws::server::HttpServer::Error::kNone:
         priv->current_port = priv->http->port ();
-        GST_INFO_OBJECT (self, "listening on %s (websocket path %s)",
-                         priv->http->uri ().c_str (), s.path.c_str ());
+        GST_INFO_OBJECT (self, "listening on %s (websocket path %s), at most %u connections",
+                         priv->http->uri ().c_str (), s.path.c_str (),
+                         priv->http->connection_budget ());
         break;
       case fmp4ws::server::HttpServer::Error::kTlsCertificate:
         GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Could not load the TLS certificate"),
@@ -845,6 +850,9 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       s.config.rebase = g_value_get_boolean (value);
       config_changed = true;
       break;
+    case PROP_MAX_CONNECTIONS:
+      s.max_connections = g_value_get_uint (value);
+      break;
     case PROP_MAX_CLIENTS:
       s.max_clients = g_value_get_uint (value);
       break;
@@ -958,6 +966,9 @@ gst_web_socket_sink_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_REBASE:
       g_value_set_boolean (value, s.config.rebase);
+      break;
+    case PROP_MAX_CONNECTIONS:
+      g_value_set_uint (value, s.max_connections);
       break;
     case PROP_MAX_CLIENTS:
       g_value_set_uint (value, s.max_clients);
@@ -1186,6 +1197,24 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
       g_param_spec_uint ("max-clients", "Max clients",
                          "Most viewers at once, others get HTTP 503 (0: unlimited)", 0,
                          G_MAXUINT, DEFAULT_MAX_CLIENTS, RW_PLAYING));
+  /**
+   * GstWebSocketSink:max-connections:
+   *
+   * Most connections open at once, HTTP requests and viewers alike (a viewer holds one
+   * until it leaves); past it a new connection is answered HTTP 503 and closed, counted in
+   * stats' disconnects as "rejected: budget". 0 (default): automatic, the process's file
+   * descriptor limit (its soft limit, which the element raises to the hard limit at start)
+   * less 64 kept for the rest of the pipeline. Read at start; not used when joining an
+   * application's server (soup-server).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_CONNECTIONS,
+      g_param_spec_uint ("max-connections", "Max connections",
+                         "Most connections (HTTP and viewers) open at once, others get HTTP 503; "
+                         "0: the file descriptor limit less 64 (read at start)",
+                         0, G_MAXUINT, DEFAULT_MAX_CONNECTIONS, RW_READY));
   /**
    * GstWebSocketSink:allowed-origins:
    *
@@ -1431,6 +1460,16 @@ gst_web_socket_sink_init (GstWebSocketSink *self)
   self->priv->routes = std::make_unique<HttpRoutes> (route_hooks (self), fmp4ws_web_get_resource ());
   fmp4ws::server::HttpServer::Hooks hooks;
   hooks.error = [self] (const std::string &m) { GST_ERROR_OBJECT (self, "%s", m.c_str ()); };
+  hooks.info = [self] (const std::string &m) { GST_INFO_OBJECT (self, "%s", m.c_str ()); };
+  hooks.warning = [self] (const std::string &m) {
+    GST_ELEMENT_WARNING (self, RESOURCE, OPEN_READ_WRITE, ("Server short of resources"),
+                         ("%s", m.c_str ()));
+  };
+  GstWebSocketSinkPrivate *priv = self->priv;
+  hooks.refused = [priv] (const char *why) {
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    priv->rejected.disconnects[why]++;
+  };
   self->priv->http = std::make_unique<fmp4ws::server::HttpServer> (std::move (hooks));
   // Live: never wait for the clock, never drop late buffers.
   gst_base_sink_set_sync (GST_BASE_SINK (self), FALSE);

@@ -157,7 +157,7 @@ origin_allowed (const RouteSettings &s, SoupServerMessage *msg)
 void
 tune_viewer_socket (unsigned sndbuf, SoupServerMessage *msg)
 {
-  GSocket *sock = soup_server_message_get_socket (msg);
+  GSocket *sock = MessageSocket (msg);
   if (!sock)
     return;
   g_socket_set_option (sock, IPPROTO_TCP, TCP_NODELAY, 1, NULL);
@@ -306,7 +306,7 @@ HttpRoutes::TakeConnection (Upgrade *u, void *m)
 {
   SoupServerMessage *msg = static_cast<SoupServerMessage *> (m);
   tune_viewer_socket (u->send_buffer_size, msg);
-  GSocket *sock = soup_server_message_get_socket (msg);
+  GSocket *sock = MessageSocket (msg);
   int fd = sock ? g_socket_get_fd (sock) : -1;
   GUri *uri = soup_server_message_get_uri (msg);
   const char *scheme = uri ? g_uri_get_scheme (uri) : NULL;

@@ -1,8 +1,19 @@
 #include "http_server.h"
 
+#include <errno.h>
 #include <gio/gio.h>
 #include <libsoup/soup.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <vector>
 
 #include "http_routes.h"
 
@@ -45,6 +56,7 @@ struct QuitData
 {
   SoupServer *server;
   GMainLoop *loop;
+  std::function<void ()> first;
 };
 
 // On the server's thread: no more connections, end the loop.
@@ -52,6 +64,7 @@ gboolean
 disconnect_and_quit (gpointer user_data)
 {
   QuitData *q = static_cast<QuitData *> (user_data);
+  q->first ();
   soup_server_disconnect (q->server);
   g_main_loop_quit (q->loop);
   return G_SOURCE_REMOVE;
@@ -80,7 +93,281 @@ on_request_started (SoupServer *, SoupServerMessage *msg, gpointer)
     g_object_unref (sock);
 }
 
+GQuark
+socket_quark ()
+{
+  static GQuark q = g_quark_from_static_string ("fmp4ws-accepted-socket");
+  return q;
+}
+
+GQuark
+count_quark ()
+{
+  static GQuark q = g_quark_from_static_string ("fmp4ws-connection-count");
+  return q;
+}
+
+// Binds and listens (SO_REUSEADDR, backlog SOMAXCONN; IPv6 sockets IPv6 only, as libsoup's).
+GSocket *
+listening_socket (GInetAddress *ia, unsigned port, GError **err)
+{
+  GSocketFamily family = g_inet_address_get_family (ia);
+  GSocket *sock = g_socket_new (family, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, err);
+  if (!sock)
+    return NULL;
+  if (family == G_SOCKET_FAMILY_IPV6)
+    g_socket_set_option (sock, IPPROTO_IPV6, IPV6_V6ONLY, TRUE, NULL);
+  GSocketAddress *sa = g_inet_socket_address_new (ia, port);
+  g_socket_set_listen_backlog (sock, SOMAXCONN);
+  bool ok = g_socket_bind (sock, sa, TRUE, err) && g_socket_listen (sock, err);
+  g_object_unref (sa);
+  if (!ok)
+    g_clear_object (&sock);
+  return sock;
+}
+
+unsigned
+local_port (GSocket *sock)
+{
+  GSocketAddress *sa = g_socket_get_local_address (sock, NULL);
+  unsigned port = sa ? g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (sa)) : 0;
+  if (sa)
+    g_object_unref (sa);
+  return port;
+}
+
+const char kBusyResponse[] =
+    "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 19\r\nRetry-After: 5\r\n\r\nserver is too busy\n";
+
 }  // namespace
+
+// The listening sockets and their accept loop, on the server's context. libsoup's own
+// listener (3.2.3, soup-listener.c listen_watch) removes its watch when one accept fails:
+// out of file descriptors once, it never accepts again. Here an accept that fails for want
+// of resources pauses the watches and retries a little later; and connections are counted
+// (from accept to their socket's end) against a budget below the descriptor limit.
+struct HttpServer::Acceptor
+{
+  HttpServer *owner;
+  SoupServer *server;
+  GMainContext *ctx;
+  GTlsCertificate *cert = nullptr;
+  std::vector<GSocket *> sockets;
+  std::vector<GSource *> sources;  // one per socket while watching, else empty
+  GSource *retry = nullptr;
+  gint64 last_warning = G_MININT64 / 2;
+  unsigned budget = 0;
+  unsigned limit = 0;
+  // Outlives the acceptor: the last sockets may end later, on any thread.
+  std::shared_ptr<std::atomic<unsigned>> open = std::make_shared<std::atomic<unsigned>> (0);
+
+  Acceptor (HttpServer *o, SoupServer *s, GMainContext *c) : owner (o), server (s), ctx (c) {}
+  ~Acceptor ()
+  {
+    Unwatch ();
+    if (retry) {
+      g_source_destroy (retry);
+      g_source_unref (retry);
+    }
+    for (GSocket *s : sockets) {
+      g_socket_close (s, NULL);
+      g_object_unref (s);
+    }
+    g_clear_object (&cert);
+  }
+
+  void Watch ()
+  {
+    for (GSocket *s : sockets) {
+      GSource *src = g_socket_create_source (s, G_IO_IN, NULL);
+      g_source_set_callback (src, (GSourceFunc) (void (*) ()) on_incoming, this, NULL);
+      g_source_attach (src, ctx);
+      sources.push_back (src);
+    }
+  }
+
+  void Unwatch ()
+  {
+    for (GSource *src : sources) {
+      g_source_destroy (src);
+      g_source_unref (src);
+    }
+    sources.clear ();
+  }
+
+  static gboolean on_retry (gpointer data)
+  {
+    Acceptor *a = static_cast<Acceptor *> (data);
+    g_source_unref (a->retry);
+    a->retry = NULL;
+    a->Watch ();
+    return G_SOURCE_REMOVE;
+  }
+
+  // Out of descriptors (or kernel memory): stop watching for a while (a listening socket
+  // with a full queue stays readable: watching it would spin), say so at most every 10 s.
+  void Pause (int e)
+  {
+    Unwatch ();
+    retry = g_timeout_source_new (200);
+    g_source_set_callback (retry, on_retry, this, NULL);
+    g_source_attach (retry, ctx);
+    gint64 now = g_get_monotonic_time ();
+    if (now - last_warning >= 10 * G_USEC_PER_SEC) {
+      last_warning = now;
+      if (owner->hooks_.warning)
+        owner->hooks_.warning (
+            std::string ("cannot accept connections: ") + g_strerror (e) + " (" +
+            std::to_string (open->load ()) + " open, file descriptor limit " +
+            std::to_string (limit) +
+            "); retrying every 200 ms. Raise the limit (LimitNOFILE= in a systemd unit, "
+            "ulimit -n in a shell) or lower max-connections");
+    }
+  }
+
+  void Refuse (int fd)
+  {
+    // A short fixed answer, written directly; whatever does not fit is dropped.
+    ssize_t n = send (fd, kBusyResponse, sizeof kBusyResponse - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    (void) n;
+    shutdown (fd, SHUT_WR);
+    close (fd);
+    if (owner->hooks_.refused)
+      owner->hooks_.refused ("rejected: budget");
+  }
+
+  void Serve (int fd)
+  {
+    GError *err = NULL;
+    GSocket *sock = g_socket_new_from_fd (fd, &err);
+    if (!sock) {
+      g_clear_error (&err);
+      close (fd);
+      return;
+    }
+    g_socket_set_option (sock, IPPROTO_TCP, TCP_NODELAY, TRUE, NULL);
+    open->fetch_add (1);
+    g_object_set_qdata_full (G_OBJECT (sock), count_quark (),
+                             new std::shared_ptr<std::atomic<unsigned>> (open), [] (gpointer p) {
+                               auto *c = static_cast<std::shared_ptr<std::atomic<unsigned>> *> (p);
+                               (*c)->fetch_sub (1);
+                               delete c;
+                             });
+    GSocketAddress *local = g_socket_get_local_address (sock, NULL);
+    GSocketAddress *remote = g_socket_get_remote_address (sock, NULL);
+    GIOStream *stream = G_IO_STREAM (g_socket_connection_factory_create_connection (sock));
+    if (local && remote && cert) {
+      // As libsoup's listener does (soup-server-connection.c, accepted): HTTP/1 only, no
+      // close_notify required. The handshake happens at the first read.
+      const char *protocols[] = {"http/1.1", "http/1.0", NULL};
+      GIOStream *tls = G_IO_STREAM (g_initable_new (
+          g_tls_backend_get_server_connection_type (g_tls_backend_get_default ()), NULL, &err,
+          "base-io-stream", stream, "certificate", cert, "require-close-notify", FALSE,
+          "advertised-protocols", protocols, NULL));
+      g_object_unref (stream);
+      stream = tls;
+      g_clear_error (&err);
+    }
+    if (stream && local && remote) {
+      // The routes find the socket here (MessageSocket): libsoup has none for the stream.
+      g_object_set_qdata_full (G_OBJECT (remote), socket_quark (), g_object_ref (sock),
+                               g_object_unref);
+      soup_server_accept_iostream (server, stream, local, remote, NULL);
+    } else if (stream) {
+      g_io_stream_close (stream, NULL, NULL);
+    }
+    if (stream)
+      g_object_unref (stream);
+    if (local)
+      g_object_unref (local);
+    if (remote)
+      g_object_unref (remote);
+    g_object_unref (sock);
+  }
+
+  static gboolean on_incoming (GSocket *listener, GIOCondition, gpointer data)
+  {
+    Acceptor *a = static_cast<Acceptor *> (data);
+    if (a->retry)
+      return G_SOURCE_REMOVE;  // paused by another listening socket in this iteration
+    for (int i = 0; i < 64; i++) {
+      int fd = accept4 (g_socket_get_fd (listener), NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      if (fd < 0) {
+        int e = errno;
+        if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM)
+          continue;
+        if (e == EAGAIN || e == EWOULDBLOCK)
+          return G_SOURCE_CONTINUE;
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM, or anything unexpected: never stop for good.
+        a->Pause (e);
+        return G_SOURCE_REMOVE;
+      }
+      if (a->budget && a->open->load () >= a->budget)
+        a->Refuse (fd);
+      else
+        a->Serve (fd);
+    }
+    return G_SOURCE_CONTINUE;
+  }
+};
+
+unsigned
+RaiseFileLimit (std::string *log, std::string *warning)
+{
+  static std::once_flag once;
+  static std::string said, warned;
+  std::call_once (once, [&] {
+    struct rlimit rl;
+    if (getrlimit (RLIMIT_NOFILE, &rl) != 0)
+      return;
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+      rl.rlim_cur = rl.rlim_max;
+      if (setrlimit (RLIMIT_NOFILE, &rl) != 0)
+        rl.rlim_cur = before;
+    }
+    auto str = [] (rlim_t v) {
+      return v == RLIM_INFINITY ? std::string ("unlimited") : std::to_string (v);
+    };
+    said = "file descriptor limit: soft " + str (before) + " raised to " + str (rl.rlim_cur) +
+           " (hard " + str (rl.rlim_max) + ")";
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < 4096)
+      warned = "the file descriptor limit is low (hard " + str (rl.rlim_max) +
+               "): each viewer takes one; raise it (LimitNOFILE= in a systemd unit, ulimit -Hn "
+               "in a shell)";
+    if (log)
+      *log = said;
+    if (warning)
+      *warning = warned;
+  });
+  struct rlimit rl;
+  if (getrlimit (RLIMIT_NOFILE, &rl) != 0)
+    return 0;
+  return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > G_MAXUINT ? G_MAXUINT : unsigned (rl.rlim_cur);
+}
+
+GSocket *
+MessageSocket (SoupServerMessage *msg)
+{
+  GSocket *sock = soup_server_message_get_socket (msg);
+  if (sock)
+    return sock;
+  GSocketAddress *remote = soup_server_message_get_remote_address (msg);
+  return remote ? G_SOCKET (g_object_get_qdata (G_OBJECT (remote), socket_quark ())) : NULL;
+}
+
+unsigned
+HttpServer::open_connections () const
+{
+  return acceptor_ ? acceptor_->open->load () : 0;
+}
+
+unsigned
+HttpServer::connection_budget () const
+{
+  return acceptor_ ? acceptor_->budget : 0;
+}
 
 bool
 LibsoupLeaksConnections ()
@@ -175,17 +462,41 @@ HttpServer::Listen (const Options &o, HttpRoutes *routes, const std::string &pre
     }
   }
 
-  GMainContext *ctx = g_main_context_new ();
-  g_main_context_push_thread_default (ctx);
-  SoupServer *server = soup_server_new ("server-header", "gst-fmp4ws ", NULL);
-  if (cert)
-    soup_server_set_tls_certificate (server, cert);
-  FixLibsoupAcceptLeak (server);
-  routes->Attach (server, ctx, prefix);
-  SoupServerListenOptions opts = cert ? SOUP_SERVER_LISTEN_HTTPS : SoupServerListenOptions (0);
-  gboolean ok;
+  std::string said, warned;
+  unsigned limit = RaiseFileLimit (&said, &warned);
+  if (!said.empty () && hooks_.info)
+    hooks_.info (said);
+  if (!warned.empty () && hooks_.warning)
+    hooks_.warning (warned);
+
+  // Our own listening sockets and accept loop (Acceptor), the connections handed to libsoup.
+  std::vector<GSocket *> sockets;
+  bool ok = false;
   if (o.address.empty ()) {
-    ok = soup_server_listen_all (server, o.port, opts, &err);
+    // All interfaces, as soup_server_listen_all: IPv4, then IPv6 on the same port (skipped
+    // where the system has no IPv6). With port 0, another try if that port is taken in IPv6.
+    for (int attempt = 0; attempt < 5 && !ok; attempt++) {
+      g_clear_error (&err);
+      GInetAddress *any4 = g_inet_address_new_any (G_SOCKET_FAMILY_IPV4);
+      GSocket *v4 = listening_socket (any4, o.port, &err);
+      g_object_unref (any4);
+      if (!v4)
+        break;
+      GInetAddress *any6 = g_inet_address_new_any (G_SOCKET_FAMILY_IPV6);
+      GSocket *v6 = listening_socket (any6, local_port (v4), &err);
+      g_object_unref (any6);
+      if (v6 || g_error_matches (err, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED)) {
+        g_clear_error (&err);
+        sockets.push_back (v4);
+        if (v6)
+          sockets.push_back (v6);
+        ok = true;
+      } else {
+        g_object_unref (v4);
+        if (o.port != 0)
+          break;
+      }
+    }
   } else {
     GInetAddress *ia = g_inet_address_new_from_string (o.address.c_str ());
     if (!ia) {
@@ -198,42 +509,58 @@ HttpServer::Listen (const Options &o, HttpRoutes *routes, const std::string &pre
         g_resolver_free_addresses (list);
       }
     }
-    ok = FALSE;
     if (ia) {
-      GSocketAddress *sa = g_inet_socket_address_new (ia, o.port);
-      ok = soup_server_listen (server, sa, opts, &err);
-      g_object_unref (sa);
+      GSocket *sock = listening_socket (ia, o.port, &err);
       g_object_unref (ia);
+      if (sock) {
+        sockets.push_back (sock);
+        ok = true;
+      }
     }
   }
-  g_main_context_pop_thread_default (ctx);
-  if (cert)
-    g_object_unref (cert);
   if (!ok) {
     *detail = "listening on " + (o.address.empty () ? std::string ("all interfaces") : o.address) +
               " port " + std::to_string (o.port) + ": " + (err ? err->message : "unknown error");
     g_clear_error (&err);
-    g_object_unref (server);
-    g_main_context_unref (ctx);
+    for (GSocket *sock : sockets)
+      g_object_unref (sock);
+    if (cert)
+      g_object_unref (cert);
     return Error::kListen;
   }
+
+  GMainContext *ctx = g_main_context_new ();
+  g_main_context_push_thread_default (ctx);
+  SoupServer *server = soup_server_new ("server-header", "gst-fmp4ws ", NULL);
+  // No FixLibsoupAcceptLeak: the accepted sockets' references are ours (Acceptor::Serve).
+  routes->Attach (server, ctx, prefix);
+  g_main_context_pop_thread_default (ctx);
+
   routes_ = routes;
   server_ = server;
   ctx_ = ctx;
   loop_ = g_main_loop_new (ctx, FALSE);
-  GSList *uris = soup_server_get_uris (server);
-  if (uris) {
-    port_ = g_uri_get_port ((GUri *) uris->data);
-    gchar *u = g_uri_to_string ((GUri *) uris->data);
-    uri_ = u;
-    g_free (u);
+  acceptor_ = new Acceptor (this, server, ctx);
+  acceptor_->cert = cert;  // ours
+  acceptor_->sockets = sockets;
+  acceptor_->limit = limit;
+  acceptor_->budget = o.max_connections
+                          ? o.max_connections
+                          : (limit > 2 * kFdReserve ? limit - kFdReserve : limit / 2);
+  acceptor_->Watch ();
+  port_ = local_port (sockets[0]);
+  {
+    GSocketAddress *sa = g_socket_get_local_address (sockets[0], NULL);
+    gchar *host = sa ? g_inet_address_to_string (
+                           g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (sa)))
+                     : g_strdup ("?");
+    bool v6 = strchr (host, ':') != NULL;
+    uri_ = std::string (cert ? "https" : "http") + "://" + (v6 ? "[" : "") + host +
+           (v6 ? "]" : "") + ":" + std::to_string (port_) + "/";
+    g_free (host);
+    if (sa)
+      g_object_unref (sa);
   }
-  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
-  // libsoup listens with a backlog of 10: a crowd arriving at once (a popular stream
-  // starting) would see refused or retried connections. Linux takes a new backlog on a
-  // listening socket.
-  for (GSList *l = soup_server_get_listeners (server); l; l = l->next)
-    listen (g_socket_get_fd (G_SOCKET (l->data)), SOMAXCONN);
   thread_ = g_thread_new ("websocketsink", server_thread, loop_);
   return Error::kNone;
 }
@@ -247,7 +574,10 @@ HttpServer::Stop ()
     RunOnServer ([this] { routes_->Detach (server_); });
     g_clear_object (&server_);
   } else {
-    QuitData q{server_, loop_};
+    QuitData q{server_, loop_, [this] {
+                  delete acceptor_;  // no more connections
+                  acceptor_ = nullptr;
+                }};
     GSource *s = g_idle_source_new ();
     g_source_set_priority (s, G_PRIORITY_HIGH);
     g_source_set_callback (s, disconnect_and_quit, &q, NULL);

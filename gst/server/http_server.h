@@ -16,6 +16,7 @@ struct _GMainContext;
 struct _GMainLoop;
 struct _GThread;
 struct _GTlsCertificate;
+struct _GSocket;
 
 namespace fmp4ws::server {
 
@@ -36,6 +37,14 @@ void FixLibsoupAcceptLeak (_SoupServer *server);
 // after this response (`Connection: close`); a no-op on a fixed libsoup. For every response
 // of a server that is not a WebSocket upgrade (whose connection is taken over).
 void EndConnectionAfterResponse (_SoupServerMessage *msg);
+// The socket of a message's connection: libsoup's (soup_server_message_get_socket), or, on
+// a connection HttpServer accepted itself (soup_server_accept_iostream, where libsoup has
+// none), the one it attached to the remote address. NULL if neither.
+_GSocket *MessageSocket (_SoupServerMessage *msg);
+
+// Raises the soft RLIMIT_NOFILE to the hard limit, once per process; returns the soft limit
+// then (0: unknown), and says what it did in *log (once) and *warning (a low hard limit).
+unsigned RaiseFileLimit (std::string *log, std::string *warning);
 
 class HttpServer
 {
@@ -46,11 +55,18 @@ public:
     unsigned port = 8080;                      // 0: a free one (see port())
     std::string tls_cert_file, tls_key_file;   // PEM files (key: in the cert file if empty)
     _GTlsCertificate *tls_certificate = nullptr;  // or this one (borrowed)
+    // Most connections open at once (HTTP and viewers, until their socket is gone); past
+    // it a new one gets a 503 and is closed. 0: the file-descriptor limit less kFdReserve.
+    unsigned max_connections = 0;
   };
+  static constexpr unsigned kFdReserve = 64;  // descriptors left to the rest of the process
   enum class Error { kNone, kTlsCertificate, kListen };
   struct Hooks
   {
     std::function<void (const std::string &)> error;  // e.g. a context that never answers
+    std::function<void (const std::string &)> warning;  // e.g. out of file descriptors (rate-limited)
+    std::function<void (const std::string &)> info;
+    std::function<void (const char *why)> refused;  // a connection refused (over the budget)
   };
 
   explicit HttpServer (Hooks hooks) : hooks_ (std::move (hooks)) {}
@@ -70,6 +86,9 @@ public:
 
   bool running () const { return ctx_ != nullptr; }
   unsigned port () const { return port_; }
+  // Connections accepted and not yet gone (own server only), and the budget for them.
+  unsigned open_connections () const;
+  unsigned connection_budget () const;
   const std::string &uri () const { return uri_; }  // the first one listened on
 
   // Runs fn where libsoup objects may be touched: now if this thread runs (or can take)
@@ -86,6 +105,8 @@ private:
   bool external_ = false;  // joined an application's server
   unsigned port_ = 0;
   std::string uri_;
+  struct Acceptor;  // the listening sockets and their accept loop (own server)
+  Acceptor *acceptor_ = nullptr;
 };
 
 }  // namespace fmp4ws::server

@@ -7,7 +7,11 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <dirent.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -1696,6 +1700,221 @@ GST_START_TEST (test_tls_connections_leave_nothing_behind)
 }
 GST_END_TEST;
 
+/* ---------------------------------------------------------------------------------------- */
+/* File descriptors (issue #12): out of them, the server recovers; past max-connections, 503. */
+
+static int
+open_fds (void)
+{
+  int n = 0;
+  DIR *d = opendir ("/proc/self/fd");
+  fail_unless (d != NULL);
+  while (struct dirent *e = readdir (d))
+    n += e->d_name[0] != '.';
+  closedir (d);
+  return n - 1; /* the DIR's own */
+}
+
+/* A crowd in a child process (its own descriptors, and its own limit: forked before the
+ * test lowers the server's): at crowd_go(), `n` connections to the port, each sending
+ * `request` (may be empty or partial), held until crowd_leaves(); the child then exits
+ * (closing them all with FINs). Only system calls in the child (forked from a threaded
+ * process). */
+struct Crowd
+{
+  pid_t pid;
+  int ready, go;
+};
+
+static Crowd
+crowd (guint port, int n, const char *request)
+{
+  int ready[2], go[2];
+  fail_unless (pipe (ready) == 0 && pipe (go) == 0);
+  pid_t pid = fork ();
+  fail_unless (pid >= 0);
+  if (pid == 0) {
+    close (ready[0]);
+    close (go[1]);
+    char c;
+    if (read (go[0], &c, 1) != 1)
+      _exit (1);
+    size_t len = strlen (request);
+    for (int i = 0; i < n; i++) {
+      int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0)
+        _exit (2);
+      struct sockaddr_in a = {};
+      a.sin_family = AF_INET;
+      a.sin_port = htons (port);
+      a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
+      if (connect (fd, (struct sockaddr *) &a, sizeof a) != 0)
+        _exit (3);
+      if (len && send (fd, request, len, MSG_NOSIGNAL) != (ssize_t) len)
+        _exit (4);
+    }
+    c = 1;
+    if (write (ready[1], &c, 1) != 1)
+      _exit (5);
+    while (read (go[0], &c, 1) > 0)
+      ;
+    _exit (0);
+  }
+  close (ready[1]);
+  close (go[0]);
+  return Crowd{pid, ready[0], go[1]};
+}
+
+static void
+crowd_go (const Crowd &c)
+{
+  char b = 1;
+  fail_unless (write (c.go, &b, 1) == 1);
+  fail_unless (read (c.ready, &b, 1) == 1, "the crowd could not connect");
+}
+
+static void
+crowd_leaves (const Crowd &c)
+{
+  close (c.go);
+  close (c.ready);
+  int status = 0;
+  fail_unless (waitpid (c.pid, &status, 0) == c.pid);
+  fail_unless (WIFEXITED (status) && WEXITSTATUS (status) == 0, "crowd: status %d", status);
+}
+
+/* A new viewer gets in and gets the stream (its first bytes), and /status answers. */
+static void
+new_viewer_gets_in (guint port)
+{
+  int fd = raw_viewer (port, "/stream.mp4");
+  char buf[4096];
+  ssize_t n = recv (fd, buf, sizeof buf, 0);
+  fail_unless (n > 0, "the new viewer got no stream: %s", n < 0 ? g_strerror (errno) : "EOF");
+  close (fd);
+  fd = raw_connect (port);
+  raw_send (fd, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  expect_str (raw_head (fd), "HTTP/1.1 200");
+  close (fd);
+}
+
+static bool
+bus_has_warning (GstElement *p, const char *text)
+{
+  GstBus *bus = gst_element_get_bus (p);
+  bool found = false;
+  while (GstMessage *m = gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING)) {
+    GError *err = NULL;
+    gchar *dbg = NULL;
+    gst_message_parse_warning (m, &err, &dbg);
+    found |= dbg && strstr (dbg, text);
+    g_clear_error (&err);
+    g_free (dbg);
+    gst_message_unref (m);
+  }
+  gst_object_unref (bus);
+  return found;
+}
+
+/* Both RLIMIT_NOFILE limits lowered (the sink raises the soft one to the hard one at start)
+ * to what is open now plus `room`, so that the server runs out; the old ones given back. */
+struct LowFdLimit
+{
+  struct rlimit saved;
+  explicit LowFdLimit (int room)
+  {
+    fail_unless (getrlimit (RLIMIT_NOFILE, &saved) == 0);
+    struct rlimit low;
+    low.rlim_cur = low.rlim_max = rlim_t (open_fds () + room);
+    fail_unless (setrlimit (RLIMIT_NOFILE, &low) == 0, "%s", g_strerror (errno));
+  }
+  ~LowFdLimit () { setrlimit (RLIMIT_NOFILE, &saved); } /* as root; else the test's fork ends */
+};
+
+/* `request`: what each of the crowd sends ("" or a half request), before it goes away. */
+static void
+run_out_of_descriptors (const char *request)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port);
+  GstElement *sink = get_sink (p);
+  GBytes *a = read_fixture ("notes-g30.mp4");
+  push_bytes (p, a);
+  new_viewer_gets_in (port);
+  {
+    /* 300 connections at once, with room for 100 more descriptors: the server runs out. */
+    Crowd c = crowd (port, 300, request);
+    LowFdLimit low (100);
+    crowd_go (c);
+    pump_for (1000);
+    crowd_leaves (c);
+    /* They are gone: within a few seconds a new viewer gets in (still with the low limit). */
+    new_viewer_gets_in (port);
+  }
+  fail_unless (bus_has_warning (p, "LimitNOFILE"), "no warning about the descriptor limit");
+  fail_unless (pump_until ([&] { return num_clients (sink) == 0; }, 5000));
+  gst_object_unref (sink);
+  stop_pipeline (p);
+  g_bytes_unref (a);
+}
+
+GST_START_TEST (test_out_of_descriptors_then_new_viewers_get_in)
+{
+  run_out_of_descriptors ("");
+}
+GST_END_TEST;
+
+GST_START_TEST (test_half_sent_requests_then_new_viewers_get_in)
+{
+  run_out_of_descriptors ("GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: webso");
+}
+GST_END_TEST;
+
+/* Past max-connections (every open connection, idle ones too): 503, counted, then closed. */
+GST_START_TEST (test_max_connections_answers_503)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port, "max-connections=20");
+  GstElement *sink = get_sink (p);
+  GBytes *a = read_fixture ("notes-g30.mp4");
+  push_bytes (p, a);
+  guint budget = 0;
+  g_object_get (sink, "max-connections", &budget, NULL);
+  fail_unless_equals_int (budget, 20);
+  std::vector<int> idle;
+  for (int i = 0; i < 20; i++)
+    idle.push_back (raw_connect (port));
+  for (int i = 0; i < 10; i++) {
+    int fd = raw_connect (port);
+    expect_str (raw_head (fd), "HTTP/1.1 503");
+    raw_until_eof (fd);
+    close (fd);
+  }
+  GstStructure *stats = NULL;
+  g_object_get (sink, "stats", &stats, NULL);
+  const GstStructure *disc = gst_value_get_structure (gst_structure_get_value (stats, "disconnects"));
+  guint64 refused = 0;
+  fail_unless (gst_structure_get_uint64 (disc, "rejected--budget", &refused), "%s",
+               gst_structure_to_string (stats));
+  fail_unless_equals_int (refused, 10);
+  gst_structure_free (stats);
+  for (int fd : idle)
+    close (fd);
+  /* Their connections end in the server: room again. */
+  fail_unless (pump_until ([&] {
+    int fd = raw_connect (port);
+    raw_send (fd, "GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    bool ok = raw_head (fd) == "HTTP/1.1 200";
+    close (fd);
+    return ok;
+  }, 5000), "no room again after the idle connections left");
+  new_viewer_gets_in (port);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+  g_bytes_unref (a);
+}
+GST_END_TEST;
+
 static Suite *
 websocketsink_suite (void)
 {
@@ -1724,6 +1943,9 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_port_in_use_is_a_clear_error);
   tcase_add_test (tc, test_connections_leave_nothing_behind);
   tcase_add_test (tc, test_tls_connections_leave_nothing_behind);
+  tcase_add_test (tc, test_max_connections_answers_503);
+  tcase_add_test (tc, test_out_of_descriptors_then_new_viewers_get_in);
+  tcase_add_test (tc, test_half_sent_requests_then_new_viewers_get_in);
   return s;
 }
 
