@@ -670,6 +670,7 @@ TEST (Utf8Validator, Incremental)
   Utf8Validator v;
   EXPECT_FALSE (v.Feed ((const uint8_t *) "\xff", 1));
   EXPECT_FALSE (v.Feed ((const uint8_t *) "a", 1));
+  EXPECT_FALSE (v.Feed ((const uint8_t *) "\x80", 1));
   EXPECT_FALSE (v.complete ());
   // Cut inside a character: not complete until it is.
   Utf8Validator w;
