@@ -54,6 +54,70 @@ EchoCloseCode (const uint8_t *payload, size_t size)
   return code;
 }
 
+bool
+IsValidCloseCode (uint16_t code)
+{
+  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+         (code >= 3000 && code <= 4999);
+}
+
+// Unicode Table 3-7 (well-formed UTF-8 byte sequences): after a lead byte, the range of the
+// first continuation byte depends on it (E0, ED, F0, F4); the others are 80..BF.
+bool
+Utf8Validator::Feed (const uint8_t *data, size_t size)
+{
+  constexpr uint8_t kBad = 0xff;
+  if (need_ == kBad)
+    return false;
+  for (size_t i = 0; i < size; i++) {
+    uint8_t b = data[i];
+    if (need_) {
+      if (b < lo_ || b > hi_) {
+        need_ = kBad;
+        return false;
+      }
+      lo_ = 0x80;
+      hi_ = 0xbf;
+      need_--;
+    } else if (b < 0x80) {
+      continue;
+    } else if (b >= 0xc2 && b <= 0xdf) {
+      need_ = 1;
+    } else if (b >= 0xe0 && b <= 0xef) {
+      need_ = 2;
+      if (b == 0xe0)
+        lo_ = 0xa0;  // no overlong form
+      else if (b == 0xed)
+        hi_ = 0x9f;  // no surrogate
+    } else if (b >= 0xf0 && b <= 0xf4) {
+      need_ = 3;
+      if (b == 0xf0)
+        lo_ = 0x90;  // no overlong form
+      else if (b == 0xf4)
+        hi_ = 0x8f;  // nothing above U+10FFFF
+    } else {  // a continuation byte first, C0/C1 (overlong), F5..FF
+      need_ = kBad;
+      return false;
+    }
+  }
+  return true;
+}
+
+Status
+CheckClosePayload (const uint8_t *payload, size_t size)
+{
+  if (size == 0)
+    return {};
+  if (size == 1)
+    return {kCloseProtocolError, "protocol error: 1-byte close payload"};
+  if (!IsValidCloseCode (uint16_t ((payload[0] << 8) | payload[1])))
+    return {kCloseProtocolError, "protocol error: invalid close code"};
+  Utf8Validator v;
+  if (!v.Feed (payload + 2, size - 2) || !v.complete ())
+    return {kCloseInvalidPayload, "invalid UTF-8 in a close reason"};
+  return {};
+}
+
 void
 Decoder::Feed (const uint8_t *data, size_t size)
 {
@@ -112,10 +176,19 @@ Decoder::Next (Event *ev)
     }
     if (!masked)
       return Fail (kCloseProtocolError, "protocol error: unmasked client frame");
+    if (p[0] & 0x70)  // RSV1-3: no extension was negotiated
+      return Fail (kCloseProtocolError, "protocol error: reserved bits set");
     if ((op >= 0x8 && (len > kMaxControlPayload || !fin)) || (op >= 0x3 && op <= 0x7) ||
         op > 0xA)
       return Fail (kCloseProtocolError, "protocol error: bad frame");
-    if (len > max_message_ || fragmented_.size () + len > max_message_)
+    if (op == kOpClose && len == 1)
+      return Fail (kCloseProtocolError, "protocol error: 1-byte close payload");
+    if (op == kOpContinuation && !message_op_)
+      return Fail (kCloseProtocolError, "protocol error: continuation frame without a message");
+    if ((op == kOpText || op == kOpBinary) && message_op_)
+      return Fail (kCloseProtocolError, "protocol error: new message inside a fragmented one");
+    if (len > max_message_ ||
+        (op == kOpContinuation && fragmented_.size () + len > max_message_))
       return Fail (kCloseTooBig, "message too big");
     if (avail < hdr + 4 + len)
       return kNeedMore;
@@ -127,38 +200,46 @@ Decoder::Next (Event *ev)
     switch (op) {
       case kOpContinuation:
       case kOpText:
-      case kOpBinary:
-        // As before this codec: a binary frame starts nothing (binary messages are
-        // ignored), anything else is collected until a final frame.
-        if (fin && fragmented_.empty ()) {
+      case kOpBinary: {
+        uint8_t message = op == kOpContinuation ? message_op_ : op;
+        if (message == kOpText) {
+          // Fragment by fragment (a bad fragment fails before the final one), then whole.
+          if (!utf8_.Feed (payload, size_t (len)) || (fin && !utf8_.complete ()))
+            return Fail (kCloseInvalidPayload, "invalid UTF-8 in a text message");
+          if (fin)
+            utf8_.Reset ();
+        }
+        if (fin && op != kOpContinuation) {  // a whole message in one frame
           ev->kind = op == kOpBinary ? Event::kBinary : Event::kText;
           ev->data = payload;
           ev->size = size_t (len);
           ev->close_code = 0;
           return kEvent;
         }
-        if (op != kOpBinary || !fragmented_.empty ())
-          fragmented_.insert (fragmented_.end (), payload, payload + len);
-        if (fin) {
-          if (op == kOpBinary) {
-            fragmented_.clear ();  // as before: a final binary frame ends it, unheard
-          } else {
-            clear_fragmented_ = true;
-            ev->kind = Event::kText;
-            ev->data = fragmented_.data ();
-            ev->size = fragmented_.size ();
-            ev->close_code = 0;
-            return kEvent;
-          }
+        fragmented_.insert (fragmented_.end (), payload, payload + len);
+        if (!fin) {
+          message_op_ = message;
+          break;
         }
-        break;
-      case kOpClose:
+        message_op_ = 0;
+        clear_fragmented_ = true;
+        ev->kind = message == kOpBinary ? Event::kBinary : Event::kText;
+        ev->data = fragmented_.data ();
+        ev->size = fragmented_.size ();
+        ev->close_code = 0;
+        return kEvent;
+      }
+      case kOpClose: {
+        Status st = CheckClosePayload (payload, size_t (len));
+        if (!st.ok ())
+          return Fail (st.close_code, st.reason);
         state_ = kClosed;
         ev->kind = Event::kClose;
         ev->data = payload;
         ev->size = size_t (len);
         ev->close_code = EchoCloseCode (payload, size_t (len));
         return kEvent;
+      }
       case kOpPing:
         ev->kind = Event::kPing;
         ev->data = payload;

@@ -752,6 +752,130 @@ GST_START_TEST (test_viewer_messages)
 }
 GST_END_TEST;
 
+/* A raw TCP viewer (no WebSocket library to tidy its frames): after the handshake, sends
+ * bytes; reads the server's frames until a close frame, returns its code (0: none) and
+ * whether the connection then ended, how long after the close frame (ms). */
+static guint16
+raw_viewer_close_code (guint port, const std::string &bytes, bool *ended, gint64 *ended_ms)
+{
+  GError *err = NULL;
+  GSocket *s = g_socket_new (G_SOCKET_FAMILY_IPV4, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_TCP,
+                             &err);
+  fail_unless (s != NULL);
+  g_socket_set_timeout (s, 5);
+  GInetAddress *lo = g_inet_address_new_loopback (G_SOCKET_FAMILY_IPV4);
+  GSocketAddress *sa = g_inet_socket_address_new (lo, port);
+  fail_unless (g_socket_connect (s, sa, NULL, &err), "%s", err ? err->message : "");
+  g_object_unref (sa);
+  g_object_unref (lo);
+  std::string req = "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    "Sec-WebSocket-Version: 13\r\n\r\n";
+  fail_unless (g_socket_send (s, req.data (), req.size (), NULL, &err) == (gssize) req.size ());
+  std::string rx;
+  size_t body = std::string::npos;
+  char buf[65536];
+  while ((body = rx.find ("\r\n\r\n")) == std::string::npos) {
+    gssize n = g_socket_receive (s, buf, sizeof buf, NULL, NULL);
+    fail_unless (n > 0, "no handshake answer");
+    rx.append (buf, size_t (n));
+  }
+  fail_unless (g_str_has_prefix (rx.c_str (), "HTTP/1.1 101"), "%s", rx.c_str ());
+  rx.erase (0, body + 4);
+  fail_unless (g_socket_send (s, bytes.data (), bytes.size (), NULL, &err) == (gssize) bytes.size ());
+  guint16 code = 0;
+  gint64 close_us = 0;
+  *ended = false;
+  for (;;) {
+    /* Whole frames at the front of rx (servers never mask). */
+    while (code == 0 && rx.size () >= 2) {
+      const guint8 *h = (const guint8 *) rx.data ();
+      guint64 len = h[1] & 0x7f;
+      size_t hdr = 2;
+      if (len == 126) {
+        if (rx.size () < 4)
+          break;
+        len = (guint64 (h[2]) << 8) | h[3];
+        hdr = 4;
+      } else if (len == 127) {
+        if (rx.size () < 10)
+          break;
+        len = 0;
+        for (int i = 0; i < 8; i++)
+          len = (len << 8) | h[2 + i];
+        hdr = 10;
+      }
+      if (rx.size () < hdr + len)
+        break;
+      if ((h[0] & 0x0f) == 0x8) {
+        code = len >= 2 ? guint16 ((h[hdr] << 8) | h[hdr + 1]) : 1005;
+        close_us = g_get_monotonic_time ();
+      }
+      rx.erase (0, hdr + size_t (len));
+    }
+    gssize n = g_socket_receive (s, buf, sizeof buf, NULL, NULL);
+    if (n == 0) {
+      *ended = true;
+      *ended_ms = (g_get_monotonic_time () - close_us) / 1000;
+      break;
+    }
+    if (n < 0)
+      break; /* timeout or reset */
+    if (code == 0)
+      rx.append (buf, size_t (n));
+  }
+  g_object_unref (s);
+  return code;
+}
+
+/* A masked client frame (mask 0: the payload goes as is); `first` is FIN/RSV/opcode. */
+static std::string
+raw_frame (guint8 first, const std::string &payload)
+{
+  std::string f;
+  f += char (first);
+  f += char (0x80 | payload.size ()); /* < 126 bytes here */
+  f += std::string (4, '\0');
+  return f + payload;
+}
+
+/* Frames RFC 6455 says fail the connection (issue 12): over TCP, through the whole sink, the
+ * viewer gets a close frame with the code, then the connection ends. */
+GST_START_TEST (test_bad_viewer_frames_fail_the_connection)
+{
+  guint port;
+  GstElement *p = start_live_pipeline ("max-message-size=256", &port);
+  struct
+  {
+    const char *name;
+    std::string bytes;
+    guint16 code;
+  } cases[] = {
+      {"rsv1", raw_frame (0x80 | 0x40 | 0x1, "{}"), 1002},
+      {"continuation first", raw_frame (0x80 | 0x0, "x"), 1002},
+      {"new message inside", raw_frame (0x01, "a") + raw_frame (0x82, "b"), 1002},
+      {"bad utf-8", raw_frame (0x81, "caf\xc3"), 1007},
+      {"close 1004", raw_frame (0x88, std::string ("\x03\xec", 2)), 1002},
+      {"close 1-byte", raw_frame (0x88, "\x03"), 1002},
+      {"close reason", raw_frame (0x88, std::string ("\x03\xe8\xff", 3)), 1007},
+      {"too big", raw_frame (0x01, std::string (100, 'a')) + raw_frame (0x00, std::string (100, 'b')) +
+                      raw_frame (0x80, std::string (100, 'c')), 1009},
+      {"close 3000 (valid: echoed)", raw_frame (0x88, std::string ("\x0b\xb8", 2)), 3000},
+  };
+  for (auto &c : cases) {
+    bool ended = false;
+    gint64 ended_ms = -1;
+    guint16 code = raw_viewer_close_code (port, c.bytes, &ended, &ended_ms);
+    fail_unless (code == c.code, "%s: close %d, want %d", c.name, (int) code, (int) c.code);
+    fail_unless (ended, "%s: the connection did not end after the close frame", c.name);
+    /* At once (RFC 6455 7.1.7), not by the 2 s close timeout. */
+    fail_unless (ended_ms < 1000, "%s: the connection ended %d ms after the close frame",
+                 c.name, (int) ended_ms);
+  }
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
 /* Settings changed while playing take effect in the order they were set: max-message-size set
  * together with another setting (whose snapshot is posted to the I/O threads) is not undone by
  * that snapshot. */
@@ -1937,6 +2061,7 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_new_init_reaches_existing_viewers);
   tcase_add_test (tc, test_eos_closes_viewers_normally);
   tcase_add_test (tc, test_viewer_messages);
+  tcase_add_test (tc, test_bad_viewer_frames_fail_the_connection);
   tcase_add_test (tc, test_max_message_size_set_while_playing);
   tcase_add_test (tc, test_http_endpoints);
   tcase_add_test (tc, test_many_viewers_come_and_go);

@@ -199,7 +199,31 @@ struct Client
         ws::EncodeClientFrame (op, (const uint8_t *) payload.data (), payload.size (), mask);
     ASSERT_EQ (write (fd, f.data (), f.size ()), ssize_t (f.size ()));
   }
+  void SendRaw (const std::vector<uint8_t> &bytes)
+  {
+    ASSERT_EQ (write (fd, bytes.data (), bytes.size ()), ssize_t (bytes.size ()));
+  }
 };
+
+// A masked client frame, maybe with RSV bits or without FIN.
+std::vector<uint8_t>
+ClientFrame (uint8_t op, const std::string &payload, bool fin = true, uint8_t rsv = 0)
+{
+  const uint8_t mask[4] = {9, 8, 7, 6};
+  std::vector<uint8_t> f = ws::EncodeClientFrame (op, (const uint8_t *) payload.data (),
+                                                  payload.size (), mask, fin);
+  f[0] |= rsv;
+  return f;
+}
+
+std::vector<uint8_t>
+Cat (std::initializer_list<std::vector<uint8_t>> parts)
+{
+  std::vector<uint8_t> out;
+  for (const auto &p : parts)
+    out.insert (out.end (), p.begin (), p.end ());
+  return out;
+}
 
 // A viewer on a socketpair: the server end goes to the thread.
 void
@@ -220,6 +244,16 @@ Quiet ()
 {
   IoThread::Settings s;
   s.keepalive = 0;
+  return s;
+}
+
+// So that a connection that ends within a test's wait was ended by the server at once, not by
+// the close timeout (2 s by default).
+IoThread::Settings
+QuietNoCloseTimeout ()
+{
+  IoThread::Settings s = Quiet ();
+  s.close_timeout_us = 60000000;
   return s;
 }
 
@@ -330,7 +364,7 @@ TEST (IoThread, CloseFrameIsAnswered)
 TEST (IoThread, TooBigMessageCloses1009)
 {
   Observed obs;
-  IoThread::Settings set = Quiet ();
+  IoThread::Settings set = QuietNoCloseTimeout ();
   set.max_message_size = 200;
   std::string error;
   auto t = IoThread::Start (0, set, obs.Callbacks (), &error);
@@ -343,7 +377,113 @@ TEST (IoThread, TooBigMessageCloses1009)
   ASSERT_TRUE (c.Next (&f));
   EXPECT_EQ (f.opcode, ws::kOpClose);
   EXPECT_EQ (f.close_code (), ws::kCloseTooBig);
+  EXPECT_EQ (f.text ().substr (2), "message too big");
+  // Then the connection ends (RFC 6455 7.1.7), without waiting for the viewer's close.
+  EXPECT_TRUE (c.WaitEof ());
+  EXPECT_FALSE (c.Next (&f, 100));
   EXPECT_EQ (obs.RemovedReason (4), "message too big");
+}
+
+// Frames RFC 6455 says fail the connection: the viewer gets a close frame with the code
+// (after what it was sent before), then the connection ends; nothing it sent after the bad
+// frame is heard.
+TEST (IoThread, BadFramesFailTheConnection)
+{
+  struct Case
+  {
+    const char *name;
+    std::vector<uint8_t> bytes;
+    uint16_t code;
+    const char *reason;
+  };
+  const std::string valid_start = "{\"type\":\"pause\"}";
+  const Case cases[] = {
+      {"rsv1", ClientFrame (ws::kOpText, valid_start, true, 0x40), 1002,
+       "protocol error: reserved bits set"},
+      {"rsv2", ClientFrame (ws::kOpPing, "p", true, 0x20), 1002,
+       "protocol error: reserved bits set"},
+      {"rsv3", ClientFrame (ws::kOpBinary, "b", true, 0x10), 1002,
+       "protocol error: reserved bits set"},
+      {"continuation first", ClientFrame (ws::kOpContinuation, "x"), 1002,
+       "protocol error: continuation frame without a message"},
+      {"text inside text",
+       Cat ({ClientFrame (ws::kOpText, "a", false), ClientFrame (ws::kOpText, "b")}), 1002,
+       "protocol error: new message inside a fragmented one"},
+      {"binary inside binary",
+       Cat ({ClientFrame (ws::kOpBinary, "a", false), ClientFrame (ws::kOpBinary, "b")}), 1002,
+       "protocol error: new message inside a fragmented one"},
+      {"bad utf-8", ClientFrame (ws::kOpText, "caf\xc3"), 1007,
+       "invalid UTF-8 in a text message"},
+      {"bad utf-8 fragmented",
+       Cat ({ClientFrame (ws::kOpText, "\xed", false),
+             ClientFrame (ws::kOpContinuation, "\xa0\x80")}),
+       1007, "invalid UTF-8 in a text message"},
+      {"close 999", ClientFrame (ws::kOpClose, std::string ("\x03\xe7", 2)), 1002,
+       "protocol error: invalid close code"},
+      {"close 1004", ClientFrame (ws::kOpClose, std::string ("\x03\xec", 2)), 1002,
+       "protocol error: invalid close code"},
+      {"close 1005", ClientFrame (ws::kOpClose, std::string ("\x03\xed", 2)), 1002,
+       "protocol error: invalid close code"},
+      {"close 1015", ClientFrame (ws::kOpClose, std::string ("\x03\xf7", 2)), 1002,
+       "protocol error: invalid close code"},
+      {"close 2999", ClientFrame (ws::kOpClose, std::string ("\x0b\xb7", 2)), 1002,
+       "protocol error: invalid close code"},
+      {"close 1-byte", ClientFrame (ws::kOpClose, "\x03"), 1002,
+       "protocol error: 1-byte close payload"},
+      {"close reason", ClientFrame (ws::kOpClose, std::string ("\x03\xe8\xff", 3)), 1007,
+       "invalid UTF-8 in a close reason"},
+  };
+  Observed obs;
+  std::string error;
+  auto t = IoThread::Start (0, QuietNoCloseTimeout (), obs.Callbacks (), &error);
+  ASSERT_TRUE (t) << error;
+  uint64_t id = 100;
+  for (const Case &k : cases) {
+    SCOPED_TRACE (k.name);
+    id++;
+    Client c;
+    Connect (t.get (), id, &c);
+    ASSERT_TRUE (obs.WaitAdded (id - 100));
+    // A ping first: answered (frames before the bad one are heard).
+    c.Send (ws::kOpPing, "before");
+    Frame f;
+    ASSERT_TRUE (c.Next (&f));
+    EXPECT_EQ (f.opcode, ws::kOpPong);
+    EXPECT_EQ (f.text (), "before");
+    c.SendRaw (Cat ({k.bytes, ClientFrame (ws::kOpPing, "after")}));
+    ASSERT_TRUE (c.Next (&f));
+    EXPECT_EQ (f.opcode, ws::kOpClose);
+    EXPECT_EQ (f.close_code (), k.code);
+    EXPECT_EQ (f.text ().substr (2), k.reason);
+    EXPECT_TRUE (c.WaitEof ());
+    EXPECT_FALSE (c.Next (&f, 0));  // no pong for "after"
+    EXPECT_EQ (obs.RemovedReason (id), k.reason);
+  }
+  EXPECT_EQ (t->load (), 0u);
+}
+
+// Valid close codes, IANA-registered ones included, are echoed.
+TEST (IoThread, ValidCloseCodesAreEchoed)
+{
+  Observed obs;
+  std::string error;
+  auto t = IoThread::Start (0, QuietNoCloseTimeout (), obs.Callbacks (), &error);
+  ASSERT_TRUE (t) << error;
+  uint64_t id = 200;
+  for (uint16_t code : {1000, 1003, 1007, 1012, 1014, 3000, 4999}) {
+    SCOPED_TRACE (code);
+    id++;
+    Client c;
+    Connect (t.get (), id, &c);
+    ASSERT_TRUE (obs.WaitAdded (id - 200));
+    c.Send (ws::kOpClose, std::string ({char (code >> 8), char (code & 0xff)}) + "\xc3\xa9");
+    Frame f;
+    ASSERT_TRUE (c.Next (&f));
+    EXPECT_EQ (f.opcode, ws::kOpClose);
+    EXPECT_EQ (f.close_code (), code);
+    EXPECT_TRUE (c.WaitEof ());
+    EXPECT_EQ (obs.RemovedReason (id), "client closed");
+  }
 }
 
 TEST (IoThread, KeepalivePingsThenTimesOut)

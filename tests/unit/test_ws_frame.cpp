@@ -282,6 +282,8 @@ TEST (WsFrameDecode, ReservedOpcodes)
   }
 }
 
+// Close codes a peer may send (RFC 6455 7.4.1/7.4.2 and the IANA registry) are echoed; the
+// others fail the connection with 1002 and are not heard as a close.
 TEST (WsFrameDecode, CloseCodes)
 {
   auto code_of = [] (const std::string &payload) {
@@ -292,10 +294,210 @@ TEST (WsFrameDecode, CloseCodes)
   EXPECT_EQ (code_of (""), "close:1000");
   EXPECT_EQ (code_of (std::string ("\x03\xe9", 2)), "close:1001");
   EXPECT_EQ (code_of (std::string ("\x0f\xa0", 2) + "app"), "close:4000");
-  EXPECT_EQ (code_of (std::string ("\x03\xed", 2)), "close:1000");  // 1005: never sent
-  EXPECT_EQ (code_of (std::string ("\x03\xee", 2)), "close:1000");  // 1006
-  EXPECT_EQ (code_of (std::string ("\x03\xe7", 2)), "close:1000");  // 999
-  EXPECT_EQ (code_of (std::string ("\x13\x88", 2)), "close:1000");  // 5000
+  EXPECT_EQ (code_of (std::string ("\x03\xf4", 2)), "close:1012");  // IANA: service restart
+}
+
+TEST (WsFrameDecode, InvalidCloseCodesAre1002)
+{
+  for (uint16_t code : {0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535}) {
+    std::string payload = {char (code >> 8), char (code & 0xff)};
+    Decoded r = DecodeAll (Frame (kOpClose, payload));
+    EXPECT_TRUE (r.events.empty ()) << code;
+    EXPECT_EQ (r.end, Decoder::kError) << code;
+    EXPECT_EQ (r.status.close_code, kCloseProtocolError) << code;
+    EXPECT_STREQ (r.status.reason, "protocol error: invalid close code");
+  }
+  // Every code, against the ranges written out.
+  for (uint32_t code = 0; code <= 0xffff; code++) {
+    bool valid = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+                 (code >= 3000 && code <= 4999);
+    ASSERT_EQ (IsValidCloseCode (uint16_t (code)), valid) << code;
+    std::string payload = {char (code >> 8), char (code & 0xff)};
+    ASSERT_EQ (CheckClosePayload ((const uint8_t *) payload.data (), 2).ok (), valid) << code;
+  }
+}
+
+TEST (WsFrameDecode, OneByteCloseIs1002)
+{
+  Decoded r = DecodeAll (Frame (kOpClose, "\x03"));
+  EXPECT_TRUE (r.events.empty ());
+  EXPECT_EQ (r.status.close_code, kCloseProtocolError);
+  EXPECT_STREQ (r.status.reason, "protocol error: 1-byte close payload");
+  // Refused on its header alone.
+  Bytes f = Frame (kOpClose, "\x03");
+  r = DecodeAll (Bytes (f.begin (), f.begin () + 2));
+  EXPECT_EQ (r.status.close_code, kCloseProtocolError);
+}
+
+TEST (WsFrameDecode, CloseReasonMustBeUtf8)
+{
+  Decoded r = DecodeAll (Frame (kOpClose, std::string ("\x03\xe8", 2) + "bye \xff"));
+  EXPECT_TRUE (r.events.empty ());
+  EXPECT_EQ (r.status.close_code, kCloseInvalidPayload);
+  EXPECT_STREQ (r.status.reason, "invalid UTF-8 in a close reason");
+  // Cut in the middle of a character.
+  r = DecodeAll (Frame (kOpClose, std::string ("\x03\xe8", 2) + "\xe2\x82"));
+  EXPECT_EQ (r.status.close_code, kCloseInvalidPayload);
+  r = DecodeAll (Frame (kOpClose, std::string ("\x03\xe8", 2) + "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));
+  EXPECT_EQ (r.events, (std::vector<std::string>{"close:1000"}));
+  EXPECT_TRUE (r.status.ok ());
+}
+
+TEST (WsFrameDecode, ReservedBitsAre1002)
+{
+  for (uint8_t rsv : {0x40, 0x20, 0x10, 0x70}) {
+    for (const Bytes &plain : {Frame (kOpText, "x"), Frame (kOpBinary, "x"), Frame (kOpPing, "x"),
+                               Frame (kOpClose, "")}) {
+      Bytes f = plain;
+      f[0] |= rsv;
+      Decoded r = DecodeAll (f);
+      EXPECT_TRUE (r.events.empty ());
+      EXPECT_EQ (r.end, Decoder::kError);
+      EXPECT_EQ (r.status.close_code, kCloseProtocolError) << int (rsv);
+      EXPECT_STREQ (r.status.reason, "protocol error: reserved bits set");
+    }
+    // On a continuation frame too.
+    Bytes cont = Frame (kOpContinuation, "lo");
+    cont[0] |= rsv;
+    Decoded r = DecodeAll (Cat ({Frame (kOpText, "Hel", false), cont}));
+    EXPECT_TRUE (r.events.empty ());
+    EXPECT_STREQ (r.status.reason, "protocol error: reserved bits set");
+  }
+}
+
+TEST (WsFrameDecode, ContinuationWithoutStartIs1002)
+{
+  for (bool fin : {true, false}) {
+    Decoded r = DecodeAll (Frame (kOpContinuation, "lo", fin));
+    EXPECT_TRUE (r.events.empty ());
+    EXPECT_EQ (r.status.close_code, kCloseProtocolError);
+    EXPECT_STREQ (r.status.reason, "protocol error: continuation frame without a message");
+  }
+  // After a whole message, nothing is open any more.
+  Decoded r = DecodeAll (Cat ({Frame (kOpText, "Hel", false), Frame (kOpContinuation, "lo"),
+                               Frame (kOpContinuation, "again")}));
+  EXPECT_EQ (r.events, (std::vector<std::string>{"text:Hello"}));
+  EXPECT_EQ (r.status.close_code, kCloseProtocolError);
+  r = DecodeAll (Cat ({Frame (kOpBinary, "ab"), Frame (kOpContinuation, "cd")}));
+  EXPECT_EQ (r.events, (std::vector<std::string>{"binary:2"}));
+  EXPECT_EQ (r.status.close_code, kCloseProtocolError);
+}
+
+TEST (WsFrameDecode, NewMessageInsideFragmentedOneIs1002)
+{
+  for (uint8_t first : {kOpText, kOpBinary}) {
+    for (uint8_t second : {kOpText, kOpBinary}) {
+      for (bool fin : {true, false}) {
+        Decoded r = DecodeAll (Cat ({Frame (first, "ab", false), Frame (kOpPing, "p"),
+                                     Frame (second, "cd", fin)}));
+        EXPECT_EQ (r.events, (std::vector<std::string>{"ping:p"}));
+        EXPECT_EQ (r.status.close_code, kCloseProtocolError);
+        EXPECT_STREQ (r.status.reason, "protocol error: new message inside a fragmented one");
+      }
+    }
+  }
+}
+
+TEST (WsFrameDecode, InvalidUtf8TextIs1007)
+{
+  for (const std::string &bad :
+       {std::string ("\xff"), std::string ("ok\x80"), std::string ("\xc0\xaf"),  // overlong '/'
+        std::string ("\xe0\x80\xaf"), std::string ("\xed\xa0\x80"),               // surrogate
+        std::string ("\xf4\x90\x80\x80"),  // above U+10FFFF
+        std::string ("\xe2\x82"),           // cut at the end
+        std::string ("a\xf5\x80\x80\x80")}) {
+    Decoded r = DecodeAll (Frame (kOpText, bad));
+    EXPECT_TRUE (r.events.empty ());
+    EXPECT_EQ (r.end, Decoder::kError);
+    EXPECT_EQ (r.status.close_code, kCloseInvalidPayload);
+    EXPECT_STREQ (r.status.reason, "invalid UTF-8 in a text message");
+  }
+  // Binary messages are not text.
+  Decoded r = DecodeAll (Frame (kOpBinary, "\xff\xfe"));
+  EXPECT_EQ (r.events, (std::vector<std::string>{"binary:2"}));
+  // U+0000 is UTF-8.
+  r = DecodeAll (Frame (kOpText, std::string ("a\0b", 3)));
+  EXPECT_EQ (r.events, (std::vector<std::string>{"text:" + std::string ("a\0b", 3)}));
+}
+
+TEST (WsFrameDecode, FragmentedUtf8)
+{
+  // A character split between fragments is fine.
+  Decoded r = DecodeAll (Cat ({Frame (kOpText, "\xe2", false), Frame (kOpContinuation, "\x82", false),
+                               Frame (kOpContinuation, "\xac!")}));
+  EXPECT_EQ (r.events, (std::vector<std::string>{"text:\xe2\x82\xac!"}));
+  // A bad first fragment fails at once, before the final one arrives.
+  r = DecodeAll (Frame (kOpText, "ab\xff", false));
+  EXPECT_EQ (r.end, Decoder::kError);
+  EXPECT_EQ (r.status.close_code, kCloseInvalidPayload);
+  // The whole message ends in the middle of a character.
+  r = DecodeAll (Cat ({Frame (kOpText, "ab\xe2", false), Frame (kOpContinuation, "\x82")}));
+  EXPECT_TRUE (r.events.empty ());
+  EXPECT_EQ (r.status.close_code, kCloseInvalidPayload);
+  // Each fragment alone would be fine as a start; joined they are not (overlong).
+  r = DecodeAll (Cat ({Frame (kOpText, "\xe0", false), Frame (kOpContinuation, "\x80\x80")}));
+  EXPECT_EQ (r.status.close_code, kCloseInvalidPayload);
+  // The state starts afresh with each message.
+  r = DecodeAll (Cat ({Frame (kOpText, "\xc3\xa9"), Frame (kOpText, "\xc3", false),
+                       Frame (kOpContinuation, "\xa9")}));
+  EXPECT_EQ (r.events, (std::vector<std::string>{"text:\xc3\xa9", "text:\xc3\xa9"}));
+}
+
+// The new checks give the same events and the same code, however the bytes arrive: whole,
+// split in two at every offset, byte by byte.
+TEST (WsFrameDecode, FailuresSplitAtEveryOffset)
+{
+  Bytes rsv = Frame (kOpBinary, "x");
+  rsv[0] |= 0x40;
+  const std::string ok_then = "{\"type\":\"pause\"}";
+  struct Case
+  {
+    const char *name;
+    Bytes stream;
+    uint16_t code;
+  } cases[] = {
+      {"rsv", Cat ({Frame (kOpText, ok_then), rsv}), kCloseProtocolError},
+      {"continuation first", Cat ({Frame (kOpText, ok_then), Frame (kOpContinuation, "x")}),
+       kCloseProtocolError},
+      {"new message inside", Cat ({Frame (kOpText, ok_then), Frame (kOpText, "a", false),
+                                   Frame (kOpBinary, "b")}),
+       kCloseProtocolError},
+      {"bad utf-8", Cat ({Frame (kOpText, ok_then), Frame (kOpText, "\xce\xba\xe1", false),
+                          Frame (kOpContinuation, "\xbd\xb9\xed\xa0\x80")}),
+       kCloseInvalidPayload},
+      {"close 999", Cat ({Frame (kOpText, ok_then), Frame (kOpClose, "\x03\xe7")}),
+       kCloseProtocolError},
+      {"close 1004", Cat ({Frame (kOpText, ok_then), Frame (kOpClose, "\x03\xec")}),
+       kCloseProtocolError},
+      {"close 1-byte", Cat ({Frame (kOpText, ok_then), Frame (kOpClose, "\x03")}),
+       kCloseProtocolError},
+      {"close reason", Cat ({Frame (kOpText, ok_then), Frame (kOpClose, "\x03\xe8\xc0\x80")}),
+       kCloseInvalidPayload},
+      {"too big", Cat ({Frame (kOpText, ok_then), Frame (kOpText, "a", false),
+                        Frame (kOpContinuation, std::string (100, 'b'))}),
+       kCloseTooBig},
+  };
+  const std::vector<std::string> want = {"text:" + ok_then};
+  for (const Case &c : cases) {
+    Decoded whole = DecodeAll (c.stream, 64);
+    EXPECT_EQ (whole.events, want) << c.name;
+    EXPECT_EQ (whole.end, Decoder::kError) << c.name;
+    EXPECT_EQ (whole.status.close_code, c.code) << c.name;
+    for (size_t cut = 0; cut <= c.stream.size (); cut++) {
+      Decoded r = Decode ({Bytes (c.stream.begin (), c.stream.begin () + long (cut)),
+                           Bytes (c.stream.begin () + long (cut), c.stream.end ())},
+                          64);
+      ASSERT_EQ (r.events, want) << c.name << " split at " << cut;
+      ASSERT_EQ (r.end, Decoder::kError) << c.name << " split at " << cut;
+      ASSERT_EQ (r.status.close_code, c.code) << c.name << " split at " << cut;
+    }
+    std::vector<Bytes> bytes;
+    for (uint8_t b : c.stream)
+      bytes.push_back ({b});
+    Decoded r = Decode (bytes, 64);
+    EXPECT_EQ (r.events, want) << c.name;
+    EXPECT_EQ (r.status.close_code, c.code) << c.name;
+  }
 }
 
 TEST (WsFrameDecode, NothingAfterCloseOrError)
@@ -319,17 +521,20 @@ TEST (WsFrameDecode, NothingAfterCloseOrError)
   EXPECT_EQ (bad.buffered (), 0u);
 }
 
-// Kept as before this codec (a later change validates strictly): binary messages are
-// ignored, a binary first frame starts nothing, and continuation frames after it are heard
-// as text.
-TEST (WsFrameDecode, LegacyBinaryFragments)
+// Binary messages may be fragmented like text ones (RFC 6455 5.4): the frames are joined.
+// (Before issue 12 a binary first frame started nothing and its continuation frames were
+// heard as text.)
+TEST (WsFrameDecode, BinaryFragments)
 {
-  Decoded r = DecodeAll (Cat ({Frame (kOpBinary, "ab", false), Frame (kOpContinuation, "cd")}));
-  EXPECT_EQ (r.events, (std::vector<std::string>{"text:cd"}));
-  // A final binary frame in the middle of a text message ends it unheard.
-  r = DecodeAll (Cat ({Frame (kOpText, "ab", false), Frame (kOpBinary, "cd"),
+  Decoded r = DecodeAll (Cat ({Frame (kOpBinary, "ab", false), Frame (kOpPing, "p"),
+                               Frame (kOpContinuation, "cd", false),
+                               Frame (kOpContinuation, "\xff")}));
+  EXPECT_EQ (r.events, (std::vector<std::string>{"ping:p", "binary:5"}));
+  EXPECT_TRUE (r.status.ok ());
+  // Then a text message as usual.
+  r = DecodeAll (Cat ({Frame (kOpBinary, "ab", false), Frame (kOpContinuation, "cd"),
                        Frame (kOpText, "ef")}));
-  EXPECT_EQ (r.events, (std::vector<std::string>{"text:ef"}));
+  EXPECT_EQ (r.events, (std::vector<std::string>{"binary:4", "text:ef"}));
 }
 
 TEST (WsFrameDecode, PartialHeaderNeedsMore)
@@ -340,4 +545,137 @@ TEST (WsFrameDecode, PartialHeaderNeedsMore)
     EXPECT_TRUE (r.events.empty ());
     EXPECT_EQ (r.end, Decoder::kNeedMore) << n;
   }
+}
+
+// --- UTF-8 validation ----------------------------------------------------------------------
+
+namespace {
+
+// A reference written differently from Utf8Validator: decode each sequence by its lead
+// byte's bit pattern, then refuse overlong forms, surrogates and code points above U+10FFFF.
+bool
+ReferenceUtf8 (const uint8_t *p, size_t n)
+{
+  size_t i = 0;
+  while (i < n) {
+    uint8_t b = p[i];
+    size_t len;
+    uint32_t cp, min;
+    if ((b & 0x80) == 0) {
+      len = 1, cp = b, min = 0;
+    } else if ((b & 0xe0) == 0xc0) {
+      len = 2, cp = b & 0x1f, min = 0x80;
+    } else if ((b & 0xf0) == 0xe0) {
+      len = 3, cp = b & 0x0f, min = 0x800;
+    } else if ((b & 0xf8) == 0xf0) {
+      len = 4, cp = b & 0x07, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (i + len > n)
+      return false;
+    for (size_t k = 1; k < len; k++) {
+      if ((p[i + k] & 0xc0) != 0x80)
+        return false;
+      cp = (cp << 6) | (p[i + k] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+bool
+Valid (const uint8_t *p, size_t n)
+{
+  Utf8Validator v;
+  return v.Feed (p, n) && v.complete ();
+}
+
+std::string
+Encode (uint32_t cp)
+{
+  std::string s;
+  if (cp < 0x80) {
+    s += char (cp);
+  } else if (cp < 0x800) {
+    s += char (0xc0 | (cp >> 6));
+    s += char (0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    s += char (0xe0 | (cp >> 12));
+    s += char (0x80 | ((cp >> 6) & 0x3f));
+    s += char (0x80 | (cp & 0x3f));
+  } else {
+    s += char (0xf0 | (cp >> 18));
+    s += char (0x80 | ((cp >> 12) & 0x3f));
+    s += char (0x80 | ((cp >> 6) & 0x3f));
+    s += char (0x80 | (cp & 0x3f));
+  }
+  return s;
+}
+
+}  // namespace
+
+// Every sequence of 1, 2 and 3 bytes, and 4-byte ones around every boundary, against the
+// reference; every scalar value encoded is valid, every surrogate is not.
+TEST (Utf8Validator, AgreesWithReference)
+{
+  uint8_t b[4];
+  for (uint32_t n = 0; n < (1u << 24); n++) {
+    b[0] = uint8_t (n >> 16), b[1] = uint8_t (n >> 8), b[2] = uint8_t (n);
+    if (n < 256) {
+      ASSERT_EQ (Valid (b + 2, 1), ReferenceUtf8 (b + 2, 1)) << n;
+    }
+    if (n < 65536) {
+      ASSERT_EQ (Valid (b + 1, 2), ReferenceUtf8 (b + 1, 2)) << n;
+    }
+    ASSERT_EQ (Valid (b, 3), ReferenceUtf8 (b, 3)) << n;
+  }
+  const uint8_t edges[] = {0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xff};
+  for (uint32_t lead = 0xe0; lead <= 0xff; lead++)
+    for (uint32_t second = 0; second < 256; second++)
+      for (uint8_t third : edges)
+        for (uint8_t fourth : edges) {
+          b[0] = uint8_t (lead), b[1] = uint8_t (second), b[2] = third, b[3] = fourth;
+          ASSERT_EQ (Valid (b, 4), ReferenceUtf8 (b, 4))
+              << std::hex << lead << " " << second << " " << int (third) << " " << int (fourth);
+        }
+  for (uint32_t cp = 0; cp <= 0x10ffff; cp++) {
+    std::string s = Encode (cp);
+    bool surrogate = cp >= 0xd800 && cp <= 0xdfff;
+    ASSERT_EQ (Valid ((const uint8_t *) s.data (), s.size ()), !surrogate) << cp;
+  }
+  std::string above = Encode (0x110000);
+  EXPECT_FALSE (Valid ((const uint8_t *) above.data (), above.size ()));
+}
+
+// Fed in two pieces cut anywhere, the answer is the same; a piece may end inside a character.
+TEST (Utf8Validator, Incremental)
+{
+  const std::string good = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z\xf4\x8f\xbf\xbf";
+  const std::string bad = "a\xc3\xa9\xe2\x82\xac\xed\xa0\x80z";
+  for (bool is_good : {true, false}) {
+    const std::string &s = is_good ? good : bad;
+    bool want = Valid ((const uint8_t *) s.data (), s.size ());
+    EXPECT_EQ (want, is_good);
+    for (size_t cut = 0; cut <= s.size (); cut++) {
+      Utf8Validator v;
+      bool ok = v.Feed ((const uint8_t *) s.data (), cut);
+      ok = v.Feed ((const uint8_t *) s.data () + cut, s.size () - cut) && ok;
+      EXPECT_EQ (ok && v.complete (), want) << cut;
+    }
+  }
+  // Once wrong, wrong for good.
+  Utf8Validator v;
+  EXPECT_FALSE (v.Feed ((const uint8_t *) "\xff", 1));
+  EXPECT_FALSE (v.Feed ((const uint8_t *) "a", 1));
+  EXPECT_FALSE (v.Feed ((const uint8_t *) "\x80", 1));
+  EXPECT_FALSE (v.complete ());
+  // Cut inside a character: not complete until it is.
+  Utf8Validator w;
+  EXPECT_TRUE (w.Feed ((const uint8_t *) "\xe2\x82", 2));
+  EXPECT_FALSE (w.complete ());
+  EXPECT_TRUE (w.Feed ((const uint8_t *) "\xac", 1));
+  EXPECT_TRUE (w.complete ());
 }
