@@ -51,22 +51,8 @@ public:
 
   long Writev (const struct iovec *vec, int n, std::string *error) override
   {
-    if (raw_io_) {
-      struct msghdr mh = {};
-      mh.msg_iov = const_cast<struct iovec *> (vec);
-      mh.msg_iovlen = size_t (n);
-      for (;;) {
-        ssize_t r = sendmsg (fd_, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (r >= 0)
-          return long (r);
-        if (errno == EINTR)
-          continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-          return kWouldBlock;
-        *error = g_strerror (errno);
-        return kFailed;
-      }
-    }
+    if (raw_io_)
+      return FdTransport::WritevFd (fd_, vec, n, error);
     GError *err = NULL;
     gsize w = 0;
     GPollableReturn r = g_pollable_output_stream_writev_nonblocking (

@@ -70,11 +70,17 @@ FdTransport::Read (uint8_t *buf, size_t size, std::string *error)
 long
 FdTransport::Writev (const struct iovec *vec, int n, std::string *error)
 {
+  return WritevFd (fd_, vec, n, error);
+}
+
+long
+FdTransport::WritevFd (int fd, const struct iovec *vec, int n, std::string *error)
+{
   struct msghdr mh = {};
   mh.msg_iov = const_cast<struct iovec *> (vec);
   mh.msg_iovlen = size_t (n);
   for (;;) {
-    ssize_t r = sendmsg (fd_, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ssize_t r = sendmsg (fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (r >= 0)
       return long (r);
     if (errno == EINTR)

@@ -55,6 +55,9 @@ public:
   long Read (uint8_t *buf, size_t size, std::string *error) override;
   long Writev (const struct iovec *vec, int n, std::string *error) override;
   void Close () override;
+  // sendmsg(MSG_NOSIGNAL|MSG_DONTWAIT) of `vec` on a plain socket: bytes taken, kWouldBlock
+  // or kFailed (with `error`). Also the plain-socket path of libsoup-made transports.
+  static long WritevFd (int fd, const struct iovec *vec, int n, std::string *error);
 
 private:
   int fd_;

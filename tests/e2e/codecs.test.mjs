@@ -3,9 +3,9 @@
 // the notes' movflags (no empty_moov: the moov carries the first samples) through
 // `tcpserversrc ! fmp4initcache ! websocketsink` and watched for a few seconds in index.html.
 // A codec the browser's MSE or the machine's ffmpeg lacks is skipped, with the reason.
-import { describe, test, before, after } from 'node:test';
+import { describe, test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { BROWSERS, launchBrowser } from './lib/browser.mjs';
+import { BROWSERS, useBrowser } from './lib/browser.mjs';
 import { Scene, TCP_PIPELINE, ffmpegHasEncoder, startServer, waitForServer } from './lib/pipeline.mjs';
 import { assertPlayed, openViewer, reportMetrics, watchFor } from './lib/viewer.mjs';
 
@@ -45,20 +45,16 @@ const CASES = [
 
 for (const engine of BROWSERS) {
 describe(engine, () => {
-  let browser;
+  const browser = useBrowser(engine);
   /** @type {Record<string, boolean>} MediaSource.isTypeSupported for each probe type */
   let mse = {};
   before(async () => {
-    browser = await launchBrowser({ engine });
     const types = [];
     for (const c of Object.values(VIDEO)) types.push(`video/mp4; codecs="${c.probe}"`);
     for (const c of Object.values(AUDIO)) types.push(`audio/mp4; codecs="${c.probe}"`);
     await browser.page.goto('about:blank');
     const res = await browser.page.evaluate((t) => t.map((x) => MediaSource.isTypeSupported(x)), types);
     mse = Object.fromEntries(types.map((t, i) => [t, res[i]]));
-  });
-  after(async () => {
-    await browser?.close();
   });
 
   for (const c of CASES) {

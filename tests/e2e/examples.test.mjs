@@ -1,19 +1,13 @@
 // The in-pipeline example (examples/testpattern.sh: videotestsrc ! x264enc ! mp4mux
 // fragment-duration=700 ! fmp4initcache ! websocketsink, with audiotestsrc ! avenc_aac) in the player.
-import { describe, test, before, after } from 'node:test';
-import { BROWSERS, launchBrowser } from './lib/browser.mjs';
+import { describe, test } from 'node:test';
+import { BROWSERS, useBrowser } from './lib/browser.mjs';
 import { Scene, startExample, waitForServer } from './lib/pipeline.mjs';
 import { assertPlayed, openViewer, reportMetrics, watchFor } from './lib/viewer.mjs';
 
 for (const engine of BROWSERS) {
 describe(engine, () => {
-  let browser;
-  before(async () => {
-    browser = await launchBrowser({ engine });
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  const browser = useBrowser(engine);
 
   test('examples/testpattern.sh (x264enc + avenc_aac → mp4mux) → index.html plays 640x360', async (t) => {
     const scene = new Scene();

@@ -4,9 +4,9 @@
 //   and the player starts near the live edge: first frame within 1 s of navigation.
 // - sync-method=next-keyframe: the server waits for the next keyframe fragment (up to a GOP); the
 //   start must be correct (a keyframe, plays, right size); its time is reported, not asserted.
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BROWSERS, launchBrowser } from './lib/browser.mjs';
+import { BROWSERS, useBrowser } from './lib/browser.mjs';
 import { Scene, sleep, startServer, waitForServer } from './lib/pipeline.mjs';
 import { assertPlayed, openViewer, reportMetrics, watchFor } from './lib/viewer.mjs';
 
@@ -22,13 +22,7 @@ const gop4 = (sinkProps = '') =>
 
 for (const engine of BROWSERS) {
 describe(engine, () => {
-  let browser;
-  before(async () => {
-    browser = await launchBrowser({ engine });
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  const browser = useBrowser(engine);
 
   /**
    * Starts the 4 s GOP stream, waits until it is JOIN_AFTER s old, opens index.html.

@@ -2,20 +2,14 @@
 // examples/notes-tcp.sh (`tcpserversrc host=0.0.0.0 ! fmp4initcache ! websocketsink`), watched with
 // the player (index.html) and with the notes' own client (notes-client.html, served by
 // websocketsink).
-import { describe, test, before, after } from 'node:test';
-import { BROWSERS, launchBrowser } from './lib/browser.mjs';
+import { describe, test } from 'node:test';
+import { BROWSERS, useBrowser } from './lib/browser.mjs';
 import { Scene, notesFfmpegArgs, startExample, waitForServer } from './lib/pipeline.mjs';
 import { assertPlayed, openViewer, reportMetrics, watchFor } from './lib/viewer.mjs';
 
 for (const engine of BROWSERS) {
 describe(engine, () => {
-  let browser;
-  before(async () => {
-    browser = await launchBrowser({ engine });
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  const browser = useBrowser(engine);
 
   /** examples/notes-tcp.sh + the notes' ffmpeg command; resolves once the server has the stream. */
   async function notesStream(scene) {

@@ -6,9 +6,9 @@
 // - server restart: gst-launch is killed and started again on the same port; the player reconnects.
 // - the publisher's video stops while audio goes on: the player must not loop over old media.
 // - the pipeline is stopped: viewers should get close 1001 (todo: see the test).
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BROWSERS, launchBrowser, videoSnapshot } from './lib/browser.mjs';
+import { BROWSERS, useBrowser, videoSnapshot } from './lib/browser.mjs';
 import { Scene, TCP_PIPELINE, notesFfmpegArgs, sleep, startPipeline, startServer, waitForServer } from './lib/pipeline.mjs';
 import { rawWebSocket } from './lib/rawws.mjs';
 import { assertPlayed, openViewer, reportMetrics, waitForAdvance, watchFor } from './lib/viewer.mjs';
@@ -32,13 +32,7 @@ const vp9 = (w, h) => [
 
 for (const engine of BROWSERS) {
 describe(engine, () => {
-  let browser;
-  before(async () => {
-    browser = await launchBrowser({ engine });
-  });
-  after(async () => {
-    await browser?.close();
-  });
+  const browser = useBrowser(engine);
 
   /**
    * Starts ffmpeg writing into the pipeline's stdin (which stays open when ffmpeg ends).

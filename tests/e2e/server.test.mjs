@@ -1,11 +1,11 @@
 // fmp4ws-server (issue 5) in the browser: the notes' workflow, where ffmpeg is stopped and started
 // again (another resolution, another codec) while the same page stays open. The page must play
 // again after each publisher, without reload, and the server's memory must not grow.
-import { describe, test, before, after } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { BROWSERS, launchBrowser } from './lib/browser.mjs';
+import { BROWSERS, useBrowser } from './lib/browser.mjs';
 import { BUILD_DIR, Proc, Scene, freePort, gstEnv, sleep, waitForServer } from './lib/pipeline.mjs';
 import { assertPlayed, openViewer, reportMetrics, waitForAdvance, watchFor } from './lib/viewer.mjs';
 
@@ -24,9 +24,7 @@ const rssKiB = (pid) => +/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status
 
 for (const engine of BROWSERS) {
 describe(engine, () => {
-  let browser;
-  before(async () => { browser = await launchBrowser({ engine }); });
-  after(async () => { await browser?.close(); });
+  const browser = useBrowser(engine);
 
   test('fmp4ws-server: ffmpeg stops and starts 5 times (640x360 → 1280x720, H.264 → VP9); the same page plays on', async (t) => {
     const scene = new Scene();

@@ -2,6 +2,7 @@
 // Firefox ESR (WebDriver BiDi) through puppeteer-core (never a downloaded browser; runs on Debian
 // 12's own Node.js 18) and measure what a <video> really does.
 import fs from 'node:fs';
+import { after, before } from 'node:test';
 import puppeteer from 'puppeteer-core';
 
 /** Debian's browsers; override with CHROMIUM_PATH / FIREFOX_PATH. */
@@ -112,6 +113,24 @@ export async function launchBrowser(opts = {}) {
       await browser.close().catch((e) => console.warn(`closing ${engine}:`, e.message));
     },
   };
+}
+
+/**
+ * The browser of a `describe(engine)` block: launched by a `before` hook, closed by an
+ * `after` hook of the block this is called in. The object is filled when `before` has run
+ * (same fields as launchBrowser's result).
+ * @param {'chromium'|'firefox'} engine
+ * @returns {Awaited<ReturnType<typeof launchBrowser>>}
+ */
+export function useBrowser(engine) {
+  const handle = /** @type {any} */ ({});
+  before(async () => {
+    Object.assign(handle, await launchBrowser({ engine }));
+  });
+  after(async () => {
+    await handle.close?.();
+  });
+  return handle;
 }
 
 /**
