@@ -10,49 +10,13 @@
 #include "broadcaster.h"
 #include "json.h"
 #include "stream_reader.h"
+#include "stream_items.h"
 
 using namespace fmp4ws::core;
+using fmp4ws::test::MakeStream;
+using fmp4ws::test::Stream;
 
 namespace {
-
-// A stream made into broadcast items, as the sink's glue makes them.
-struct Stream
-{
-  ItemPtr init;
-  std::vector<ItemPtr> fragments;
-};
-
-Stream
-MakeStream (const std::string &fixture, uint32_t generation = 1)
-{
-  auto segs = std::make_shared<std::vector<Segment>> ();
-  std::vector<uint8_t> data = ReadFixture (fixture);
-  StreamReader r;
-  *segs = r.Push (data.data (), data.size ());
-  Stream s;
-  std::shared_ptr<const InitInfo> info;
-  for (const Segment &g : *segs) {
-    auto item = std::make_shared<StreamItem> ();
-    item->generation = generation;
-    item->payload = {g.bytes.data (), g.bytes.size (), segs};
-    if (g.kind == Segment::kInit) {
-      info = std::make_shared<InitInfo> (g.init);
-      item->kind = StreamItem::kInit;
-      item->init = info;
-      item->stream_json = "{\"type\":\"stream\",\"mime\":" + JsonString (g.init.mime) + "}";
-      s.init = item;
-    } else if (g.kind == Segment::kFragment) {
-      item->kind = StreamItem::kFragment;
-      item->keyframe = g.fragment.keyframe;
-      // The moof is the first box (these fixtures have no styp).
-      BoxIterator it (g.bytes.data (), g.bytes.size ());
-      EXPECT_TRUE (it.Next ());
-      SetFragmentInfo (item.get (), g.fragment, *info, 0, it.box_size ());
-      s.fragments.push_back (item);
-    }
-  }
-  return s;
-}
 
 struct Message
 {

@@ -18,50 +18,15 @@
 #include "io_thread.h"
 #include "json.h"
 #include "stream_reader.h"
+#include "stream_items.h"
 #include "ws_frame.h"
 
 using namespace fmp4ws::core;
 using namespace fmp4ws::server;
+using fmp4ws::test::MakeStream;
+using fmp4ws::test::Stream;
 
 namespace {
-
-struct Stream
-{
-  ItemPtr init;
-  std::vector<ItemPtr> fragments;
-};
-
-// A fixture made into broadcast items, as the sink's glue makes them.
-Stream
-MakeStream (const std::string &fixture)
-{
-  auto segs = std::make_shared<std::vector<Segment>> ();
-  std::vector<uint8_t> data = ReadFixture (fixture);
-  StreamReader r;
-  *segs = r.Push (data.data (), data.size ());
-  Stream s;
-  std::shared_ptr<const InitInfo> info;
-  for (const Segment &g : *segs) {
-    auto item = std::make_shared<StreamItem> ();
-    item->generation = 1;
-    item->payload = {g.bytes.data (), g.bytes.size (), segs};
-    if (g.kind == Segment::kInit) {
-      info = std::make_shared<InitInfo> (g.init);
-      item->kind = StreamItem::kInit;
-      item->init = info;
-      item->stream_json = "{\"type\":\"stream\",\"mime\":" + JsonString (g.init.mime) + "}";
-      s.init = item;
-    } else if (g.kind == Segment::kFragment) {
-      item->kind = StreamItem::kFragment;
-      item->keyframe = g.fragment.keyframe;
-      BoxIterator it (g.bytes.data (), g.bytes.size ());
-      EXPECT_TRUE (it.Next ());
-      SetFragmentInfo (item.get (), g.fragment, *info, 0, it.box_size ());
-      s.fragments.push_back (item);
-    }
-  }
-  return s;
-}
 
 // What the callbacks saw (they run on the I/O thread).
 struct Observed
