@@ -319,7 +319,6 @@ void
 IoThread::ApplySettings (const Settings &s)
 {
   bc_.set_config (s.config);
-  max_message_size_ = s.max_message_size;
   unsigned old_keepalive = settings_.keepalive;
   settings_ = s;
   if (s.keepalive != old_keepalive)
@@ -529,7 +528,7 @@ IoThread::HandleText (Connection *c, const std::string &text)
 void
 IoThread::HandleFrames (Connection *c, const uint8_t *data, size_t size)
 {
-  c->rx.set_max_message_size (max_message_size_);
+  c->rx.set_max_message_size (settings_.max_message_size);
   c->rx.Feed (data, size);
   ws::Event ev;
   for (;;) {

@@ -192,7 +192,6 @@ private:
   int epfd_ = -1, evfd_ = -1;
   std::thread thread_;
   Callbacks cb_;
-  std::atomic<size_t> max_message_size_{4096};  // from the settings (PostSettings), in order
 
   // The thread's state; other threads read it under lock_.
   mutable std::mutex lock_;

@@ -10,8 +10,6 @@ export const BROWSER_PATHS = {
   chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium',
   firefox: process.env.FIREFOX_PATH || '/usr/bin/firefox-esr',
 };
-/** @deprecated kept for older callers: the Chromium path. */
-export const CHROMIUM_PATH = BROWSER_PATHS.chromium;
 
 /** The engines the playback tests run in: `FMP4WS_E2E_BROWSERS=chromium,firefox` (the default). */
 export const BROWSERS = (process.env.FMP4WS_E2E_BROWSERS || 'chromium,firefox')
@@ -56,8 +54,6 @@ export const FIREFOX_PREFS = {
 export function haveBrowser(engine = 'chromium') {
   return fs.existsSync(BROWSER_PATHS[engine]);
 }
-/** @returns {boolean} whether Chromium is there. */
-export const haveChromium = () => haveBrowser('chromium');
 
 /**
  * Launches a browser with a fresh temporary profile (removed by close()).
