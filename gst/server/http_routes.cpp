@@ -348,14 +348,14 @@ HttpRoutes::Handle (void *m, const char *full_path, void *q)
 
   if (hooks_.debug)
     hooks_.debug (std::string (method) + " " + path + " from " + address);
-  if (!Allowed (s, msg, method, path, full_path, query, address))
+  bool is_ws = soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, NULL);
+  if (!Allowed (s, msg, is_ws, method, path, full_path, query, address))
     return;
   if (strcmp (method, "GET") != 0 && strcmp (method, "HEAD") != 0) {
     respond_text (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n");
     return;
   }
 
-  bool is_ws = soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, NULL);
   bool is_stream = strcmp (path, "/stream.mp4") == 0;
   if ((is_ws && (s.path == path || strcmp (path, "/") == 0)) || is_stream) {
     if (!origin_allowed (s, msg)) {
@@ -404,12 +404,11 @@ HttpRoutes::Handle (void *m, const char *full_path, void *q)
 // The access checks of a request under the prefix: the signed link (token-secret), then the
 // application's (authorize). False: refused (answered and counted).
 bool
-HttpRoutes::Allowed (const RouteSettings &s, void *m, const char *method, const char *path,
-                     const char *full_path, void *q, const std::string &address)
+HttpRoutes::Allowed (const RouteSettings &s, void *m, bool is_ws, const char *method,
+                     const char *path, const char *full_path, void *q, const std::string &address)
 {
   SoupServerMessage *msg = static_cast<SoupServerMessage *> (m);
   GHashTable *query = static_cast<GHashTable *> (q);
-  bool is_ws = soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, NULL);
   std::string p = path;
   const char *route = "file";
   if (is_ws && (s.path == p || p == "/"))

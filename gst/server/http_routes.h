@@ -92,8 +92,10 @@ public:
   void TakeConnection (Upgrade *u, void *msg);
 
 private:
-  bool Allowed (const RouteSettings &s, void *msg, const char *method, const char *path,
-                const char *full_path, void *query, const std::string &address);
+  // The access checks of a request under the prefix (token-secret, then authorize); false:
+  // refused, answered and counted.
+  bool Allowed (const RouteSettings &s, void *msg, bool is_ws, const char *method,
+                const char *path, const char *full_path, void *query, const std::string &address);
 
   Hooks hooks_;
   _GResource *player_;
