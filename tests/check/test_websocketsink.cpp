@@ -2384,6 +2384,69 @@ GST_START_TEST (test_authorize_signal)
 }
 GST_END_TEST;
 
+/* A handler that blocks until released (a slow backend). */
+static GMutex g_auth_block_lock;
+static GCond g_auth_block_cond;
+static bool g_auth_blocked = false, g_auth_release = false;
+
+static guint
+blocking_authorize (GstElement *, const GstStructure *req, gpointer)
+{
+  const char *query = gst_structure_get_string (req, "query");
+  if (!query || !strstr (query, "slow"))
+    return 0;
+  g_mutex_lock (&g_auth_block_lock);
+  g_auth_blocked = true;
+  g_cond_broadcast (&g_auth_block_cond);
+  while (!g_auth_release)
+    g_cond_wait (&g_auth_block_cond, &g_auth_block_lock);
+  g_mutex_unlock (&g_auth_block_lock);
+  return 403;
+}
+
+/* While a handler blocks the server thread, connected viewers go on receiving (they are on the
+ * I/O threads); the blocked request is answered once the handler returns. */
+GST_START_TEST (test_blocking_authorize_leaves_viewers_alone)
+{
+  guint port;
+  GstElement *p = start_live_pipeline (NULL, &port);
+  GstElement *sink = get_sink (p);
+  g_signal_connect (sink, "authorize", G_CALLBACK (blocking_authorize), NULL);
+  Client *c = client_connect (url (port));
+  fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
+  fail_unless (pump_until ([&] { return c->msgs.size () >= 3; }, 10000));
+  /* A request whose handler blocks, from another thread (a raw socket). */
+  GThread *slow = g_thread_new ("slow-request", [] (gpointer data) -> gpointer {
+    guint port = GPOINTER_TO_UINT (data);
+    int fd = raw_connect (port);
+    struct timeval tv = {60, 0};  /* the handler holds the answer until released */
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    raw_send (fd, get_request ("/status?slow"));
+    std::string *head = new std::string (raw_head (fd));
+    close (fd);
+    return head;
+  }, GUINT_TO_POINTER (port));
+  g_mutex_lock (&g_auth_block_lock);
+  while (!g_auth_blocked)
+    g_cond_wait (&g_auth_block_cond, &g_auth_block_lock);
+  g_mutex_unlock (&g_auth_block_lock);
+  /* The handler is running: the viewer keeps getting fragments. */
+  const size_t before = c->msgs.size ();
+  fail_unless (pump_until ([&] { return c->msgs.size () >= before + 3; }, 10000),
+               "the viewer got nothing while a handler blocked (%zu messages)", c->msgs.size ());
+  g_mutex_lock (&g_auth_block_lock);
+  g_auth_release = true;
+  g_cond_broadcast (&g_auth_block_cond);
+  g_mutex_unlock (&g_auth_block_lock);
+  std::string *status = static_cast<std::string *> (g_thread_join (slow));
+  expect_str (*status, "HTTP/1.1 403");
+  delete status;
+  client_free (c);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
 static Suite *
 websocketsink_suite (void)
 {
@@ -2419,6 +2482,7 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_token_secret_on_every_route);
   tcase_add_test (tc, test_token_secret_under_a_path_prefix);
   tcase_add_test (tc, test_authorize_signal);
+  tcase_add_test (tc, test_blocking_authorize_leaves_viewers_alone);
   return s;
 }
 
