@@ -86,6 +86,9 @@ extern "C" GResource *fmp4ws_web_get_resource (void);
 #define DEFAULT_REBASE TRUE
 #define DEFAULT_MAX_CLIENTS 1000
 #define DEFAULT_MAX_CONNECTIONS 0
+#define DEFAULT_REQUEST_TIMEOUT 10
+#define DEFAULT_MAX_HTTP_CONNECTIONS 0
+#define DEFAULT_MAX_CONNECTIONS_PER_ADDRESS 0
 #define DEFAULT_MAX_MESSAGE_SIZE 4096
 #define DEFAULT_KEEPALIVE 10
 #define DEFAULT_SERVE_PLAYER TRUE
@@ -111,6 +114,9 @@ enum
   PROP_REBASE,
   PROP_MAX_CLIENTS,
   PROP_MAX_CONNECTIONS,
+  PROP_REQUEST_TIMEOUT,
+  PROP_MAX_HTTP_CONNECTIONS,
+  PROP_MAX_CONNECTIONS_PER_ADDRESS,
   PROP_ALLOWED_ORIGINS,
   PROP_MAX_MESSAGE_SIZE,
   PROP_KEEPALIVE,
@@ -168,6 +174,9 @@ struct Settings
   BroadcastConfig config;
   guint max_clients = DEFAULT_MAX_CLIENTS;
   guint max_connections = DEFAULT_MAX_CONNECTIONS;
+  guint request_timeout = DEFAULT_REQUEST_TIMEOUT;
+  guint max_http_connections = DEFAULT_MAX_HTTP_CONNECTIONS;
+  guint max_connections_per_address = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
   std::vector<std::string> allowed_origins;
   std::string allowed_origins_str;
   guint max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
@@ -673,13 +682,19 @@ gst_web_socket_sink_start (GstBaseSink *sink)
     o.tls_key_file = s.tls_key_file;
     o.tls_certificate = s.tls_certificate;
     o.max_connections = s.max_connections;
+    o.request_timeout = s.request_timeout;
+    o.max_http_connections = s.max_http_connections;
+    o.max_connections_per_address = s.max_connections_per_address;
     std::string detail;
     switch (priv->http->Listen (o, priv->routes.get (), prefix, &detail)) {
       case fmp4ws::server::HttpServer::Error::kNone:
         priv->current_port = priv->http->port ();
-        GST_INFO_OBJECT (self, "listening on %s (websocket path %s), at most %u connections",
+        GST_INFO_OBJECT (self,
+                         "listening on %s (websocket path %s), at most %u connections, %u of "
+                         "them waiting for their request headers (request-timeout %u s)",
                          priv->http->uri ().c_str (), s.path.c_str (),
-                         priv->http->connection_budget ());
+                         priv->http->connection_budget (),
+                         priv->http->http_connection_budget (), s.request_timeout);
         break;
       case fmp4ws::server::HttpServer::Error::kTlsCertificate:
         GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Could not load the TLS certificate"),
@@ -772,15 +787,24 @@ get_stats (GstWebSocketSink *self)
       key.push_back (g_ascii_isalnum (ch) ? ch : '-');
     gst_structure_set (disc, key.c_str (), G_TYPE_UINT64, n, NULL);
   }
+  GstStructure *refused = gst_structure_new_empty ("refused");
+  for (auto &[reason, n] : fmp4ws::server::Refusals (t)) {
+    std::string key;
+    for (char ch : reason)
+      key.push_back (g_ascii_isalnum (ch) ? ch : '-');
+    gst_structure_set (refused, key.c_str (), G_TYPE_UINT64, n, NULL);
+  }
   GstStructure *s = gst_structure_new (
-      "application/x-websocketsink-stats", "viewers", G_TYPE_UINT, viewers, "io-threads",
+      "application/x-websocketsink-stats", "viewers", G_TYPE_UINT, viewers, "http-connections",
+      G_TYPE_UINT, priv->http->http_connections (), "io-threads",
       G_TYPE_UINT, io_threads, "connections", G_TYPE_UINT64, t.connections,
       "bytes-sent", G_TYPE_UINT64, t.bytes_sent, "fragments-sent", G_TYPE_UINT64,
       t.fragments_sent, "fragments-dropped", G_TYPE_UINT64, t.fragments_dropped,
       "gop-cache-fragments", G_TYPE_UINT, gop_fragments, "gop-cache-bytes", G_TYPE_UINT64,
       gop_bytes, "overload-drops", G_TYPE_UINT64, overload_drops, "disconnects",
-      GST_TYPE_STRUCTURE, disc, NULL);
+      GST_TYPE_STRUCTURE, disc, "refused", GST_TYPE_STRUCTURE, refused, NULL);
   gst_structure_free (disc);
+  gst_structure_free (refused);
   gst_structure_take_value (s, "clients", &clients);
   return s;
 }
@@ -852,6 +876,15 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       break;
     case PROP_MAX_CONNECTIONS:
       s.max_connections = g_value_get_uint (value);
+      break;
+    case PROP_REQUEST_TIMEOUT:
+      s.request_timeout = g_value_get_uint (value);
+      break;
+    case PROP_MAX_HTTP_CONNECTIONS:
+      s.max_http_connections = g_value_get_uint (value);
+      break;
+    case PROP_MAX_CONNECTIONS_PER_ADDRESS:
+      s.max_connections_per_address = g_value_get_uint (value);
       break;
     case PROP_MAX_CLIENTS:
       s.max_clients = g_value_get_uint (value);
@@ -969,6 +1002,15 @@ gst_web_socket_sink_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_MAX_CONNECTIONS:
       g_value_set_uint (value, s.max_connections);
+      break;
+    case PROP_REQUEST_TIMEOUT:
+      g_value_set_uint (value, s.request_timeout);
+      break;
+    case PROP_MAX_HTTP_CONNECTIONS:
+      g_value_set_uint (value, s.max_http_connections);
+      break;
+    case PROP_MAX_CONNECTIONS_PER_ADDRESS:
+      g_value_set_uint (value, s.max_connections_per_address);
       break;
     case PROP_MAX_CLIENTS:
       g_value_set_uint (value, s.max_clients);
@@ -1216,6 +1258,62 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
                          "0: the file descriptor limit less 64 (read at start)",
                          0, G_MAXUINT, DEFAULT_MAX_CONNECTIONS, RW_READY));
   /**
+   * GstWebSocketSink:request-timeout:
+   *
+   * Seconds a connection may take to send its HTTP request line and headers (for a
+   * WebSocket: its upgrade request): counted from accept, a TLS handshake included, and on a
+   * keep-alive connection from the end of one response to the next request's headers. A
+   * connection past it is closed, counted in stats' refused as "timeout". Viewers (once
+   * upgraded, or /stream.mp4 once its response head is written) are not affected: their
+   * liveness is keepalive's. 0: no limit. Read at start; own listener only (not with
+   * soup-server).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_REQUEST_TIMEOUT,
+      g_param_spec_uint ("request-timeout", "Request timeout",
+                         "Seconds a connection may take to send its request headers (from "
+                         "accept, TLS handshake included, or between keep-alive requests); then "
+                         "it is closed. 0: no limit (read at start)",
+                         0, G_MAXUINT, DEFAULT_REQUEST_TIMEOUT, RW_READY));
+  /**
+   * GstWebSocketSink:max-http-connections:
+   *
+   * Most connections at once that are still waiting for their request headers (the ones
+   * request-timeout bounds: slow or idle requests, not viewers); past it a new connection
+   * is answered HTTP 503 at accept (nothing of it read; on a TLS port just closed) and
+   * closed, counted in stats' refused as "http-connections". 0 (default): half the
+   * connection budget (max-connections, or its automatic value), so that stalled requests
+   * can never take the room of viewers. Read at start; own listener only.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_HTTP_CONNECTIONS,
+      g_param_spec_uint ("max-http-connections", "Max HTTP connections",
+                         "Most connections waiting for their request headers at once, others "
+                         "get HTTP 503 at accept; 0: half the connection budget (read at start)",
+                         0, G_MAXUINT, DEFAULT_MAX_HTTP_CONNECTIONS, RW_READY));
+  /**
+   * GstWebSocketSink:max-connections-per-address:
+   *
+   * Most connections waiting for their request headers at once from one client IP address;
+   * past it a new one from that address is answered HTTP 503 at accept and closed, counted
+   * in stats' refused as "per-address". 0 (default): no limit. Viewers behind one NAT or
+   * proxy share an address: keep it well above the number of them that may connect at the
+   * same moment. Read at start; own listener only.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_CONNECTIONS_PER_ADDRESS,
+      g_param_spec_uint ("max-connections-per-address", "Max connections per address",
+                         "Most connections waiting for their request headers from one client "
+                         "address, others get HTTP 503 at accept; 0: no limit (mind NAT; read at "
+                         "start)",
+                         0, G_MAXUINT, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, RW_READY));
+  /**
    * GstWebSocketSink:allowed-origins:
    *
    * Comma-separated Origin values allowed to connect (e.g. "https://example.com");
@@ -1395,17 +1493,21 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
   /**
    * GstWebSocketSink:stats:
    *
-   * viewers, io-threads, connections, bytes-sent, fragments-sent, fragments-dropped, GOP
+   * viewers, http-connections (connections waiting for their request headers now: see
+   * max-http-connections), io-threads, connections, bytes-sent, fragments-sent, fragments-dropped, GOP
    * cache size, overload-drops (fragments an I/O thread that fell behind by more than
-   * max-backlog-bytes or 4096 fragments never took), disconnects (by reason) and a `clients` array (id, address,
-   * io-thread, bytes-sent, backlog, latency...).
+   * max-backlog-bytes or 4096 fragments never took), disconnects (by reason; refusals as
+   * "rejected--REASON"), refused (a structure of counts of connections and requests refused
+   * before they became viewers, by reason, every reason present: budget, http-connections,
+   * per-address, timeout, origin, max-clients, token, authorize) and a `clients` array (id,
+   * address, io-thread, bytes-sent, backlog, latency...).
    *
    * Since: 0.1
    */
   g_object_class_install_property (
       gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-                          "Viewers, bytes and fragments sent/dropped, disconnects by reason, "
+                          "Viewers, bytes and fragments sent/dropped, disconnects and refusals by reason, "
                           "per-client backlog and live latency",
                           GST_TYPE_STRUCTURE, RO_STATIC));
 
