@@ -1444,7 +1444,14 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * GstWebSocketSink:soup-server:
    *
    * An application's SoupServer to serve on, instead of listening itself (several sinks,
-   * one port: give each a path-prefix). address/port/TLS are then the server's business.
+   * one port: give each a path-prefix). address/port/TLS are then the server's business,
+   * and so is its listener: max-connections, request-timeout, max-http-connections and
+   * max-connections-per-address do not apply (origin and max-clients do). Note that
+   * libsoup's own listener (soup_server_listen*, libsoup 3.2.3) stops accepting for good
+   * after one failed accept (out of file descriptors) and never times out a client that
+   * stops mid-TLS-handshake: an application expecting many clients should accept
+   * connections itself and hand them over with soup_server_accept_iostream, as
+   * fmp4ws-server does.
    *
    * Since: 0.1
    */

@@ -24,6 +24,11 @@ struct Options
   int publisher_timeout = 10;          // seconds without data before a publisher is dropped
   int max_streams = 16;                // HTTP-ingest streams
   int64_t max_box_size = 64 << 20;     // fmp4initcache max-box-size for each publisher
+  // The HTTP accept loop's bounds (gst/server/http_server.h HttpServer::Options).
+  int max_connections = 0;             // --max-connections: open at once, 0: fd limit less 64
+  int request_timeout = 10;            // --request-timeout: seconds to send request headers, 0: none
+  int max_http_connections = 0;        // --max-http-connections: waiting for headers, 0: half the budget
+  int max_connections_per_address = 0; // --max-connections-per-address: the same per address, 0: none
 };
 
 // Parses the command line into `opt` (which holds the defaults) and removes what it parsed from
