@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 
 #include <atomic>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -146,15 +147,18 @@ conn_quark ()
   return q;
 }
 
+struct Conn;
+
 }  // namespace
 
-// The connections waiting for their request headers ("pending"), in total and per client
-// address. Outlives the acceptor: sockets may end later, on any thread.
+// The connections waiting for their request headers ("pending"), in total, per client
+// address and oldest first. Outlives the acceptor: sockets may end later, on any thread.
 struct HttpServer::Ledger
 {
   std::mutex lock;
   unsigned pending = 0;
   std::map<std::string, unsigned> per_address;
+  std::list<Conn *> oldest_first;
   std::function<void (const char *why)> refused;
 };
 
@@ -175,8 +179,9 @@ struct Conn
   GMainContext *ctx;
   unsigned timeout_s;
   GSource *timer = nullptr;
-  bool pending = false;
+  bool pending = false;  // counted in the ledger, in its oldest_first
   bool taken = false;
+  std::list<Conn *>::iterator pos;
 
   Conn (std::shared_ptr<Ledger> l, std::string a, GSocket *s, GMainContext *c, unsigned t)
       : ledger (std::move (l)), address (std::move (a)), sock (s), ctx (c), timeout_s (t)
@@ -190,10 +195,13 @@ struct Conn
     if (taken || pending)
       return;
     pending = true;
-    if (!counted) {
+    {
       std::lock_guard<std::mutex> l (ledger->lock);
-      ledger->pending++;
-      ledger->per_address[address]++;
+      if (!counted) {
+        ledger->pending++;
+        ledger->per_address[address]++;
+      }
+      pos = ledger->oldest_first.insert (ledger->oldest_first.end (), this);
     }
     if (timeout_s) {
       timer = g_timeout_source_new_seconds (timeout_s);
@@ -213,25 +221,31 @@ struct Conn
       return;
     pending = false;
     std::lock_guard<std::mutex> l (ledger->lock);
+    ledger->oldest_first.erase (pos);
     ledger->pending--;
     auto it = ledger->per_address.find (address);
     if (it != ledger->per_address.end () && --it->second == 0)
       ledger->per_address.erase (it);
   }
 
-  // Too slow: close (shut down: libsoup's read or TLS handshake fails, it lets go of the
-  // connection and the socket ends).
+  // Closes it, counted as `why` (shut down: libsoup's read or TLS handshake fails, it lets
+  // go of the connection and the socket ends). On the server's thread.
+  void Close (const char *why)
+  {
+    Disarm ();
+    if (!g_socket_is_closed (sock)) {
+      if (ledger->refused)
+        ledger->refused (why);
+      g_socket_shutdown (sock, TRUE, TRUE, NULL);
+    }
+  }
+
   static gboolean on_timeout (gpointer data)
   {
     Conn *c = static_cast<Conn *> (data);
     g_source_unref (c->timer);
     c->timer = nullptr;
-    c->Disarm ();
-    if (!g_socket_is_closed (c->sock)) {
-      if (c->ledger->refused)
-        c->ledger->refused ("rejected: timeout");
-      g_socket_shutdown (c->sock, TRUE, TRUE, NULL);
-    }
+    c->Close ("rejected: timeout");
     return G_SOURCE_REMOVE;
   }
 };
@@ -401,9 +415,27 @@ struct HttpServer::Acceptor
   {
     if (budget && open->load () >= budget)
       return "rejected: budget";
+    // Full of connections waiting for their request headers: the oldest of them makes room
+    // (a real client sends its headers within milliseconds, a stalled one holds its slot
+    // until request-timeout: refusing the newcomer would lock real clients out).
+    Conn *oldest = nullptr;
+    {
+      std::lock_guard<std::mutex> l (ledger->lock);
+      if (max_per_address) {
+        auto it = ledger->per_address.find (address);
+        if (it != ledger->per_address.end () && it->second >= max_per_address)
+          return "rejected: per-address";
+      }
+      if (max_pending && ledger->pending >= max_pending && !ledger->oldest_first.empty ())
+        oldest = ledger->oldest_first.front ();
+    }
+    // Pending connections end on this thread only (taken ones are not pending): `oldest` is
+    // alive.
+    if (oldest)
+      oldest->Close ("rejected: http-connections");
     std::lock_guard<std::mutex> l (ledger->lock);
     if (max_pending && ledger->pending >= max_pending)
-      return "rejected: http-connections";
+      return "rejected: http-connections";  // still full (nothing could be closed)
     unsigned &mine = ledger->per_address[address];
     if (max_per_address && mine >= max_per_address) {
       if (mine == 0)
