@@ -1281,19 +1281,22 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * GstWebSocketSink:max-http-connections:
    *
    * Most connections at once that are still waiting for their request headers (the ones
-   * request-timeout bounds: slow or idle requests, not viewers); past it a new connection
-   * is answered HTTP 503 at accept (nothing of it read; on a TLS port just closed) and
-   * closed, counted in stats' refused as "http-connections". 0 (default): half the
-   * connection budget (max-connections, or its automatic value), so that stalled requests
-   * can never take the room of viewers. Read at start; own listener only.
+   * request-timeout bounds: slow or idle requests, not viewers). When full, a new connection
+   * closes the oldest of them if that one has waited a tenth of request-timeout, else the
+   * newcomer is answered HTTP 503 at accept (on a TLS port just closed); both counted in
+   * stats' refused as "http-connections". A real client sends its headers within
+   * milliseconds, so stalled requests can neither lock it out until their timeout nor take
+   * the room of viewers. 0 (default): half the connection
+   * budget (max-connections, or its automatic value). Read at start; own listener only.
    *
    * Since: 0.1
    */
   g_object_class_install_property (
       gobject_class, PROP_MAX_HTTP_CONNECTIONS,
       g_param_spec_uint ("max-http-connections", "Max HTTP connections",
-                         "Most connections waiting for their request headers at once, others "
-                         "get HTTP 503 at accept; 0: half the connection budget (read at start)",
+                         "Most connections waiting for their request headers at once; when full "
+                         "a new one closes the oldest if it waited request-timeout/10, else gets "
+                         "HTTP 503. 0: half the connection budget (read at start)",
                          0, G_MAXUINT, DEFAULT_MAX_HTTP_CONNECTIONS, RW_READY));
   /**
    * GstWebSocketSink:max-connections-per-address:

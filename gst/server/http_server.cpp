@@ -182,6 +182,7 @@ struct Conn
   bool pending = false;  // counted in the ledger, in its oldest_first
   bool taken = false;
   std::list<Conn *>::iterator pos;
+  gint64 since = 0;  // monotonic µs, when it began waiting
 
   Conn (std::shared_ptr<Ledger> l, std::string a, GSocket *s, GMainContext *c, unsigned t)
       : ledger (std::move (l)), address (std::move (a)), sock (s), ctx (c), timeout_s (t)
@@ -202,6 +203,7 @@ struct Conn
         ledger->per_address[address]++;
       }
       pos = ledger->oldest_first.insert (ledger->oldest_first.end (), this);
+      since = g_get_monotonic_time ();
     }
     if (timeout_s) {
       timer = g_timeout_source_new_seconds (timeout_s);
@@ -400,14 +402,14 @@ struct HttpServer::Acceptor
   // directly; whatever does not fit is dropped.
   void Refuse (int fd, const char *why)
   {
+    if (owner->hooks_.refused)  // counted before the client can see the answer
+      owner->hooks_.refused (why);
     if (!cert) {
       ssize_t n = send (fd, kBusyResponse, sizeof kBusyResponse - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
       (void) n;
       shutdown (fd, SHUT_WR);
     }
     close (fd);
-    if (owner->hooks_.refused)
-      owner->hooks_.refused (why);
   }
 
   // Counts the new connection pending, unless over a cap: then the reason.
@@ -416,8 +418,10 @@ struct HttpServer::Acceptor
     if (budget && open->load () >= budget)
       return "rejected: budget";
     // Full of connections waiting for their request headers: the oldest of them makes room
-    // (a real client sends its headers within milliseconds, a stalled one holds its slot
-    // until request-timeout: refusing the newcomer would lock real clients out).
+    // if it has waited a tenth of request-timeout (a real client sends its headers within
+    // milliseconds, a stalled one holds its slot until request-timeout: refusing newcomers
+    // would lock real clients out); else (a burst of young ones, real clients perhaps) the
+    // newcomer gets the 503.
     Conn *oldest = nullptr;
     {
       std::lock_guard<std::mutex> l (ledger->lock);
@@ -426,7 +430,9 @@ struct HttpServer::Acceptor
         if (it != ledger->per_address.end () && it->second >= max_per_address)
           return "rejected: per-address";
       }
-      if (max_pending && ledger->pending >= max_pending && !ledger->oldest_first.empty ())
+      if (max_pending && ledger->pending >= max_pending && !ledger->oldest_first.empty () &&
+          ledger->oldest_first.front ()->since <=
+              g_get_monotonic_time () - gint64 (request_timeout) * G_USEC_PER_SEC / 10)
         oldest = ledger->oldest_first.front ();
     }
     // Pending connections end on this thread only (taken ones are not pending): `oldest` is
@@ -435,7 +441,7 @@ struct HttpServer::Acceptor
       oldest->Close ("rejected: http-connections");
     std::lock_guard<std::mutex> l (ledger->lock);
     if (max_pending && ledger->pending >= max_pending)
-      return "rejected: http-connections";  // still full (nothing could be closed)
+      return "rejected: http-connections";  // still full: the newcomer gets the 503
     unsigned &mine = ledger->per_address[address];
     if (max_per_address && mine >= max_per_address) {
       if (mine == 0)

@@ -70,11 +70,13 @@ public:
     // the next request's headers. Then it is closed ("rejected: timeout"). 0: no limit.
     unsigned request_timeout = 10;
     // Most connections waiting for their request headers at once (the ones request_timeout
-    // bounds); past it a new connection gets a 503 and is closed ("rejected:
+    // bounds); when full, a new connection closes the oldest of them if that one has waited
+    // request_timeout / 10, else it gets a 503 at accept (both "rejected:
     // http-connections"). 0: half the connection budget.
     unsigned max_http_connections = 0;
-    // The same, per client address ("rejected: per-address"). 0: no limit (clients behind
-    // one NAT share an address).
+    // The same per client address, but past it the new connection gets a 503 at accept and
+    // is closed ("rejected: per-address"). 0: no limit (clients behind one NAT share an
+    // address).
     unsigned max_connections_per_address = 0;
   };
   static constexpr unsigned kFdReserve = 64;  // descriptors left to the rest of the process

@@ -2278,13 +2278,14 @@ GST_START_TEST (test_half_open_crowd_per_address_viewers_get_in)
 }
 GST_END_TEST;
 
-/* Half-sent requests from many addresses past max-http-connections: the cap holds (each
- * newcomer over it closes the oldest waiting connection, counted), viewers already in keep
- * playing, and new viewers get in while the crowd is still there. */
+/* Half-sent requests from many addresses past max-http-connections: the cap holds (past it a
+ * newcomer gets a 503 while the waiting ones are young, then closes the oldest once it has
+ * waited a tenth of request-timeout, counted), viewers already in keep playing, and new
+ * viewers get in while the crowd is still there. */
 GST_START_TEST (test_half_open_crowd_http_cap)
 {
   guint port;
-  GstElement *p = start_appsrc_pipeline (&port, "max-http-connections=300 request-timeout=120");
+  GstElement *p = start_appsrc_pipeline (&port, "max-http-connections=300 request-timeout=60");
   GstElement *sink = get_sink (p);
   GBytes *a = read_fixture ("notes-g30.mp4");
   push_bytes (p, a);
@@ -2301,7 +2302,16 @@ GST_START_TEST (test_half_open_crowd_http_cap)
            http_connections (sink) == 300;
   }, 30000), "http-connections refusals %" G_GUINT64_FORMAT " of %d, %u waiting",
                refused (sink, "http-connections"), 4 * n - 300, http_connections (sink));
-  /* Full of stalled requests: new viewers still get in (each closing the oldest stalled one). */
+  /* Full of young requests (less than 6 s old): a newcomer gets a 503. */
+  int fd = raw_connect (port);
+  expect_str (raw_head (fd), "HTTP/1.1 503");
+  close (fd);
+  /* (counted just after the answer is sent) */
+  fail_unless (pump_until ([&] {
+    return refused (sink, "http-connections") == guint64 (4 * n - 300 + 1);
+  }, 5000));
+  /* Full of stalled requests older than 6 s: new viewers get in (closing the oldest). */
+  pump_for (6500);
   for (int i = 0; i < 3; i++) {
     int fd = raw_viewer (port, i ? "/stream.mp4" : "/ws");
     char buf[4096];
@@ -2313,7 +2323,7 @@ GST_START_TEST (test_half_open_crowd_http_cap)
   fail_unless (pump_until ([&] { return parse_client (ws).fragments.size () >= 1; }, 10000));
   client_free (ws);
   /* The first newcomer closed one (the others took the slot it left once its headers were in). */
-  fail_unless (refused (sink, "http-connections") >= guint64 (4 * n - 300 + 1));
+  fail_unless (refused (sink, "http-connections") >= guint64 (4 * n - 300 + 2));
   fail_unless (http_connections (sink) <= 300);
   fail_if (closed_by_server (viewer));
   /* Last first: a later child holds copies of the earlier ones' pipes. */
@@ -2322,6 +2332,34 @@ GST_START_TEST (test_half_open_crowd_http_cap)
   fail_unless (pump_until ([&] { return http_connections (sink) == 0; }, 10000));
   new_viewer_gets_in (port);
   close (viewer);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+  g_bytes_unref (a);
+}
+GST_END_TEST;
+
+/* Issue 12's measurement, lighter (the full one: tests/bench/fd-limit.sh): 300 viewers
+ * connecting at once to a budget of 200: 200 get in and get the stream, 100 get a 503; once
+ * they are gone, new viewers and /status are served. */
+GST_START_TEST (test_viewer_burst_over_budget)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port, "max-connections=200");
+  GstElement *sink = get_sink (p);
+  GBytes *a = read_fixture ("notes-g30.mp4");
+  push_bytes (p, a);
+  Crowd c = crowd (port, 300, ws_request ("/ws", NULL).c_str ());
+  crowd_go (c);
+  fail_unless (pump_until ([&] {
+    return num_clients (sink) + refused (sink, "budget") + refused (sink, "http-connections") == 300;
+  }, 30000), "%u viewers, %" G_GUINT64_FORMAT " refused", num_clients (sink),
+               refused (sink, "budget"));
+  fail_unless_equals_int (num_clients (sink), 200);
+  fail_unless_equals_int (refused (sink, "budget"), 100);
+  fail_unless_equals_int (refused (sink, "http-connections"), 0);
+  crowd_leaves (c);
+  fail_unless (pump_until ([&] { return num_clients (sink) == 0; }, 10000));
+  new_viewer_gets_in (port);
   gst_object_unref (sink);
   stop_pipeline (p);
   g_bytes_unref (a);
@@ -2364,6 +2402,7 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_request_timeout_tls_handshake);
   tcase_add_test (tc, test_half_open_crowd_per_address_viewers_get_in);
   tcase_add_test (tc, test_half_open_crowd_http_cap);
+  tcase_add_test (tc, test_viewer_burst_over_budget);
   return s;
 }
 
