@@ -110,6 +110,10 @@ main (int argc, char **argv)
     log_msg ("connections refused so far: %s", counts.c_str ());
   };
   fmp4ws::server::HttpServer http (std::move (hooks));
+  if (o.address && o.address->empty ()) {
+    g_printerr ("--address must be an IP address or a host name\n");
+    return 2;
+  }
   fmp4ws::server::HttpServer::Options ho;
   ho.address = o.address ? *o.address : "";
   ho.port = unsigned (o.port);
