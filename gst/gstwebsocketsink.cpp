@@ -86,6 +86,9 @@ extern "C" GResource *fmp4ws_web_get_resource (void);
 #define DEFAULT_REBASE TRUE
 #define DEFAULT_MAX_CLIENTS 1000
 #define DEFAULT_MAX_CONNECTIONS 0
+#define DEFAULT_REQUEST_TIMEOUT 10
+#define DEFAULT_MAX_HTTP_CONNECTIONS 0
+#define DEFAULT_MAX_CONNECTIONS_PER_ADDRESS 0
 #define DEFAULT_MAX_MESSAGE_SIZE 4096
 #define DEFAULT_KEEPALIVE 10
 #define DEFAULT_SERVE_PLAYER TRUE
@@ -111,6 +114,9 @@ enum
   PROP_REBASE,
   PROP_MAX_CLIENTS,
   PROP_MAX_CONNECTIONS,
+  PROP_REQUEST_TIMEOUT,
+  PROP_MAX_HTTP_CONNECTIONS,
+  PROP_MAX_CONNECTIONS_PER_ADDRESS,
   PROP_ALLOWED_ORIGINS,
   PROP_TOKEN_SECRET,
   PROP_MAX_MESSAGE_SIZE,
@@ -170,6 +176,9 @@ struct Settings
   BroadcastConfig config;
   guint max_clients = DEFAULT_MAX_CLIENTS;
   guint max_connections = DEFAULT_MAX_CONNECTIONS;
+  guint request_timeout = DEFAULT_REQUEST_TIMEOUT;
+  guint max_http_connections = DEFAULT_MAX_HTTP_CONNECTIONS;
+  guint max_connections_per_address = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS;
   std::vector<std::string> allowed_origins;
   std::string allowed_origins_str;
   std::string token_secret;  // empty: no signed links needed
@@ -711,13 +720,19 @@ gst_web_socket_sink_start (GstBaseSink *sink)
     o.tls_key_file = s.tls_key_file;
     o.tls_certificate = s.tls_certificate;
     o.max_connections = s.max_connections;
+    o.request_timeout = s.request_timeout;
+    o.max_http_connections = s.max_http_connections;
+    o.max_connections_per_address = s.max_connections_per_address;
     std::string detail;
     switch (priv->http->Listen (o, priv->routes.get (), prefix, &detail)) {
       case fmp4ws::server::HttpServer::Error::kNone:
         priv->current_port = priv->http->port ();
-        GST_INFO_OBJECT (self, "listening on %s (websocket path %s), at most %u connections",
+        GST_INFO_OBJECT (self,
+                         "listening on %s (websocket path %s), at most %u connections, %u of "
+                         "them waiting for their request headers (request-timeout %u s)",
                          priv->http->uri ().c_str (), s.path.c_str (),
-                         priv->http->connection_budget ());
+                         priv->http->connection_budget (),
+                         priv->http->http_connection_budget (), s.request_timeout);
         break;
       case fmp4ws::server::HttpServer::Error::kTlsCertificate:
         GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("Could not load the TLS certificate"),
@@ -810,15 +825,24 @@ get_stats (GstWebSocketSink *self)
       key.push_back (g_ascii_isalnum (ch) ? ch : '-');
     gst_structure_set (disc, key.c_str (), G_TYPE_UINT64, n, NULL);
   }
+  GstStructure *refused = gst_structure_new_empty ("refused");
+  for (auto &[reason, n] : fmp4ws::server::Refusals (t)) {
+    std::string key;
+    for (char ch : reason)
+      key.push_back (g_ascii_isalnum (ch) ? ch : '-');
+    gst_structure_set (refused, key.c_str (), G_TYPE_UINT64, n, NULL);
+  }
   GstStructure *s = gst_structure_new (
-      "application/x-websocketsink-stats", "viewers", G_TYPE_UINT, viewers, "io-threads",
+      "application/x-websocketsink-stats", "viewers", G_TYPE_UINT, viewers, "http-connections",
+      G_TYPE_UINT, priv->http->http_connections (), "io-threads",
       G_TYPE_UINT, io_threads, "connections", G_TYPE_UINT64, t.connections,
       "bytes-sent", G_TYPE_UINT64, t.bytes_sent, "fragments-sent", G_TYPE_UINT64,
       t.fragments_sent, "fragments-dropped", G_TYPE_UINT64, t.fragments_dropped,
       "gop-cache-fragments", G_TYPE_UINT, gop_fragments, "gop-cache-bytes", G_TYPE_UINT64,
       gop_bytes, "overload-drops", G_TYPE_UINT64, overload_drops, "disconnects",
-      GST_TYPE_STRUCTURE, disc, NULL);
+      GST_TYPE_STRUCTURE, disc, "refused", GST_TYPE_STRUCTURE, refused, NULL);
   gst_structure_free (disc);
+  gst_structure_free (refused);
   gst_structure_take_value (s, "clients", &clients);
   return s;
 }
@@ -890,6 +914,15 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       break;
     case PROP_MAX_CONNECTIONS:
       s.max_connections = g_value_get_uint (value);
+      break;
+    case PROP_REQUEST_TIMEOUT:
+      s.request_timeout = g_value_get_uint (value);
+      break;
+    case PROP_MAX_HTTP_CONNECTIONS:
+      s.max_http_connections = g_value_get_uint (value);
+      break;
+    case PROP_MAX_CONNECTIONS_PER_ADDRESS:
+      s.max_connections_per_address = g_value_get_uint (value);
       break;
     case PROP_MAX_CLIENTS:
       s.max_clients = g_value_get_uint (value);
@@ -1010,6 +1043,15 @@ gst_web_socket_sink_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_MAX_CONNECTIONS:
       g_value_set_uint (value, s.max_connections);
+      break;
+    case PROP_REQUEST_TIMEOUT:
+      g_value_set_uint (value, s.request_timeout);
+      break;
+    case PROP_MAX_HTTP_CONNECTIONS:
+      g_value_set_uint (value, s.max_http_connections);
+      break;
+    case PROP_MAX_CONNECTIONS_PER_ADDRESS:
+      g_value_set_uint (value, s.max_connections_per_address);
       break;
     case PROP_MAX_CLIENTS:
       g_value_set_uint (value, s.max_clients);
@@ -1257,6 +1299,65 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
                          "0: the file descriptor limit less 64 (read at start)",
                          0, G_MAXUINT, DEFAULT_MAX_CONNECTIONS, RW_READY));
   /**
+   * GstWebSocketSink:request-timeout:
+   *
+   * Seconds a connection may take to send its HTTP request line and headers (for a
+   * WebSocket: its upgrade request): counted from accept, a TLS handshake included, and on a
+   * keep-alive connection from the end of one response to the next request's headers. A
+   * connection past it is closed, counted in stats' refused as "timeout". Viewers (once
+   * upgraded, or /stream.mp4 once its response head is written) are not affected: their
+   * liveness is keepalive's. 0: no limit. Read at start; own listener only (not with
+   * soup-server).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_REQUEST_TIMEOUT,
+      g_param_spec_uint ("request-timeout", "Request timeout",
+                         "Seconds a connection may take to send its request headers (from "
+                         "accept, TLS handshake included, or between keep-alive requests); then "
+                         "it is closed. 0: no limit (read at start)",
+                         0, G_MAXUINT, DEFAULT_REQUEST_TIMEOUT, RW_READY));
+  /**
+   * GstWebSocketSink:max-http-connections:
+   *
+   * Most connections at once that are still waiting for their request headers (the ones
+   * request-timeout bounds: slow or idle requests, not viewers). When full, a new connection
+   * closes the oldest of them if that one has waited a tenth of request-timeout, else the
+   * newcomer is answered HTTP 503 at accept (on a TLS port just closed); both counted in
+   * stats' refused as "http-connections". A real client sends its headers within
+   * milliseconds, so stalled requests can neither lock it out until their timeout nor take
+   * the room of viewers. 0 (default): half the connection
+   * budget (max-connections, or its automatic value). Read at start; own listener only.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_HTTP_CONNECTIONS,
+      g_param_spec_uint ("max-http-connections", "Max HTTP connections",
+                         "Most connections waiting for their request headers at once; when full "
+                         "a new one closes the oldest if it waited request-timeout/10, else gets "
+                         "HTTP 503. 0: half the connection budget (read at start)",
+                         0, G_MAXUINT, DEFAULT_MAX_HTTP_CONNECTIONS, RW_READY));
+  /**
+   * GstWebSocketSink:max-connections-per-address:
+   *
+   * Most connections waiting for their request headers at once from one client IP address;
+   * past it a new one from that address is answered HTTP 503 at accept and closed, counted
+   * in stats' refused as "per-address". 0 (default): no limit. Viewers behind one NAT or
+   * proxy share an address: keep it well above the number of them that may connect at the
+   * same moment. Read at start; own listener only.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_CONNECTIONS_PER_ADDRESS,
+      g_param_spec_uint ("max-connections-per-address", "Max connections per address",
+                         "Most connections waiting for their request headers from one client "
+                         "address, others get HTTP 503 at accept; 0: no limit (mind NAT; read at "
+                         "start)",
+                         0, G_MAXUINT, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, RW_READY));
+  /**
    * GstWebSocketSink:allowed-origins:
    *
    * Comma-separated Origin values allowed to connect (e.g. "https://example.com");
@@ -1279,7 +1380,7 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * SIG the lower-case hex HMAC-SHA256 (RFC 2104) of `EXPIRY:PATH` keyed with this secret,
    * PATH the stream's base path: "/", or path-prefix when set (e.g. /live/cam1). A missing,
    * malformed, wrong (other secret or path) or expired token gets HTTP 403 with the same
-   * body ("forbidden"), counted in stats' disconnects as "rejected: token". The signature is
+   * body ("forbidden"), counted in stats (`refused`: `token`). The signature is
    * compared in constant time. NULL or "" (default): no token needed. Write-only; a change
    * applies to the next request (connected viewers stay).
    *
@@ -1411,7 +1512,14 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * GstWebSocketSink:soup-server:
    *
    * An application's SoupServer to serve on, instead of listening itself (several sinks,
-   * one port: give each a path-prefix). address/port/TLS are then the server's business.
+   * one port: give each a path-prefix). address/port/TLS are then the server's business,
+   * and so is its listener: max-connections, request-timeout, max-http-connections and
+   * max-connections-per-address do not apply (origin and max-clients do). Note that
+   * libsoup's own listener (soup_server_listen*, libsoup 3.2.3) stops accepting for good
+   * after one failed accept (out of file descriptors) and never times out a client that
+   * stops mid-TLS-handshake: an application expecting many clients should accept
+   * connections itself and hand them over with soup_server_accept_iostream, as
+   * fmp4ws-server does.
    *
    * Since: 0.1
    */
@@ -1460,17 +1568,21 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
   /**
    * GstWebSocketSink:stats:
    *
-   * viewers, io-threads, connections, bytes-sent, fragments-sent, fragments-dropped, GOP
+   * viewers, http-connections (connections waiting for their request headers now: see
+   * max-http-connections), io-threads, connections, bytes-sent, fragments-sent, fragments-dropped, GOP
    * cache size, overload-drops (fragments an I/O thread that fell behind by more than
-   * max-backlog-bytes or 4096 fragments never took), disconnects (by reason) and a `clients` array (id, address,
-   * io-thread, bytes-sent, backlog, latency...).
+   * max-backlog-bytes or 4096 fragments never took), disconnects (by reason; refusals as
+   * "rejected--REASON"), refused (a structure of counts of connections and requests refused
+   * before they became viewers, by reason, every reason present: budget, http-connections,
+   * per-address, timeout, origin, max-clients, token, authorize) and a `clients` array (id,
+   * address, io-thread, bytes-sent, backlog, latency...).
    *
    * Since: 0.1
    */
   g_object_class_install_property (
       gobject_class, PROP_STATS,
       g_param_spec_boxed ("stats", "Statistics",
-                          "Viewers, bytes and fragments sent/dropped, disconnects by reason, "
+                          "Viewers, bytes and fragments sent/dropped, disconnects and refusals by reason, "
                           "per-client backlog and live latency",
                           GST_TYPE_STRUCTURE, RO_STATIC));
 
@@ -1516,7 +1628,7 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * Access control, like #GstRTSPAuth: emitted for every HTTP request of the stream (after
    * the token-secret check, before the Origin and max-clients checks). Return 0 to allow;
    * anything else denies the request with that HTTP status (400 to 599; other values: 403),
-   * counted in stats' disconnects as "rejected: authorize". The first handler returning
+   * counted in stats (`refused`: `authorize`). The first handler returning
    * non-zero ends the emission.
    *
    * Emitted from the sink's server thread ("websocketsink", or the thread running the

@@ -29,13 +29,14 @@
 #include <glib-unix.h>
 #include <libsoup/soup.h>
 
+#include <map>
 #include <string>
 
 #include "server/log.h"
 #include "server/options.h"
 #include "server/publisher.h"
 #include "server/stream_registry.h"
-#include "http_server.h"  // gst/server: libsoup < 3.4 workarounds
+#include "http_server.h"  // gst/server: our own listener (HttpServer::ListenFor)
 #include "server/routes.h"
 #include "token.h"          // gst/server: signed links
 
@@ -55,51 +56,6 @@ have_fmp4ws_elements ()
       gst_object_unref (f);
   }
   return ok;
-}
-
-// On --address, or all interfaces. False with a message printed (`*exit_code` set) on failure.
-bool
-listen_http (SoupServer *server, const Options &o, SoupServerListenOptions lo, int *exit_code)
-{
-  GError *err = nullptr;
-  gboolean ok;
-  if (o.address) {
-    GInetAddress *ia = g_inet_address_new_from_string (o.address->c_str ());
-    if (!ia) {
-      g_printerr ("--address must be an IP address\n");
-      *exit_code = 2;
-      return false;
-    }
-    GSocketAddress *sa = g_inet_socket_address_new (ia, o.port);
-    ok = soup_server_listen (server, sa, lo, &err);
-    g_object_unref (sa);
-    g_object_unref (ia);
-  } else {
-    ok = soup_server_listen_all (server, o.port, lo, &err);
-  }
-  if (!ok) {
-    g_printerr ("cannot listen on port %d: %s\n", o.port, err->message);
-    g_error_free (err);
-    *exit_code = 1;
-    return false;
-  }
-  return true;
-}
-
-// The port the server listens on: --port, or the one the system picked for --port 0.
-int
-listening_port (SoupServer *server, int requested)
-{
-  int port = requested;
-  GSList *listeners = soup_server_get_listeners (server);
-  for (GSList *l = listeners; l && port == 0; l = l->next) {
-    GSocketAddress *a = g_socket_get_local_address (G_SOCKET (l->data), nullptr);
-    if (a && G_IS_INET_SOCKET_ADDRESS (a))
-      port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (a));
-    g_clear_object (&a);
-  }
-  g_slist_free (listeners);
-  return port;
 }
 
 // `fmp4ws-server token ...`: prints a signed viewer (or /streams) URL; exit status.
@@ -156,28 +112,61 @@ main (int argc, char **argv)
 
   GMainLoop *loop = g_main_loop_new (nullptr, FALSE);
   SoupServer *server = soup_server_new ("server-header", "fmp4ws-server ", NULL);
-  fmp4ws::server::FixLibsoupAcceptLeak (server);  // before it listens (http_server.h)
-  SoupServerListenOptions lo = SoupServerListenOptions (0);
-  if (o.tls_cert) {
-    GError *err = nullptr;
-    const std::string &key = o.tls_key ? *o.tls_key : *o.tls_cert;
-    GTlsCertificate *cert = g_tls_certificate_new_from_files (o.tls_cert->c_str (), key.c_str (), &err);
-    if (!cert) {
-      g_printerr ("TLS certificate: %s\n", err->message);
-      return 1;
-    }
-    soup_server_set_tls_certificate (server, cert);
-    g_object_unref (cert);
-    lo = SOUP_SERVER_LISTEN_HTTPS;
+  // Our own listening sockets and accept loop (gst/server/http_server.h), not libsoup's
+  // soup_server_listen* (3.2.3: stops accepting for good after one failed accept, no request
+  // timeout): a connection budget, request-timeout and caps on requests still in HTTP.
+  std::map<std::string, guint64> refused;
+  gint64 refused_logged = G_MININT64 / 2;
+  fmp4ws::server::HttpServer::Hooks hooks;
+  hooks.error = [] (const std::string &m) { log_msg ("error: %s", m.c_str ()); };
+  hooks.warning = [] (const std::string &m) { log_msg ("warning: %s", m.c_str ()); };
+  hooks.info = [] (const std::string &m) { log_msg ("%s", m.c_str ()); };
+  hooks.refused = [&] (const char *why) {
+    // Counted by reason; logged at most every 10 s (a flood must not flood the log).
+    refused[why]++;
+    gint64 now = g_get_monotonic_time ();
+    if (now - refused_logged < 10 * G_USEC_PER_SEC)
+      return;
+    refused_logged = now;
+    std::string counts;
+    for (auto &[reason, n] : refused)
+      counts += (counts.empty () ? "" : ", ") + reason + " " + std::to_string (n);
+    log_msg ("connections refused so far: %s", counts.c_str ());
+  };
+  fmp4ws::server::HttpServer http (std::move (hooks));
+  if (o.address && o.address->empty ()) {
+    g_printerr ("--address must be an IP address or a host name\n");
+    return 2;
   }
+  fmp4ws::server::HttpServer::Options ho;
+  ho.address = o.address ? *o.address : "";
+  ho.port = unsigned (o.port);
+  if (o.tls_cert) {
+    ho.tls_cert_file = *o.tls_cert;
+    ho.tls_key_file = o.tls_key ? *o.tls_key : *o.tls_cert;
+  }
+  ho.max_connections = unsigned (o.max_connections);
+  ho.request_timeout = unsigned (o.request_timeout);
+  ho.max_http_connections = unsigned (o.max_http_connections);
+  ho.max_connections_per_address = unsigned (o.max_connections_per_address);
   {
     StreamRegistry streams (server, o);
     Publishers publishers (streams, o);
     publishers.add_http_routes (server);
     streams.add_routes ();
-    int exit_code = 0;
-    if (!listen_http (server, o, lo, &exit_code))
-      return exit_code;
+    std::string detail;
+    switch (http.ListenFor (server, nullptr, ho, &detail)) {
+      case fmp4ws::server::HttpServer::Error::kNone:
+        break;
+      case fmp4ws::server::HttpServer::Error::kTlsCertificate:
+        g_printerr ("TLS certificate: %s\n", detail.c_str ());
+        return 1;
+      case fmp4ws::server::HttpServer::Error::kListen:
+        g_printerr ("cannot listen: %s\n", detail.c_str ());
+        return 1;
+    }
+    log_msg ("at most %u connections, %u of them waiting for their request headers (%d s each)",
+             http.connection_budget (), http.http_connection_budget (), o.request_timeout);
     if (!streams.create (""))  // the default stream, TCP ingest's
       return 1;
     if (o.ingest_port > 0) {
@@ -188,7 +177,7 @@ main (int argc, char **argv)
       }
     }
     const char *scheme = o.tls_cert ? "https" : "http";
-    const int port = listening_port (server, o.port);
+    const int port = int (http.port ());
     log_msg ("viewers: %s://localhost:%d/  (streams: /streams, /live/NAME/)", scheme, port);
     if (o.ingest_port > 0)
       log_msg ("publish: ffmpeg ... -f mp4 -movflags frag_keyframe+default_base_moof "
@@ -205,6 +194,7 @@ main (int argc, char **argv)
     while (g_main_context_iteration (nullptr, FALSE))
       ;
     streams.clear ();
+    http.Stop ();  // no more connections
   }
   soup_server_disconnect (server);
   g_object_unref (server);

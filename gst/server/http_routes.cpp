@@ -298,6 +298,8 @@ HttpRoutes::TakeConnection (Upgrade *u, void *m)
   GUri *uri = soup_server_message_get_uri (msg);
   const char *scheme = uri ? g_uri_get_scheme (uri) : NULL;
   bool plain = scheme && (strcmp (scheme, "http") == 0 || strcmp (scheme, "ws") == 0);
+  if (sock)
+    ConnectionTaken (sock);  // no request-timeout for a viewer
   GIOStream *stream = soup_server_message_steal_connection (msg);
   if (!stream)
     return;
@@ -476,6 +478,31 @@ HttpRoutes::Allowed (const RouteSettings &s, void *m, bool is_ws, const char *me
   return true;
 }
 
+std::vector<std::pair<std::string, uint64_t>>
+Refusals (const Totals &t)
+{
+  static const char *const known[] = {"budget",  "http-connections", "per-address",
+                                      "timeout", "origin",           "max-clients",
+                                      "token",   "authorize"};
+  static const std::string prefix = "rejected: ";
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const char *k : known) {
+    auto it = t.disconnects.find (prefix + k);
+    out.emplace_back (k, it == t.disconnects.end () ? 0 : it->second);
+  }
+  for (auto &[reason, n] : t.disconnects) {
+    if (reason.compare (0, prefix.size (), prefix) != 0)
+      continue;
+    std::string k = reason.substr (prefix.size ());
+    bool seen = false;
+    for (auto &[name, count] : out)
+      seen |= name == k;
+    if (!seen)
+      out.emplace_back (k, n);
+  }
+  return out;
+}
+
 std::string
 StatusJson (const Snapshot &snap, const std::string &stream)
 {
@@ -494,7 +521,12 @@ StatusJson (const Snapshot &snap, const std::string &stream)
   s += ",\"stream\":" + (stream.empty () ? std::string ("null") : stream);
   s += ",\"bytes_sent\":" + std::to_string (t.bytes_sent) + ",\"fragments_sent\":" +
        std::to_string (t.fragments_sent) + ",\"fragments_dropped\":" +
-       std::to_string (t.fragments_dropped) + ",\"clients\":[" + clients + "]}";
+       std::to_string (t.fragments_dropped);
+  std::string refused;
+  for (auto &[reason, n] : Refusals (t))
+    refused += std::string (refused.empty () ? "" : ",") + core::JsonString (reason) + ":" +
+               std::to_string (n);
+  s += ",\"refused\":{" + refused + "},\"clients\":[" + clients + "]}";
   return s;
 }
 

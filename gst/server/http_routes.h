@@ -103,7 +103,15 @@ private:
   std::string prefix_;
 };
 
-// The GET /status document.
+// Connections and requests refused before they became viewers, by reason: the `X` of the
+// "rejected: X" counted in Totals::disconnects. Every reason known here is present (0 if none):
+// budget (max-connections), http-connections (max-http-connections), per-address
+// (max-connections-per-address), timeout (request-timeout), origin (allowed-origins),
+// max-clients, token and authorize (access control); then any other one counted.
+std::vector<std::pair<std::string, uint64_t>> Refusals (const Totals &t);
+
+// The GET /status document: {"viewers", "stream", "bytes_sent", "fragments_sent",
+// "fragments_dropped", "refused": {reason: count, ...} (Refusals), "clients": [...]}.
 std::string StatusJson (const Snapshot &snap, const std::string &stream_json);
 
 }  // namespace fmp4ws::server

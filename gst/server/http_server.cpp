@@ -10,7 +10,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <atomic>
+#include <list>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -136,6 +140,164 @@ local_port (GSocket *sock)
   return port;
 }
 
+GQuark
+conn_quark ()
+{
+  static GQuark q = g_quark_from_static_string ("fmp4ws-connection-state");
+  return q;
+}
+
+struct Conn;
+
+}  // namespace
+
+// The connections waiting for their request headers ("pending"), in total, per client
+// address and oldest first. Outlives the acceptor: sockets may end later, on any thread.
+struct HttpServer::Ledger
+{
+  std::mutex lock;
+  unsigned pending = 0;
+  std::map<std::string, unsigned> per_address;
+  std::list<Conn *> oldest_first;
+  std::function<void (const char *why)> refused;
+};
+
+namespace {
+
+using Ledger = HttpServer::Ledger;
+
+// One accepted connection's request-timeout state, kept on its GSocket (qdata: freed with
+// it). Armed (pending, counted in the ledger, a timer running) from accept to its request's
+// headers, and again from the end of a response to the next request's headers; never again
+// once the connection is taken as a viewer. Timers run on the server's context; the
+// destructor may run on any thread (a viewer's socket ends on its I/O thread, disarmed).
+struct Conn
+{
+  std::shared_ptr<Ledger> ledger;
+  std::string address;
+  GSocket *sock;  // the owner (not a reference)
+  GMainContext *ctx;
+  unsigned timeout_s;
+  GSource *timer = nullptr;
+  bool pending = false;  // counted in the ledger, in its oldest_first
+  bool taken = false;
+  std::list<Conn *>::iterator pos;
+  gint64 since = 0;  // monotonic µs, when it began waiting
+
+  Conn (std::shared_ptr<Ledger> l, std::string a, GSocket *s, GMainContext *c, unsigned t)
+      : ledger (std::move (l)), address (std::move (a)), sock (s), ctx (c), timeout_s (t)
+  {
+  }
+  ~Conn () { Disarm (); }
+
+  // `counted`: the caller already counted it pending (the accept loop, under the lock).
+  void Arm (bool counted = false)
+  {
+    if (taken || pending)
+      return;
+    pending = true;
+    {
+      std::lock_guard<std::mutex> l (ledger->lock);
+      if (!counted) {
+        ledger->pending++;
+        ledger->per_address[address]++;
+      }
+      pos = ledger->oldest_first.insert (ledger->oldest_first.end (), this);
+      since = g_get_monotonic_time ();
+    }
+    if (timeout_s) {
+      timer = g_timeout_source_new_seconds (timeout_s);
+      g_source_set_callback (timer, on_timeout, this, NULL);
+      g_source_attach (timer, ctx);
+    }
+  }
+
+  void Disarm ()
+  {
+    if (timer) {
+      g_source_destroy (timer);
+      g_source_unref (timer);
+      timer = nullptr;
+    }
+    if (!pending)
+      return;
+    pending = false;
+    std::lock_guard<std::mutex> l (ledger->lock);
+    ledger->oldest_first.erase (pos);
+    ledger->pending--;
+    auto it = ledger->per_address.find (address);
+    if (it != ledger->per_address.end () && --it->second == 0)
+      ledger->per_address.erase (it);
+  }
+
+  // Closes it, counted as `why` (shut down: libsoup's read or TLS handshake fails, it lets
+  // go of the connection and the socket ends). On the server's thread.
+  void Close (const char *why)
+  {
+    Disarm ();
+    if (!g_socket_is_closed (sock)) {
+      if (ledger->refused)
+        ledger->refused (why);
+      g_socket_shutdown (sock, TRUE, TRUE, NULL);
+    }
+  }
+
+  static gboolean on_timeout (gpointer data)
+  {
+    Conn *c = static_cast<Conn *> (data);
+    g_source_unref (c->timer);
+    c->timer = nullptr;
+    c->Close ("rejected: timeout");
+    return G_SOURCE_REMOVE;
+  }
+};
+
+Conn *
+conn_of (SoupServerMessage *msg)
+{
+  GSocket *sock = MessageSocket (msg);
+  return sock ? static_cast<Conn *> (g_object_get_qdata (G_OBJECT (sock), conn_quark ())) : NULL;
+}
+
+void
+on_got_headers (SoupServerMessage *msg, gpointer)
+{
+  if (Conn *c = conn_of (msg))
+    c->Disarm ();
+}
+
+// A request begins (the connection's first, or the next on a keep-alive connection): until
+// its headers are in, the connection is pending.
+void
+on_conn_request_started (SoupServer *, SoupServerMessage *msg, gpointer)
+{
+  Conn *c = conn_of (msg);
+  if (!c)
+    return;
+  c->Arm ();
+  g_signal_connect (msg, "got-headers", G_CALLBACK (on_got_headers), NULL);
+}
+
+// A response is done: a keep-alive connection now waits for its next request.
+void
+on_conn_request_finished (SoupServer *, SoupServerMessage *msg, gpointer)
+{
+  Conn *c = conn_of (msg);
+  if (c && !g_socket_is_closed (c->sock))
+    c->Arm ();
+}
+
+std::string
+peer_address (const struct sockaddr_storage &ss)
+{
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET)
+    inet_ntop (AF_INET, &((const struct sockaddr_in *) &ss)->sin_addr, buf, sizeof buf);
+  else if (ss.ss_family == AF_INET6)
+    inet_ntop (AF_INET6, &((const struct sockaddr_in6 *) &ss)->sin6_addr, buf, sizeof buf);
+  return buf;
+}
+
 const char kBusyResponse[] =
     "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Type: text/plain\r\n"
     "Content-Length: 19\r\nRetry-After: 5\r\n\r\nserver is too busy\n";
@@ -159,12 +321,21 @@ struct HttpServer::Acceptor
   gint64 last_warning = G_MININT64 / 2;
   unsigned budget = 0;
   unsigned limit = 0;
+  unsigned request_timeout = 0;       // seconds, 0: none
+  unsigned max_pending = 0;           // connections waiting for request headers
+  unsigned max_per_address = 0;       // the same per client address, 0: no limit
+  std::shared_ptr<Ledger> ledger = std::make_shared<Ledger> ();
+  gulong started_id = 0, finished_id = 0;
   // Outlives the acceptor: the last sockets may end later, on any thread.
   std::shared_ptr<std::atomic<unsigned>> open = std::make_shared<std::atomic<unsigned>> (0);
 
   Acceptor (HttpServer *o, SoupServer *s, GMainContext *c) : owner (o), server (s), ctx (c) {}
   ~Acceptor ()
   {
+    if (started_id)
+      g_signal_handler_disconnect (server, started_id);
+    if (finished_id)
+      g_signal_handler_disconnect (server, finished_id);
     Unwatch ();
     if (retry) {
       g_source_destroy (retry);
@@ -226,26 +397,79 @@ struct HttpServer::Acceptor
     }
   }
 
-  void Refuse (int fd)
+  // At accept, before a byte is read: a short fixed answer (plain HTTP only: on a TLS port
+  // it would be garbage to the client, which just sees the connection closed), written
+  // directly; whatever does not fit is dropped.
+  void Refuse (int fd, const char *why)
   {
-    // A short fixed answer, written directly; whatever does not fit is dropped.
-    ssize_t n = send (fd, kBusyResponse, sizeof kBusyResponse - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-    (void) n;
-    shutdown (fd, SHUT_WR);
+    if (owner->hooks_.refused)  // counted before the client can see the answer
+      owner->hooks_.refused (why);
+    if (!cert) {
+      ssize_t n = send (fd, kBusyResponse, sizeof kBusyResponse - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+      (void) n;
+      shutdown (fd, SHUT_WR);
+    }
     close (fd);
-    if (owner->hooks_.refused)
-      owner->hooks_.refused ("rejected: budget");
   }
 
-  void Serve (int fd)
+  // Counts the new connection pending, unless over a cap: then the reason.
+  const char *Admit (const std::string &address)
+  {
+    if (budget && open->load () >= budget)
+      return "rejected: budget";
+    // Full of connections waiting for their request headers: the oldest of them makes room
+    // if it has waited a tenth of request-timeout (a real client sends its headers within
+    // milliseconds, a stalled one holds its slot until request-timeout: refusing newcomers
+    // would lock real clients out); else (a burst of young ones, real clients perhaps) the
+    // newcomer gets the 503.
+    Conn *oldest = nullptr;
+    {
+      std::lock_guard<std::mutex> l (ledger->lock);
+      if (max_per_address) {
+        auto it = ledger->per_address.find (address);
+        if (it != ledger->per_address.end () && it->second >= max_per_address)
+          return "rejected: per-address";
+      }
+      if (max_pending && ledger->pending >= max_pending && !ledger->oldest_first.empty () &&
+          ledger->oldest_first.front ()->since <=
+              g_get_monotonic_time () - gint64 (request_timeout) * G_USEC_PER_SEC / 10)
+        oldest = ledger->oldest_first.front ();
+    }
+    // Pending connections end on this thread only (taken ones are not pending): `oldest` is
+    // alive.
+    if (oldest)
+      oldest->Close ("rejected: http-connections");
+    std::lock_guard<std::mutex> l (ledger->lock);
+    if (max_pending && ledger->pending >= max_pending)
+      return "rejected: http-connections";  // still full: the newcomer gets the 503
+    unsigned &mine = ledger->per_address[address];
+    if (max_per_address && mine >= max_per_address) {
+      if (mine == 0)
+        ledger->per_address.erase (address);
+      return "rejected: per-address";
+    }
+    mine++;
+    ledger->pending++;
+    return nullptr;
+  }
+
+  void Serve (int fd, const std::string &address)
   {
     GError *err = NULL;
     GSocket *sock = g_socket_new_from_fd (fd, &err);
+    // From here the connection is pending until its request headers are in (counted by
+    // Admit): a Conn on the socket keeps that state and its request-timeout timer.
+    Conn *conn = new Conn (ledger, address, sock, ctx, request_timeout);
     if (!sock) {
       g_clear_error (&err);
       close (fd);
+      conn->Arm (true);
+      delete conn;  // un-counts
       return;
     }
+    conn->Arm (true);
+    g_object_set_qdata_full (G_OBJECT (sock), conn_quark (), conn,
+                             [] (gpointer p) { delete static_cast<Conn *> (p); });
     g_socket_set_option (sock, IPPROTO_TCP, TCP_NODELAY, TRUE, NULL);
     open->fetch_add (1);
     g_object_set_qdata_full (G_OBJECT (sock), count_quark (),
@@ -292,7 +516,10 @@ struct HttpServer::Acceptor
     if (a->retry)
       return G_SOURCE_REMOVE;  // paused by another listening socket in this iteration
     for (int i = 0; i < 64; i++) {
-      int fd = accept4 (g_socket_get_fd (listener), NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      struct sockaddr_storage ss = {};
+      socklen_t len = sizeof ss;
+      int fd = accept4 (g_socket_get_fd (listener), (struct sockaddr *) &ss, &len,
+                        SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) {
         int e = errno;
         if (e == EINTR || e == ECONNABORTED || e == EPROTO || e == EPERM)
@@ -303,10 +530,11 @@ struct HttpServer::Acceptor
         a->Pause (e);
         return G_SOURCE_REMOVE;
       }
-      if (a->budget && a->open->load () >= a->budget)
-        a->Refuse (fd);
+      std::string address = peer_address (ss);
+      if (const char *why = a->Admit (address))
+        a->Refuse (fd, why);
       else
-        a->Serve (fd);
+        a->Serve (fd, address);
     }
     return G_SOURCE_CONTINUE;
   }
@@ -367,6 +595,33 @@ unsigned
 HttpServer::connection_budget () const
 {
   return acceptor_ ? acceptor_->budget : 0;
+}
+
+unsigned
+HttpServer::http_connections () const
+{
+  std::shared_ptr<Ledger> l = std::atomic_load (&ledger_);
+  if (!l)
+    return 0;
+  std::lock_guard<std::mutex> lock (l->lock);
+  return l->pending;
+}
+
+unsigned
+HttpServer::http_connection_budget () const
+{
+  return http_budget_.load ();
+}
+
+void
+ConnectionTaken (GSocket *sock)
+{
+  Conn *c = sock ? static_cast<Conn *> (g_object_get_qdata (G_OBJECT (sock), conn_quark ()))
+                 : NULL;
+  if (c) {
+    c->taken = true;
+    c->Disarm ();
+  }
 }
 
 bool
@@ -443,25 +698,36 @@ HttpServer::Join (_SoupServer *server, _GMainContext *ctx, HttpRoutes *routes,
   RunOnServer ([&] { routes_->Attach (server_, ctx_, prefix); });
 }
 
-HttpServer::Error
-HttpServer::Listen (const Options &o, HttpRoutes *routes, const std::string &prefix,
-                    std::string *detail)
+namespace {
+
+// The certificate of o (borrowed, or loaded from its files), or NULL for plain HTTP.
+bool
+load_certificate (const HttpServer::Options &o, GTlsCertificate **cert, std::string *detail)
 {
-  external_ = false;
   GError *err = NULL;
-  GTlsCertificate *cert = o.tls_certificate ? G_TLS_CERTIFICATE (g_object_ref (o.tls_certificate))
-                                            : NULL;
-  if (!cert && !o.tls_cert_file.empty ()) {
-    cert = g_tls_certificate_new_from_files (
+  *cert = o.tls_certificate ? G_TLS_CERTIFICATE (g_object_ref (o.tls_certificate)) : NULL;
+  if (!*cert && !o.tls_cert_file.empty ()) {
+    *cert = g_tls_certificate_new_from_files (
         o.tls_cert_file.c_str (),
         o.tls_key_file.empty () ? o.tls_cert_file.c_str () : o.tls_key_file.c_str (), &err);
-    if (!cert) {
+    if (!*cert) {
       *detail = o.tls_cert_file + " / " + o.tls_key_file + ": " + err->message;
       g_clear_error (&err);
-      return Error::kTlsCertificate;
+      return false;
     }
   }
+  return true;
+}
 
+}  // namespace
+
+// Listening sockets on o.address/o.port and the accept loop (Acceptor) on `ctx`, handing
+// connections to `server`. Takes `cert`.
+HttpServer::Error
+HttpServer::OpenAcceptor (_SoupServer *server, _GMainContext *ctx, const Options &o,
+                          _GTlsCertificate *cert, std::string *detail)
+{
+  GError *err = NULL;
   std::string said, warned;
   unsigned limit = RaiseFileLimit (&said, &warned);
   if (!said.empty () && hooks_.info)
@@ -469,7 +735,6 @@ HttpServer::Listen (const Options &o, HttpRoutes *routes, const std::string &pre
   if (!warned.empty () && hooks_.warning)
     hooks_.warning (warned);
 
-  // Our own listening sockets and accept loop (Acceptor), the connections handed to libsoup.
   std::vector<GSocket *> sockets;
   bool ok = false;
   if (o.address.empty ()) {
@@ -529,17 +794,6 @@ HttpServer::Listen (const Options &o, HttpRoutes *routes, const std::string &pre
     return Error::kListen;
   }
 
-  GMainContext *ctx = g_main_context_new ();
-  g_main_context_push_thread_default (ctx);
-  SoupServer *server = soup_server_new ("server-header", "gst-fmp4ws ", NULL);
-  // No FixLibsoupAcceptLeak: the accepted sockets' references are ours (Acceptor::Serve).
-  routes->Attach (server, ctx, prefix);
-  g_main_context_pop_thread_default (ctx);
-
-  routes_ = routes;
-  server_ = server;
-  ctx_ = ctx;
-  loop_ = g_main_loop_new (ctx, FALSE);
   acceptor_ = new Acceptor (this, server, ctx);
   acceptor_->cert = cert;  // ours
   acceptor_->sockets = sockets;
@@ -547,6 +801,17 @@ HttpServer::Listen (const Options &o, HttpRoutes *routes, const std::string &pre
   acceptor_->budget = o.max_connections
                           ? o.max_connections
                           : (limit > 2 * kFdReserve ? limit - kFdReserve : limit / 2);
+  acceptor_->request_timeout = o.request_timeout;
+  acceptor_->max_pending =
+      o.max_http_connections ? o.max_http_connections : MAX (1u, acceptor_->budget / 2);
+  acceptor_->max_per_address = o.max_connections_per_address;
+  std::atomic_store (&ledger_, acceptor_->ledger);
+  http_budget_ = acceptor_->max_pending;
+  acceptor_->ledger->refused = hooks_.refused;
+  acceptor_->started_id = g_signal_connect (server, "request-started",
+                                            G_CALLBACK (on_conn_request_started), NULL);
+  acceptor_->finished_id = g_signal_connect (server, "request-finished",
+                                             G_CALLBACK (on_conn_request_finished), NULL);
   acceptor_->Watch ();
   port_ = local_port (sockets[0]);
   {
@@ -561,7 +826,57 @@ HttpServer::Listen (const Options &o, HttpRoutes *routes, const std::string &pre
     if (sa)
       g_object_unref (sa);
   }
+  return Error::kNone;
+}
+
+HttpServer::Error
+HttpServer::Listen (const Options &o, HttpRoutes *routes, const std::string &prefix,
+                    std::string *detail)
+{
+  external_ = false;
+  listen_for_ = false;
+  GTlsCertificate *cert = NULL;
+  if (!load_certificate (o, &cert, detail))
+    return Error::kTlsCertificate;
+
+  GMainContext *ctx = g_main_context_new ();
+  g_main_context_push_thread_default (ctx);
+  SoupServer *server = soup_server_new ("server-header", "gst-fmp4ws ", NULL);
+  // No FixLibsoupAcceptLeak: the accepted sockets' references are ours (Acceptor::Serve).
+  routes->Attach (server, ctx, prefix);
+  g_main_context_pop_thread_default (ctx);
+
+  // Our own listening sockets and accept loop (Acceptor), the connections handed to libsoup.
+  Error e = OpenAcceptor (server, ctx, o, cert, detail);
+  if (e != Error::kNone) {
+    routes->Detach (server);
+    g_object_unref (server);
+    g_main_context_unref (ctx);
+    return e;
+  }
+  routes_ = routes;
+  server_ = server;
+  ctx_ = ctx;
+  loop_ = g_main_loop_new (ctx, FALSE);
   thread_ = g_thread_new ("websocketsink", server_thread, loop_);
+  return Error::kNone;
+}
+
+HttpServer::Error
+HttpServer::ListenFor (_SoupServer *server, _GMainContext *ctx, const Options &o,
+                       std::string *detail)
+{
+  external_ = false;
+  listen_for_ = true;
+  GTlsCertificate *cert = NULL;
+  if (!load_certificate (o, &cert, detail))
+    return Error::kTlsCertificate;
+  ctx = ctx ? ctx : g_main_context_default ();
+  Error e = OpenAcceptor (server, ctx, o, cert, detail);
+  if (e != Error::kNone)
+    return e;
+  server_ = SOUP_SERVER (g_object_ref (server));
+  ctx_ = g_main_context_ref (ctx);
   return Error::kNone;
 }
 
@@ -572,6 +887,11 @@ HttpServer::Stop ()
     return;
   if (external_) {
     RunOnServer ([this] { routes_->Detach (server_); });
+    g_clear_object (&server_);
+  } else if (listen_for_) {
+    // On the thread that runs ctx_ (the application's): no more connections.
+    delete acceptor_;
+    acceptor_ = nullptr;
     g_clear_object (&server_);
   } else {
     QuitData q{server_, loop_, [this] {
@@ -597,7 +917,10 @@ HttpServer::Stop ()
   g_main_context_unref (ctx_);
   ctx_ = NULL;
   external_ = false;
+  listen_for_ = false;
   port_ = 0;
+  std::atomic_store (&ledger_, std::shared_ptr<Ledger> ());
+  http_budget_ = 0;
   uri_.clear ();
 }
 

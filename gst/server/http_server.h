@@ -7,7 +7,9 @@
 // No GLib/libsoup types in this header: opaque pointers only (the .cpp uses them).
 #pragma once
 
+#include <atomic>
 #include <functional>
+#include <memory>
 #include <string>
 
 struct _SoupServer;
@@ -42,6 +44,11 @@ void EndConnectionAfterResponse (_SoupServerMessage *msg);
 // none), the one it attached to the remote address. NULL if neither.
 _GSocket *MessageSocket (_SoupServerMessage *msg);
 
+// Tells the accept loop that a connection it accepted (found by MessageSocket) is taken from
+// libsoup as a viewer: its request-timeout no longer applies, even between requests. A no-op
+// on a connection HttpServer did not accept (an application's server).
+void ConnectionTaken (_GSocket *sock);
+
 // Raises the soft RLIMIT_NOFILE to the hard limit, once per process; returns the soft limit
 // then (0: unknown), and says what it did in *log (once) and *warning (a low hard limit).
 unsigned RaiseFileLimit (std::string *log, std::string *warning);
@@ -58,6 +65,19 @@ public:
     // Most connections open at once (HTTP and viewers, until their socket is gone); past
     // it a new one gets a 503 and is closed. 0: the file-descriptor limit less kFdReserve.
     unsigned max_connections = 0;
+    // Seconds a connection may take to send its request line and headers: from accept (a TLS
+    // handshake included) and, on a keep-alive connection, from the end of one response to
+    // the next request's headers. Then it is closed ("rejected: timeout"). 0: no limit.
+    unsigned request_timeout = 10;
+    // Most connections waiting for their request headers at once (the ones request_timeout
+    // bounds); when full, a new connection closes the oldest of them if that one has waited
+    // request_timeout / 10, else it gets a 503 at accept (both "rejected:
+    // http-connections"). 0: half the connection budget.
+    unsigned max_http_connections = 0;
+    // The same per client address, but past it the new connection gets a 503 at accept and
+    // is closed ("rejected: per-address"). 0: no limit (clients behind one NAT share an
+    // address).
+    unsigned max_connections_per_address = 0;
   };
   static constexpr unsigned kFdReserve = 64;  // descriptors left to the rest of the process
   enum class Error { kNone, kTlsCertificate, kListen };
@@ -66,7 +86,10 @@ public:
     std::function<void (const std::string &)> error;  // e.g. a context that never answers
     std::function<void (const std::string &)> warning;  // e.g. out of file descriptors (rate-limited)
     std::function<void (const std::string &)> info;
-    std::function<void (const char *why)> refused;  // a connection refused (over the budget)
+    // A connection refused or closed before its request was in, by reason: "rejected: budget"
+    // (max_connections), "rejected: http-connections", "rejected: per-address",
+    // "rejected: timeout". Called on the server's thread.
+    std::function<void (const char *why)> refused;
   };
 
   explicit HttpServer (Hooks hooks) : hooks_ (std::move (hooks)) {}
@@ -80,6 +103,14 @@ public:
   // default context). Takes references.
   void Join (_SoupServer *server, _GMainContext *ctx, HttpRoutes *routes,
              const std::string &prefix);
+  // Own listening sockets and accept loop for an application's server whose sources run in
+  // `ctx` (NULL: the global default context), on the thread that runs `ctx`, with the same
+  // budget, timeout and caps as Listen (libsoup's soup_server_listen* stops accepting for
+  // good after one failed accept). No thread is started and no routes are attached: the
+  // application adds its handlers and runs `ctx`. Call on the thread that runs `ctx`; Stop
+  // there too.
+  Error ListenFor (_SoupServer *server, _GMainContext *ctx, const Options &o,
+                   std::string *detail);
   // Detaches (joined) or disconnects (own) the server, ends the thread, lets pending
   // closes finish, frees. The viewers must be gone already.
   void Stop ();
@@ -89,6 +120,9 @@ public:
   // Connections accepted and not yet gone (own server only), and the budget for them.
   unsigned open_connections () const;
   unsigned connection_budget () const;
+  // Connections waiting for their request headers now, and their cap (own listener only).
+  unsigned http_connections () const;
+  unsigned http_connection_budget () const;
   const std::string &uri () const { return uri_; }  // the first one listened on
 
   // Runs fn where libsoup objects may be touched: now if this thread runs (or can take)
@@ -103,10 +137,18 @@ private:
   _GMainLoop *loop_ = nullptr;
   _GThread *thread_ = nullptr;
   bool external_ = false;  // joined an application's server
+  bool listen_for_ = false;  // our listener for an application's server (ListenFor)
   unsigned port_ = 0;
   std::string uri_;
   struct Acceptor;  // the listening sockets and their accept loop (own server)
+  Error OpenAcceptor (_SoupServer *server, _GMainContext *ctx, const Options &o,
+                      _GTlsCertificate *cert, std::string *detail);
   Acceptor *acceptor_ = nullptr;
+ public:
+  struct Ledger;  // connections waiting for their request headers (outlives the acceptor)
+ private:
+  std::shared_ptr<Ledger> ledger_;  // std::atomic_load/store: read from any thread
+  std::atomic<unsigned> http_budget_{0};
 };
 
 }  // namespace fmp4ws::server

@@ -5,6 +5,7 @@
 #include <glib/gstdio.h>
 #include <libsoup/soup.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <dirent.h>
@@ -1862,7 +1863,7 @@ struct Crowd
 };
 
 static Crowd
-crowd (guint port, int n, const char *request)
+crowd (guint port, int n, const char *request, const char *from = NULL)
 {
   int ready[2], go[2];
   fail_unless (pipe (ready) == 0 && pipe (go) == 0);
@@ -1879,13 +1880,23 @@ crowd (guint port, int n, const char *request)
       int fd = socket (AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       if (fd < 0)
         _exit (2);
+      if (from) {
+        /* Another loopback address as the source (127.0.0.0/8 is all loopback). */
+        struct sockaddr_in b = {};
+        b.sin_family = AF_INET;
+        if (inet_pton (AF_INET, from, &b.sin_addr) != 1 ||
+            bind (fd, (struct sockaddr *) &b, sizeof b) != 0)
+          _exit (6);
+      }
       struct sockaddr_in a = {};
       a.sin_family = AF_INET;
       a.sin_port = htons (port);
       a.sin_addr.s_addr = htonl (INADDR_LOOPBACK);
       if (connect (fd, (struct sockaddr *) &a, sizeof a) != 0)
         _exit (3);
-      if (len && send (fd, request, len, MSG_NOSIGNAL) != (ssize_t) len)
+      /* A connection the server refused at once (503, closed) may fail here: fine. */
+      if (len && send (fd, request, len, MSG_NOSIGNAL) != (ssize_t) len && errno != EPIPE &&
+          errno != ECONNRESET)
         _exit (4);
     }
     c = 1;
@@ -2005,11 +2016,12 @@ GST_START_TEST (test_half_sent_requests_then_new_viewers_get_in)
 }
 GST_END_TEST;
 
-/* Past max-connections (every open connection, idle ones too): 503, counted, then closed. */
+/* Past max-connections (every open connection, idle ones too): 503, counted, then closed.
+ * (max-http-connections as high: by default half the budget, it would refuse first.) */
 GST_START_TEST (test_max_connections_answers_503)
 {
   guint port;
-  GstElement *p = start_appsrc_pipeline (&port, "max-connections=20");
+  GstElement *p = start_appsrc_pipeline (&port, "max-connections=20 max-http-connections=20");
   GstElement *sink = get_sink (p);
   GBytes *a = read_fixture ("notes-g30.mp4");
   push_bytes (p, a);
@@ -2113,6 +2125,40 @@ rejected_count (GstElement *sink, const char *key)
   const GstStructure *disc = gst_value_get_structure (gst_structure_get_value (stats, "disconnects"));
   guint64 n = 0;
   gst_structure_get_uint64 (disc, key, &n);
+  gst_structure_free (stats);
+  return n;
+}
+
+/* Issue 12, part 2: slow or idle requests. */
+
+/* The server closed fd (EOF or reset), without blocking. */
+static bool
+closed_by_server (int fd)
+{
+  char c;
+  ssize_t n = recv (fd, &c, 1, MSG_DONTWAIT | MSG_PEEK);
+  if (n == 0)
+    return true;
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+    return true;
+  if (n > 0) { /* a 503 or other answer: read it, then look again */
+    char buf[4096];
+    while (recv (fd, buf, sizeof buf, MSG_DONTWAIT) > 0)
+      ;
+    return recv (fd, &c, 1, MSG_DONTWAIT | MSG_PEEK) == 0;
+  }
+  return false;
+}
+
+static guint64
+refused (GstElement *sink, const char *reason)
+{
+  GstStructure *stats = NULL;
+  g_object_get (sink, "stats", &stats, NULL);
+  const GstStructure *r = gst_value_get_structure (gst_structure_get_value (stats, "refused"));
+  guint64 n = G_MAXUINT64;
+  fail_unless (r && gst_structure_get_uint64 (r, reason, &n), "no refused.%s in %s", reason,
+               gst_structure_to_string (stats));
   gst_structure_free (stats);
   return n;
 }
@@ -2447,6 +2493,275 @@ GST_START_TEST (test_blocking_authorize_leaves_viewers_alone)
 }
 GST_END_TEST;
 
+static guint
+http_connections (GstElement *sink)
+{
+  GstStructure *stats = NULL;
+  g_object_get (sink, "stats", &stats, NULL);
+  guint n = G_MAXUINT;
+  fail_unless (gst_structure_get_uint (stats, "http-connections", &n));
+  gst_structure_free (stats);
+  return n;
+}
+
+/* Connections that never finish their request (nothing sent, half a request, half the headers
+ * of an upgrade) are closed after request-timeout and counted; a viewer that got in before
+ * is not touched; the refusal shows in /status. */
+GST_START_TEST (test_request_timeout_closes_slow_requests)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port, "request-timeout=1");
+  GstElement *sink = get_sink (p);
+  guint timeout = 0;
+  g_object_get (sink, "request-timeout", &timeout, NULL);
+  fail_unless_equals_int (timeout, 1);
+  GBytes *a = read_fixture ("notes-g30.mp4");
+  push_bytes (p, a);
+  int viewer = raw_viewer (port, "/stream.mp4");
+  int ws_viewer = raw_viewer (port, "/ws");
+  std::vector<int> slow;
+  slow.push_back (raw_connect (port));
+  slow.push_back (raw_connect (port));
+  raw_send (slow.back (), "GET /status HTTP/1.1\r\nHo");
+  slow.push_back (raw_connect (port));
+  raw_send (slow.back (), "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n");
+  fail_unless (pump_until ([&] { return http_connections (sink) == 3; }, 10000),
+               "%u waiting", http_connections (sink));
+  /* All three closed by the server (loosely: well within 20 s of a 1 s timeout). */
+  fail_unless (pump_until ([&] {
+    for (int fd : slow)
+      if (!closed_by_server (fd))
+        return false;
+    return true;
+  }, 20000), "slow requests still open");
+  fail_unless (pump_until ([&] { return refused (sink, "timeout") == 3; }, 5000),
+               "refused timeout: %" G_GUINT64_FORMAT, refused (sink, "timeout"));
+  fail_unless_equals_int (http_connections (sink), 0);
+  for (int fd : slow)
+    close (fd);
+  /* The viewers, older than the timeout, still there. */
+  fail_unless_equals_int (num_clients (sink), 2);
+  fail_if (closed_by_server (viewer));
+  fail_if (closed_by_server (ws_viewer));
+  /* /status counts the refusals by reason, every reason present. */
+  guint status = 0;
+  std::string body = http_get (port, "/status", &status);
+  fail_unless_equals_int (status, 200);
+  for (const char *want : {"\"refused\":{", "\"timeout\":3", "\"budget\":0", "\"per-address\":0",
+                           "\"http-connections\":0", "\"origin\":0", "\"max-clients\":0",
+                           "\"token\":0", "\"authorize\":0"})
+    fail_unless (body.find (want) != std::string::npos, "%s not in %s", want, body.c_str ());
+  close (viewer);
+  close (ws_viewer);
+  new_viewer_gets_in (port);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+  g_bytes_unref (a);
+}
+GST_END_TEST;
+
+/* Over TLS: a client that connects and says nothing, and one stuck in the middle of its
+ * ClientHello, are closed after request-timeout and leave no descriptor behind; a wss
+ * viewer still gets in. */
+GST_START_TEST (test_request_timeout_tls_handshake)
+{
+  gchar *dir = g_dir_make_tmp ("fmp4ws-tls-XXXXXX", NULL);
+  gchar *cert = g_build_filename (dir, "cert.pem", NULL);
+  gchar *key = g_build_filename (dir, "key.pem", NULL);
+  gchar *cmd = g_strdup_printf ("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
+                                "/CN=127.0.0.1 -keyout %s -out %s",
+                                key, cert);
+  gint st = -1;
+  fail_unless (g_spawn_command_line_sync (cmd, NULL, NULL, &st, NULL) && st == 0);
+  gchar *props =
+      g_strdup_printf ("tls-certificate-file=%s tls-key-file=%s request-timeout=1", cert, key);
+  guint port;
+  GstElement *p = start_live_pipeline (props, &port);
+  GstElement *sink = get_sink (p);
+  /* A viewer, so that the stream and its descriptors are settled before counting. */
+  Client *c = client_connect (url (port, "/ws", "wss"));
+  fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
+  int before = open_fds ();
+  std::vector<int> slow;
+  for (int i = 0; i < 5; i++)
+    slow.push_back (raw_connect (port));
+  /* A TLS record header announcing a 512-byte ClientHello, and 4 bytes of it. */
+  for (int i = 0; i < 5; i++) {
+    int fd = raw_connect (port);
+    raw_send (fd, std::string ("\x16\x03\x01\x02\x00\x01\x00\x01\xfc", 9));
+    slow.push_back (fd);
+  }
+  fail_unless (pump_until ([&] {
+    for (int fd : slow)
+      if (!closed_by_server (fd))
+        return false;
+    return true;
+  }, 20000), "stalled TLS handshakes still open");
+  fail_unless (pump_until ([&] { return refused (sink, "timeout") == 10; }, 5000));
+  for (int fd : slow)
+    close (fd);
+  /* Their server sides are gone too (libsoup 3.2.3's own listener leaks them). */
+  fail_unless (pump_until ([&] { return open_fds () <= before; }, 10000),
+               "descriptors: %d before, %d now", before, open_fds ());
+  fail_unless_equals_int (http_connections (sink), 0);
+  Client *c2 = client_connect (url (port, "/ws", "wss"));
+  fail_unless (c2->conn != NULL, "%s", c2->error ? c2->error->message : "");
+  fail_unless (pump_until ([&] { return parse_client (c2).fragments.size () >= 1; }, 10000));
+  client_free (c2);
+  client_free (c);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+  g_unlink (cert);
+  g_unlink (key);
+  g_rmdir (dir);
+  g_free (cmd);
+  g_free (props);
+  g_free (cert);
+  g_free (key);
+  g_free (dir);
+}
+GST_END_TEST;
+
+/* How many connections a crowd child may hold: up to `want`, within the descriptor limit. */
+static int
+crowd_size (int want)
+{
+  struct rlimit rl;
+  fail_unless (getrlimit (RLIMIT_NOFILE, &rl) == 0);
+  rlim_t room = rl.rlim_cur > rlim_t (open_fds () + 64) ? rl.rlim_cur - open_fds () - 64 : 0;
+  return int (MIN (rlim_t (want), room));
+}
+
+/* 1,000 half-sent requests from one address (as many as the descriptor limit allows) with
+ * max-connections-per-address: that many are held, the rest answered 503 and counted; viewers
+ * from another address get in and play beside them; when the crowd leaves nothing is left. */
+GST_START_TEST (test_half_open_crowd_per_address_viewers_get_in)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port, "max-connections-per-address=100 request-timeout=120");
+  GstElement *sink = get_sink (p);
+  GBytes *a = read_fixture ("notes-g30.mp4");
+  push_bytes (p, a);
+  int viewer = raw_viewer (port, "/stream.mp4");
+  int n = crowd_size (1000);
+  fail_unless (n > 200, "descriptor limit too low for the crowd: %d", n);
+  Crowd c = crowd (port, n, "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: webso", "127.0.0.2");
+  crowd_go (c);
+  fail_unless (pump_until ([&] {
+    return refused (sink, "per-address") == guint64 (n - 100) && http_connections (sink) == 100;
+  }, 30000), "per-address refusals %" G_GUINT64_FORMAT " of %d, %u waiting",
+               refused (sink, "per-address"), n - 100, http_connections (sink));
+  /* New viewers (127.0.0.1) get in and get the stream; the first one still plays. */
+  for (int i = 0; i < 3; i++) {
+    int fd = raw_viewer (port, i ? "/stream.mp4" : "/ws");
+    char buf[4096];
+    fail_unless (recv (fd, buf, sizeof buf, 0) > 0, "a new viewer got no stream");
+    close (fd);
+  }
+  Client *ws = client_connect (url (port));
+  fail_unless (ws->conn != NULL);
+  fail_unless (pump_until ([&] { return parse_client (ws).fragments.size () >= 1; }, 10000));
+  client_free (ws);
+  fail_if (closed_by_server (viewer));
+  crowd_leaves (c);
+  fail_unless (pump_until ([&] { return http_connections (sink) == 0; }, 10000));
+  fail_unless_equals_int (refused (sink, "timeout"), 0);
+  close (viewer);
+  new_viewer_gets_in (port);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+  g_bytes_unref (a);
+}
+GST_END_TEST;
+
+/* Half-sent requests from many addresses past max-http-connections: the cap holds (past it a
+ * newcomer gets a 503 while the waiting ones are young, then closes the oldest once it has
+ * waited a tenth of request-timeout, counted), viewers already in keep playing, and new
+ * viewers get in while the crowd is still there. */
+GST_START_TEST (test_half_open_crowd_http_cap)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port, "max-http-connections=300 request-timeout=60");
+  GstElement *sink = get_sink (p);
+  GBytes *a = read_fixture ("notes-g30.mp4");
+  push_bytes (p, a);
+  int viewer = raw_viewer (port, "/ws");
+  int n = crowd_size (1000) / 4;
+  std::vector<Crowd> crowds;
+  const char *from[] = {"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"};
+  for (const char *f : from)
+    crowds.push_back (crowd (port, n, "GET / HTTP/1.1\r\nHost: 127.0", f));
+  for (const Crowd &c : crowds)
+    crowd_go (c);
+  fail_unless (pump_until ([&] {
+    return refused (sink, "http-connections") == guint64 (4 * n - 300) &&
+           http_connections (sink) == 300;
+  }, 30000), "http-connections refusals %" G_GUINT64_FORMAT " of %d, %u waiting",
+               refused (sink, "http-connections"), 4 * n - 300, http_connections (sink));
+  /* Full of young requests (less than 6 s old): a newcomer gets a 503. */
+  int fd = raw_connect (port);
+  expect_str (raw_head (fd), "HTTP/1.1 503");
+  close (fd);
+  /* (counted just after the answer is sent) */
+  fail_unless (pump_until ([&] {
+    return refused (sink, "http-connections") == guint64 (4 * n - 300 + 1);
+  }, 5000));
+  /* Full of stalled requests older than 6 s: new viewers get in (closing the oldest). */
+  pump_for (6500);
+  for (int i = 0; i < 3; i++) {
+    int fd = raw_viewer (port, i ? "/stream.mp4" : "/ws");
+    char buf[4096];
+    fail_unless (recv (fd, buf, sizeof buf, 0) > 0, "a new viewer got no stream");
+    close (fd);
+  }
+  Client *ws = client_connect (url (port));
+  fail_unless (ws->conn != NULL);
+  fail_unless (pump_until ([&] { return parse_client (ws).fragments.size () >= 1; }, 10000));
+  client_free (ws);
+  /* The first newcomer closed one (the others took the slot it left once its headers were in). */
+  fail_unless (refused (sink, "http-connections") >= guint64 (4 * n - 300 + 2));
+  fail_unless (http_connections (sink) <= 300);
+  fail_if (closed_by_server (viewer));
+  /* Last first: a later child holds copies of the earlier ones' pipes. */
+  for (auto c = crowds.rbegin (); c != crowds.rend (); ++c)
+    crowd_leaves (*c);
+  fail_unless (pump_until ([&] { return http_connections (sink) == 0; }, 10000));
+  new_viewer_gets_in (port);
+  close (viewer);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+  g_bytes_unref (a);
+}
+GST_END_TEST;
+
+/* Issue 12's measurement, lighter (the full one: tests/bench/fd-limit.sh): 300 viewers
+ * connecting at once to a budget of 200: 200 get in and get the stream, 100 get a 503; once
+ * they are gone, new viewers and /status are served. */
+GST_START_TEST (test_viewer_burst_over_budget)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port, "max-connections=200");
+  GstElement *sink = get_sink (p);
+  GBytes *a = read_fixture ("notes-g30.mp4");
+  push_bytes (p, a);
+  Crowd c = crowd (port, 300, ws_request ("/ws", NULL).c_str ());
+  crowd_go (c);
+  fail_unless (pump_until ([&] {
+    return num_clients (sink) + refused (sink, "budget") + refused (sink, "http-connections") == 300;
+  }, 30000), "%u viewers, %" G_GUINT64_FORMAT " refused", num_clients (sink),
+               refused (sink, "budget"));
+  fail_unless_equals_int (num_clients (sink), 200);
+  fail_unless_equals_int (refused (sink, "budget"), 100);
+  fail_unless_equals_int (refused (sink, "http-connections"), 0);
+  crowd_leaves (c);
+  fail_unless (pump_until ([&] { return num_clients (sink) == 0; }, 10000));
+  new_viewer_gets_in (port);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+  g_bytes_unref (a);
+}
+GST_END_TEST;
+
 static Suite *
 websocketsink_suite (void)
 {
@@ -2483,6 +2798,11 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_token_secret_under_a_path_prefix);
   tcase_add_test (tc, test_authorize_signal);
   tcase_add_test (tc, test_blocking_authorize_leaves_viewers_alone);
+  tcase_add_test (tc, test_request_timeout_closes_slow_requests);
+  tcase_add_test (tc, test_request_timeout_tls_handshake);
+  tcase_add_test (tc, test_half_open_crowd_per_address_viewers_get_in);
+  tcase_add_test (tc, test_half_open_crowd_http_cap);
+  tcase_add_test (tc, test_viewer_burst_over_budget);
   return s;
 }
 

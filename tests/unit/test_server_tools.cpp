@@ -146,6 +146,31 @@ TEST (Options, EveryFlag)
   EXPECT_EQ (rest, std::vector<std::string> ({"fmp4ws-server"}));
 }
 
+TEST (Options, ConnectionLimits)
+{
+  Options o;
+  std::string error;
+  ASSERT_TRUE (Parse ({}, &o, &error)) << error;
+  EXPECT_EQ (o.max_connections, 0);
+  EXPECT_EQ (o.request_timeout, 10);
+  EXPECT_EQ (o.max_http_connections, 0);
+  EXPECT_EQ (o.max_connections_per_address, 0);
+  ASSERT_TRUE (Parse ({"--max-connections", "500", "--request-timeout", "0",
+                       "--max-http-connections=100", "--max-connections-per-address", "8"},
+                      &o, &error))
+      << error;
+  EXPECT_EQ (o.max_connections, 500);
+  EXPECT_EQ (o.request_timeout, 0);
+  EXPECT_EQ (o.max_http_connections, 100);
+  EXPECT_EQ (o.max_connections_per_address, 8);
+  for (const char *flag : {"--max-connections", "--request-timeout", "--max-http-connections",
+                           "--max-connections-per-address"}) {
+    Options bad;
+    EXPECT_FALSE (Parse ({flag, "-1"}, &bad, &error)) << flag;
+    EXPECT_NE (error.find (flag), std::string::npos) << error;
+  }
+}
+
 TEST (Options, ShortFlagsAndAnEmptyStringIsStillSet)
 {
   Options o;

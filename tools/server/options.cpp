@@ -150,6 +150,10 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
       {"max-box-size", 0, 0, G_OPTION_ARG_INT64, &max_box_size, "Largest MP4 box accepted from a publisher (default 64 MiB)", "BYTES"},
       {"token-secret", 0, 0, G_OPTION_ARG_STRING, &token_secret.value, "Signed links: viewers need ?token= made with this secret (fmp4ws-server token; default: none)", "S"},
       {"token-secret-file", 0, 0, G_OPTION_ARG_FILENAME, &token_secret_file.value, "The same, read from FILE (its first line; not in the process list)", "FILE"},
+      {"max-connections", 0, 0, G_OPTION_ARG_INT, &opt->max_connections, "Most HTTP connections open at once (viewers, publishers, requests), others get 503 (default 0: the file descriptor limit less 64)", "N"},
+      {"request-timeout", 0, 0, G_OPTION_ARG_INT, &opt->request_timeout, "Seconds a connection may take to send its request headers, TLS handshake included (default 10, 0: no limit)", "SECONDS"},
+      {"max-http-connections", 0, 0, G_OPTION_ARG_INT, &opt->max_http_connections, "Most connections waiting for their request headers at once; when full a new one closes the oldest if it waited a tenth of --request-timeout, else gets 503 (default 0: half of --max-connections)", "N"},
+      {"max-connections-per-address", 0, 0, G_OPTION_ARG_INT, &opt->max_connections_per_address, "Most connections waiting for their request headers per client IP address, others get 503 (default 0: no limit; clients behind one NAT share an address)", "N"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
   };
   GOptionContext *ctx = g_option_context_new ("- live fragmented MP4 to web browsers");
@@ -171,6 +175,13 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
     g_error_free (err);
     return false;
   }
+  for (int v : {opt->max_connections, opt->request_timeout, opt->max_http_connections,
+                opt->max_connections_per_address})
+    if (v < 0) {
+      *error = "--max-connections, --request-timeout, --max-http-connections and "
+               "--max-connections-per-address take a number >= 0";
+      return false;
+    }
   address.store (&opt->address);
   tls_cert.store (&opt->tls_cert);
   tls_key.store (&opt->tls_key);

@@ -28,6 +28,11 @@ struct Options
   // token-secret; a stream's PATH is its path prefix, "/" for the default stream) and on
   // GET /streams (PATH "/streams"); unset: none needed.
   std::optional<std::string> token_secret;
+  // The HTTP accept loop's bounds (gst/server/http_server.h HttpServer::Options).
+  int max_connections = 0;             // --max-connections: open at once, 0: fd limit less 64
+  int request_timeout = 10;            // --request-timeout: seconds to send request headers, 0: none
+  int max_http_connections = 0;        // --max-http-connections: waiting for headers, 0: half the budget
+  int max_connections_per_address = 0; // --max-connections-per-address: the same per address, 0: none
 };
 
 // `fmp4ws-server token ...`: prints a signed viewer URL.

@@ -9,7 +9,7 @@
 
 #include "log.h"
 #include "routes.h"
-#include "http_server.h"  // gst/server: libsoup < 3.4 workarounds
+#include "http_server.h"  // gst/server: MessageSocket, libsoup < 3.4 workarounds
 
 namespace fmp4ws::tools {
 
@@ -94,7 +94,7 @@ end_publisher (Publisher *p, const std::string &reason, bool cut = true)
     g_io_stream_close (G_IO_STREAM (p->conn), nullptr, nullptr);
   if (p->msg && cut) {
     // An HTTP publisher still sending: cut its connection.
-    GSocket *sock = soup_server_message_get_socket (p->msg);
+    GSocket *sock = fmp4ws::server::MessageSocket (p->msg);
     if (sock && !g_socket_is_closed (sock))
       g_socket_shutdown (sock, TRUE, TRUE, nullptr);
   }

@@ -1,0 +1,195 @@
+// fmp4ws-server's own accept loop (issue 12): it keeps accepting after running out of file
+// descriptors (its limit lowered with prlimit while it runs), closes requests that stall
+// (plain and mid-TLS-handshake) after --request-timeout, and refuses past
+// --max-connections-per-address with a 503 while viewers from elsewhere get in and play.
+// Real server, real ffmpeg publisher, real sockets on loopback.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import http from 'node:http';
+import WebSocket from 'ws';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const build = process.env.FMP4WS_BUILD || join(here, '..', '..', 'build');
+const serverBin = join(build, 'tools', 'fmp4ws-server');
+const env = { ...process.env, GST_PLUGIN_PATH: join(build, 'gst') };
+const children = new Set();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+after(() => {
+  for (const c of children) {
+    try { process.kill(-c.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+function run(cmd, args) {
+  const c = spawn(cmd, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(c);
+  c.output = '';
+  c.stdout.on('data', (d) => { c.output += d; });
+  c.stderr.on('data', (d) => { c.output += d; });
+  c.done = new Promise((resolve) => c.on('exit', (code, sig) => { children.delete(c); resolve({ code, sig }); }));
+  return c;
+}
+
+function stop(c, sig = 'SIGTERM') {
+  try { process.kill(-c.pid, sig); } catch { /* gone */ }
+  return c.done;
+}
+
+async function waitFor(pred, ms, what) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred()) return;
+    await sleep(50);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+function get(port, path, opts = {}) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, ...opts }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    }).on('error', reject);
+  });
+}
+
+async function startServer(args, scheme = 'http') {
+  const port = await freePort();
+  const ingest = await freePort();
+  const s = run(serverBin, ['--port', String(port), '--ingest-port', String(ingest), ...args]);
+  await waitFor(() => s.output.includes(`viewers: ${scheme}://`), 10000, `the server: ${s.output}`);
+  return { proc: s, port, ingest };
+}
+
+function publish(ingest, seconds) {
+  return run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30',
+    '-t', String(seconds), '-c:v', 'libx264', '-preset', 'veryfast', '-g', '30', '-pix_fmt', 'yuv420p',
+    '-f', 'mp4', '-movflags', 'frag_keyframe+default_base_moof', '-frag_duration', '100000', `tcp://127.0.0.1:${ingest}/`]);
+}
+
+// A WebSocket viewer that counts the fragments it gets.
+function viewer(url, opts = {}) {
+  const v = { fragments: 0, closed: false };
+  v.ws = new WebSocket(url, opts);
+  v.ws.binaryType = 'nodebuffer';
+  v.ws.on('message', (data, isBinary) => {
+    if (isBinary && data.subarray(4, 8).toString('latin1') !== 'ftyp') v.fragments++;
+  });
+  v.ws.on('close', () => { v.closed = true; });
+  v.opened = new Promise((resolve, reject) => { v.ws.on('open', resolve); v.ws.on('error', reject); });
+  return v;
+}
+
+async function viewerPlays(url, opts = {}) {
+  const v = viewer(url, opts);
+  await v.opened;
+  await waitFor(() => v.fragments >= 2, 15000, `fragments at ${url}`);
+  v.ws.close();
+}
+
+// A connection that sends `bytes` (maybe nothing) and then nothing more: records what it gets
+// and when the server closes it.
+function stalled(port, bytes, localAddress) {
+  const c = { got: '', closed: false };
+  c.sock = connect({ host: '127.0.0.1', port, localAddress });
+  c.sock.on('connect', () => { if (bytes.length) c.sock.write(bytes); });
+  c.sock.on('data', (d) => { c.got += d.toString('latin1'); });
+  c.sock.on('error', () => {});
+  c.sock.on('close', () => { c.closed = true; });
+  return c;
+}
+
+const fds = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+const HALF_REQUEST = Buffer.from('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: webso');
+
+test('out of descriptors (prlimit lowered while it runs): new viewers get in once the crowd is gone', { timeout: 90000 }, async () => {
+  const s = await startServer(['--request-timeout', '60']);
+  const ff = publish(s.ingest, 40);
+  try {
+    await viewerPlays(`ws://127.0.0.1:${s.port}/ws`);
+    await sleep(300);
+    // Room for 100 more descriptors, then 300 connections sending half a request.
+    const limit = fds(s.proc.pid) + 100;
+    execFileSync('prlimit', ['--pid', String(s.proc.pid), `--nofile=${limit}:${limit}`]);
+    const crowd = [];
+    for (let i = 0; i < 300; i++) crowd.push(stalled(s.port, HALF_REQUEST));
+    await waitFor(() => /cannot accept connections: Too many open files.*LimitNOFILE/.test(s.proc.output), 15000,
+      'the warning about the descriptor limit');
+    for (const c of crowd) c.sock.destroy();
+    // The crowd gone, the server accepts again (still with the low limit).
+    await viewerPlays(`ws://127.0.0.1:${s.port}/ws`);
+    const streams = await get(s.port, '/streams');
+    assert.equal(streams.status, 200);
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(s.proc, 'SIGINT');
+  }
+});
+
+test('--request-timeout closes stalled requests; --max-connections-per-address answers 503; viewers play beside them', { timeout: 90000 }, async () => {
+  const s = await startServer(['--request-timeout', '1', '--max-connections-per-address', '20']);
+  const ff = publish(s.ingest, 40);
+  try {
+    await viewerPlays(`ws://127.0.0.1:${s.port}/ws`);
+    // 200 half-sent requests from another loopback address: 20 held, 180 refused with a 503.
+    const crowd = [];
+    for (let i = 0; i < 200; i++) crowd.push(stalled(s.port, HALF_REQUEST, '127.0.0.2'));
+    await waitFor(() => crowd.filter((c) => c.closed).length >= 180, 15000, 'the refusals');
+    assert.equal(crowd.filter((c) => c.got.startsWith('HTTP/1.1 503')).length, 180);
+    // Meanwhile, from 127.0.0.1: a viewer plays, the page and /streams answer.
+    await viewerPlays(`ws://127.0.0.1:${s.port}/ws`);
+    assert.equal((await get(s.port, '/')).status, 200);
+    // The 20 held ones closed by the timeout (loosely: within 15 s of a 1 s timeout), unanswered.
+    await waitFor(() => crowd.every((c) => c.closed), 15000, 'the stalled requests to be closed');
+    assert.equal(crowd.filter((c) => c.got === '').length, 20);
+    assert.match(s.proc.output, /connections refused so far: .*rejected: per-address \d+/);
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(s.proc, 'SIGINT');
+  }
+});
+
+test('over TLS: a handshake that stops midway is closed after --request-timeout, leaving no descriptor; wss viewers play', { timeout: 90000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fmp4ws-limits-'));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost',
+    '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const s = await startServer(['--tls-cert', cert, '--tls-key', key, '--request-timeout', '1'], 'https');
+  const ff = publish(s.ingest, 40);
+  const wss = `wss://127.0.0.1:${s.port}/ws`;
+  const tls = { rejectUnauthorized: false, servername: 'localhost' };
+  try {
+    await viewerPlays(wss, tls);
+    await sleep(500);
+    const before = fds(s.proc.pid);
+    // Nothing sent, and a record header announcing a ClientHello with 4 bytes of it.
+    const crowd = [];
+    for (let i = 0; i < 20; i++) crowd.push(stalled(s.port, Buffer.alloc(0)));
+    for (let i = 0; i < 20; i++) crowd.push(stalled(s.port, Buffer.from([0x16, 3, 1, 2, 0, 1, 0, 1, 0xfc])));
+    await waitFor(() => crowd.every((c) => c.closed), 15000, 'the stalled handshakes to be closed');
+    await waitFor(() => fds(s.proc.pid) <= before, 10000, `descriptors back to ${before} (now ${fds(s.proc.pid)})`);
+    await viewerPlays(wss, tls);
+    assert.match(s.proc.output, /rejected: timeout/);
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(s.proc, 'SIGINT');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
