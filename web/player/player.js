@@ -96,6 +96,8 @@ import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
  *   `performance.now()` when there is no audio playing).
  * @property {number|null} [audioOutputLatency] WebCodecs: s from the AudioWorklet to the speaker
  *   (`AudioContext.outputLatency` + `baseLatency`), null without audio.
+ * @property {number|null} [avOffset] WebCodecs: presentation time of the frame on screen minus the
+ *   clock when it was drawn (s; with the audio clock: video ahead (+) or behind (−) the audio heard).
  * @property {number|null} [wallClockLatency] WebCodecs: s from the encoder's `prft` wall-clock time
  *   of the frame on screen to now (same-machine or NTP-synced clocks), null without `prft`.
  */
@@ -351,6 +353,7 @@ export class Fmp4Player extends EventTarget {
       audioQueue: round3(w.audioQueue),
       clock: w.clock,
       audioOutputLatency: r(w.audioOutputLatency),
+      avOffset: r(w.avOffset),
       wallClockLatency: r(w.wallClockLatency),
     };
   }

@@ -211,6 +211,8 @@ export class WebCodecsRenderer {
     /** @type {Array<{dts: number, wall: number}>} prft: wall clock (Unix ms) of a decode time of this timeline */
     this.prft = [];
     this.wallClockLatency = /** @type {number|null} */ (null);
+    /** presentation time of the last drawn frame − the clock when it was drawn, s */
+    this.drawOffset = /** @type {number|null} */ (null);
     this.raf = 0;
     this.closed = false;
     this._draw = () => this.draw();
@@ -468,6 +470,9 @@ export class WebCodecsRenderer {
     data.close();
     if (!channels.length) return;
     const chunk = { pts, channels };
+    // a suspended AudioContext (autoplay policy until a click, or no audio output device) plays
+    // nothing: its chunks are dropped, not queued (the wall clock runs meanwhile)
+    if (this.actx && this.actx.state !== 'running' && this.workletReady) return;
     if (this.workletReady) this.sendAudio(chunk);
     else {
       this.audioBacklog.push(chunk);
@@ -593,6 +598,8 @@ export class WebCodecsRenderer {
       frame.close();
     }
     this.updateWallClockLatency(frame.timestamp / 1e6);
+    // A/V: how far the frame put on screen is from the clock (the audio being heard, when it drives it)
+    this.drawOffset = frame.timestamp / 1e6 - m;
     if (!this.firstDrawn) {
       this.firstDrawn = true;
       this.hooks.onFirstFrame();
@@ -613,7 +620,7 @@ export class WebCodecsRenderer {
    * @returns {{ framesDrawn: number, framesDropped: number, framesDecoded: number, frameQueue: number,
    *   decodeQueue: number, audioQueue: number, buffer: number|null, currentTime: number|null,
    *   bufferedEnd: number|null, clock: 'audio'|'wall', audioOutputLatency: number|null, width: number, height: number,
-   *   wallClockLatency: number|null, stalls: number, decoderResets: number, clockJumps: number }}
+   *   wallClockLatency: number|null, avOffset: number|null, stalls: number, decoderResets: number, clockJumps: number }}
    */
   stats() {
     const m = this.mediaNow();
@@ -635,6 +642,7 @@ export class WebCodecsRenderer {
       width: this.width,
       height: this.height,
       wallClockLatency: this.wallClockLatency,
+      avOffset: this.drawOffset,
       stalls: this.counters.stalls,
       decoderResets: this.counters.resets,
       clockJumps: this.counters.clockJumps,
