@@ -66,7 +66,8 @@ import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
  * @typedef {object} Fmp4PlayerStats
  * @property {string} state current player state (see {@link Fmp4Player#state}).
  * @property {number|null} latency live latency in s: end of the buffered media - currentTime.
- * @property {number} targetLatency effective latency target in s.
+ * @property {number} targetLatency effective latency target in s (WebCodecs: the margin kept between
+ *   a frame's decode and its due time, `renderDelay` plus what stalls added).
  * @property {number} bitrate received media bytes per second over the last 5 s.
  * @property {number} bytesReceived media bytes received since `start()`.
  * @property {string|null} resolution `"WIDTHxHEIGHT"` of the decoded video, or null.
@@ -326,7 +327,7 @@ export class Fmp4Player extends EventTarget {
     return {
       state: this._state,
       latency: r(w.buffer),
-      targetLatency: round3(this.options.renderDelay),
+      targetLatency: round3(w.margin),
       bitrate: this._rx.bitrate(performance.now(), this._connectT0),
       bytesReceived: this._counters.bytes,
       resolution: w.width ? `${w.width}x${w.height}` : null,

@@ -7,8 +7,10 @@
  *
  * Latency: a frame is shown at the first animation frame at which it is due (the newest due frame
  * wins; older undrawn ones are closed and counted as dropped). `renderDelay` is the margin kept
- * between a frame's decode and its due time, learned down: the clock is moved forward when every
- * frame of the last second came earlier than that, and back (a stall) when it runs out of frames.
+ * between a frame's decode and its due time: the clock is moved forward when every frame of the
+ * last half second came earlier than that, and stopped (a stall) when it runs out of frames. With
+ * the wall clock, each stall adds a frame duration to the margin (up to `maxLag` / 2) and every
+ * 5 s without one takes 10 ms off, down to `renderDelay`: jitter the network shows is absorbed.
  * @module fmp4-player/webcodecs
  */
 
@@ -201,6 +203,9 @@ export class WebCodecsRenderer {
     this.clock = { m: 0, w: 0, running: false, started: false };
     /** min over the current window of (due time − decode time) of the frames, s */
     this.headroom = { min: Infinity, since: 0 };
+    /** s added to renderDelay by stalls of the wall clock (see the module doc) */
+    this.extraDelay = 0;
+    this.calmSince = 0;
     this.newestPts = null;
     this.lastSamplePts = null;
     this.frameDuration = 1 / 30;
@@ -433,7 +438,7 @@ export class WebCodecsRenderer {
     const now = this.mediaNow();
     if (now === null) {
       // first frame of the clock: due `renderDelay` from now
-      this.startClock(pts - this.options.renderDelay);
+      this.startClock(pts - this.margin());
     } else {
       const headroom = pts - now;
       if (headroom < this.headroom.min) this.headroom.min = headroom;
@@ -511,6 +516,11 @@ export class WebCodecsRenderer {
     return c.running ? c.m + (performance.now() - c.w) / 1000 : c.m;
   }
 
+  /** @returns {number} the margin (s) kept now: renderDelay + what stalls added (wall clock) */
+  margin() {
+    return this.options.renderDelay + this.extraDelay;
+  }
+
   /** @param {number} m media time due now */
   startClock(m) {
     this.clock = { m, w: performance.now(), running: true, started: true };
@@ -540,24 +550,30 @@ export class WebCodecsRenderer {
       // ran out of frames: stop the clock at the newest; the next frame restarts it renderDelay early
       this.clock = { m: this.newestPts + this.frameDuration, w: now, running: false, started: true };
       this.counters.stalls++;
+      this.extraDelay = Math.min(this.options.maxLag / 2, this.extraDelay + this.frameDuration);
+      this.calmSince = now;
       return;
     }
     if (!c.running && this.frames.length) {
       // frames again after a stall: the newest is due in renderDelay (older ones of a clump are
       // dropped as late: latency first)
-      this.startClock(/** @type {number} */ (this.newestPts) - this.options.renderDelay);
+      this.startClock(/** @type {number} */ (this.newestPts) - this.margin());
       return;
     }
     if (this.newestPts !== null && this.newestPts - m > this.options.maxLag) {
       // far behind (burst after a resume, a clump of late fragments): jump
-      this.startClock(this.newestPts - this.options.renderDelay);
+      this.startClock(this.newestPts - this.margin());
       this.counters.clockJumps++;
       return;
+    }
+    if (this.extraDelay > 0 && now - this.calmSince >= 5000) {
+      this.extraDelay = Math.max(0, this.extraDelay - 0.01);
+      this.calmSince = now;
     }
     if (now - this.headroom.since >= HEADROOM_WINDOW_MS) {
       // every frame of the last window was decoded more than renderDelay before its time: show
       // them that much earlier
-      const excess = this.headroom.min - this.options.renderDelay;
+      const excess = this.headroom.min - this.margin();
       if (Number.isFinite(excess) && excess > 0.005) this.clock = { m: m + excess, w: now, running: true, started: true };
       this.headroom = { min: Infinity, since: now };
     }
@@ -620,7 +636,7 @@ export class WebCodecsRenderer {
    * @returns {{ framesDrawn: number, framesDropped: number, framesDecoded: number, frameQueue: number,
    *   decodeQueue: number, audioQueue: number, buffer: number|null, currentTime: number|null,
    *   bufferedEnd: number|null, clock: 'audio'|'wall', audioOutputLatency: number|null, width: number, height: number,
-   *   wallClockLatency: number|null, avOffset: number|null, stalls: number, decoderResets: number, clockJumps: number }}
+   *   wallClockLatency: number|null, avOffset: number|null, margin: number, stalls: number, decoderResets: number, clockJumps: number }}
    */
   stats() {
     const m = this.mediaNow();
@@ -643,6 +659,7 @@ export class WebCodecsRenderer {
       height: this.height,
       wallClockLatency: this.wallClockLatency,
       avOffset: this.drawOffset,
+      margin: this.margin(),
       stalls: this.counters.stalls,
       decoderResets: this.counters.resets,
       clockJumps: this.counters.clockJumps,
