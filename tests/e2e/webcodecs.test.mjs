@@ -237,6 +237,49 @@ describe(engine, () => {
     });
   }
 
+  test('renderer="webcodecs": hidden page (server pauses) then visible again: resumes from a keyframe near the live edge', async (t) => {
+    const scene = new Scene();
+    await scene.run(async () => {
+      const { gst, port, tcpPort } = await startServer(scene, TCP_PIPELINE);
+      const ff = scene.ffmpeg(perFrameArgs(`tcp://localhost:${tcpPort}/`, { audio: true }));
+      await waitForServer(port, { stream: true, procs: [gst, ff] });
+      const rec = prftRecorder(port);
+      const page = await scene.newPage(browser);
+      await gotoPage(page, pageUrl(port, 'webcodecs'));
+      await waitForCanvas(page, (x) => x.stats?.framesDrawn > 30, 15000, 'frames before hiding');
+      // the page says it is hidden (as a background tab does): the player sends pause
+      const setHidden = (hidden) => page.evaluate((h) => {
+        Object.defineProperty(document, 'visibilityState', { value: h ? 'hidden' : 'visible', configurable: true });
+        Object.defineProperty(document, 'hidden', { value: h, configurable: true });
+        document.dispatchEvent(new Event('visibilitychange'));
+      }, hidden);
+      await setHidden(true);
+      await waitForCanvas(page, (x) => x.stats?.state === 'suspended', 5000, 'the player suspended');
+      const frozen = await canvasNow(page);
+      await sleep(3000);
+      const still = await canvasNow(page);
+      await setHidden(false);
+      const tResume = Date.now();
+      const { s } = await waitForCanvas(page, (x) => x.stats?.state === 'playing' && x.frame !== null && x.frame > (still.frame ?? 0) + 60, 10000, 'frames from after the pause');
+      const resumeMs = Date.now() - tResume;
+      await sleep(1000);
+      const samples = await sampleCanvas(page, 3);
+      rec.close();
+      const lat = samples.map((x) => x.wall - (rec.frames.get(x.frame) ?? NaN)).filter(Number.isFinite);
+      metric(t, `${engine}/webcodecs/hidden-resume`, {
+        resume_ms: resumeMs, frames_skipped: s.frame - still.frame, latency_p50_ms: pct(lat, 0.5), latency_max_ms: Math.max(...lat),
+        jumps: samples[samples.length - 1].stats.jumps, clock: samples[samples.length - 1].stats.clock,
+      });
+      // the server stopped sending: only what was already received plays out (not 3 s of frames;
+      // the page is not really hidden, so animation frames go on)
+      assert.ok(still.frame - frozen.frame < 30, `little drawn while hidden: frame ${frozen.frame} → ${still.frame}`);
+      assert.ok(lat.length >= samples.length * 0.8, `prft wall clock known for ${lat.length} of ${samples.length} samples`);
+      // back near the live edge, not 3 s behind (loose: no timed assertion that could flake)
+      assert.ok(pct(lat, 0.5) < 1000, `wall-clock latency after the resume: p50 ${pct(lat, 0.5)} ms`);
+      assert.equal(samples[samples.length - 1].stats.reconnects, 0);
+    });
+  });
+
   /** Starts ffmpeg writing into the pipeline's stdin (which stays open when ffmpeg ends). */
   function feed(scene, gst, args, name) {
     const ff = scene.ffmpeg(args, { stdout: 'pipe', name });

@@ -972,7 +972,7 @@ export class Fmp4Player extends EventTarget {
       this._pauseSent = want;
       this._log(want ? `pause (${[...this._pauseReasons].join(', ')})` : 'resume');
       if (want && this._state !== 'unsupported') this._setState('suspended');
-      else if (!want) this._setState(this.video.paused ? 'loading' : 'playing');
+      else if (!want) this._setState(this._wc ? (this._framesShown ? 'playing' : 'loading') : this.video.paused ? 'loading' : 'playing');
     }
   }
 
