@@ -9,8 +9,8 @@
  * wins; older undrawn ones are closed and counted as dropped). `renderDelay` is the margin kept
  * between a frame's decode and its due time: the clock is moved forward when every frame of the
  * last half second came earlier than that, and stopped (a stall) when it runs out of frames. With
- * the wall clock, each stall adds a frame duration to the margin (up to `maxLag` / 2) and every
- * 5 s without one takes 10 ms off, down to `renderDelay`: jitter the network shows is absorbed.
+ * the wall clock, each stall adds a frame duration to the margin (up to `maxLag` / 4) and every
+ * 2 s without one take 10 ms off, down to `renderDelay`: jitter the network shows is absorbed.
  * @module fmp4-player/webcodecs
  */
 
@@ -550,7 +550,7 @@ export class WebCodecsRenderer {
       // ran out of frames: stop the clock at the newest; the next frame restarts it renderDelay early
       this.clock = { m: this.newestPts + this.frameDuration, w: now, running: false, started: true };
       this.counters.stalls++;
-      this.extraDelay = Math.min(this.options.maxLag / 2, this.extraDelay + this.frameDuration);
+      this.extraDelay = Math.min(this.options.maxLag / 4, this.extraDelay + this.frameDuration);
       this.calmSince = now;
       return;
     }
@@ -566,7 +566,7 @@ export class WebCodecsRenderer {
       this.counters.clockJumps++;
       return;
     }
-    if (this.extraDelay > 0 && now - this.calmSince >= 5000) {
+    if (this.extraDelay > 0 && now - this.calmSince >= 2000) {
       this.extraDelay = Math.max(0, this.extraDelay - 0.01);
       this.calmSince = now;
     }
