@@ -112,6 +112,7 @@ enum
   PROP_MAX_CLIENTS,
   PROP_MAX_CONNECTIONS,
   PROP_ALLOWED_ORIGINS,
+  PROP_TOKEN_SECRET,
   PROP_MAX_MESSAGE_SIZE,
   PROP_KEEPALIVE,
   PROP_SERVE_PLAYER,
@@ -132,6 +133,7 @@ enum
 {
   SIGNAL_CLIENT_ADDED,
   SIGNAL_CLIENT_REMOVED,
+  SIGNAL_AUTHORIZE,
   LAST_SIGNAL
 };
 static guint signals[LAST_SIGNAL];
@@ -170,6 +172,7 @@ struct Settings
   guint max_connections = DEFAULT_MAX_CONNECTIONS;
   std::vector<std::string> allowed_origins;
   std::string allowed_origins_str;
+  std::string token_secret;  // empty: no signed links needed
   guint max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
   guint keepalive = DEFAULT_KEEPALIVE;
   guint send_buffer_size = DEFAULT_SEND_BUFFER_SIZE;
@@ -347,6 +350,7 @@ route_hooks (GstWebSocketSink *self)
     r.path = s.path;
     r.max_clients = s.max_clients;
     r.allowed_origins = s.allowed_origins;
+    r.token_secret = s.token_secret;
     r.serve_player = s.serve_player;
     r.document_root = s.document_root;
     r.send_buffer_size = s.send_buffer_size;
@@ -366,6 +370,40 @@ route_hooks (GstWebSocketSink *self)
   h.reject = [priv] (const char *why) {
     std::lock_guard<std::mutex> lock (priv->status_lock);
     priv->rejected.disconnects[why]++;
+  };
+  h.authorize_wanted = [self] {
+    return g_signal_has_handler_pending (self, signals[SIGNAL_AUTHORIZE], 0, FALSE) != FALSE;
+  };
+  h.authorize = [self] (const fmp4ws::server::AuthorizeRequest &r) {
+    GstStructure *headers = gst_structure_new_empty ("headers");
+    for (const auto &kv : r.headers) {
+      // Field names: the header's name in lower case (HTTP names are case-insensitive); a
+      // repeated header's values joined with ", " (RFC 9110 5.3). Names GstStructure cannot
+      // hold (other than a letter, then letters, digits and "-_+.") are left out.
+      gchar *name = g_ascii_strdown (kv.first.c_str (), -1);
+      bool valid = g_ascii_isalpha (name[0]);
+      for (const gchar *c = name; *c && valid; c++)
+        valid = g_ascii_isalnum (*c) || strchr ("-_+.", *c);
+      if (!valid) {
+        g_free (name);
+        continue;
+      }
+      const gchar *had = gst_structure_get_string (headers, name);
+      gchar *v = had ? g_strconcat (had, ", ", kv.second.c_str (), NULL) : g_strdup (kv.second.c_str ());
+      gst_structure_set (headers, name, G_TYPE_STRING, v, NULL);
+      g_free (v);
+      g_free (name);
+    }
+    GstStructure *req = gst_structure_new (
+        "request", "route", G_TYPE_STRING, r.route.c_str (), "address", G_TYPE_STRING,
+        r.address.c_str (), "method", G_TYPE_STRING, r.method.c_str (), "path", G_TYPE_STRING,
+        r.path.c_str (), "query", G_TYPE_STRING, r.query.c_str (), "origin", G_TYPE_STRING,
+        r.origin.c_str (), "headers", GST_TYPE_STRUCTURE, headers, NULL);
+    gst_structure_free (headers);
+    guint status = 0;
+    g_signal_emit (self, signals[SIGNAL_AUTHORIZE], 0, req, &status);
+    gst_structure_free (req);
+    return unsigned (status);
   };
   // To the least loaded I/O thread.
   h.hand_off = [priv] (fmp4ws::server::HandOff &v) {
@@ -860,6 +898,9 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       s.allowed_origins_str = g_value_get_string (value) ? g_value_get_string (value) : "";
       s.allowed_origins = split_list (g_value_get_string (value));
       break;
+    case PROP_TOKEN_SECRET:
+      s.token_secret = g_value_get_string (value) ? g_value_get_string (value) : "";
+      break;
     case PROP_MAX_MESSAGE_SIZE:
       s.max_message_size = g_value_get_uint (value);
       config_changed = true;  // in order with the other settings (an older snapshot must not undo it)
@@ -1230,6 +1271,30 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
                            "others get HTTP 403",
                            NULL, RW_PLAYING));
   /**
+   * GstWebSocketSink:token-secret:
+   *
+   * Signed links: when set, every request of the stream (the page, the WebSocket,
+   * /stream.mp4, /status and the page's other files, but its scripts and style sheets:
+   * .js, .mjs, .css) needs `?token=EXPIRY.SIG`. EXPIRY is a Unix time in seconds (decimal),
+   * SIG the lower-case hex HMAC-SHA256 (RFC 2104) of `EXPIRY:PATH` keyed with this secret,
+   * PATH the stream's base path: "/", or path-prefix when set (e.g. /live/cam1). A missing,
+   * malformed, wrong (other secret or path) or expired token gets HTTP 403 with the same
+   * body ("forbidden"), counted in stats' disconnects as "rejected: token". The signature is
+   * compared in constant time. NULL or "" (default): no token needed. Write-only; a change
+   * applies to the next request (connected viewers stay).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_TOKEN_SECRET,
+      g_param_spec_string ("token-secret", "Token secret",
+                           "Signed links: every request of the stream needs ?token=EXPIRY.SIG, "
+                           "SIG = hex HMAC-SHA256 of \"EXPIRY:PATH\" (PATH: path-prefix or /); "
+                           "else HTTP 403 (NULL: off; write-only)",
+                           NULL,
+                           GParamFlags (G_PARAM_WRITABLE | G_PARAM_STATIC_STRINGS |
+                                        GST_PARAM_MUTABLE_PLAYING)));
+  /**
    * GstWebSocketSink:max-message-size:
    *
    * Largest message a viewer may send; bigger ones close the connection (1009).
@@ -1436,6 +1501,41 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
   signals[SIGNAL_CLIENT_REMOVED] =
       g_signal_new ("client-removed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0, NULL,
                     NULL, NULL, G_TYPE_NONE, 3, G_TYPE_UINT64, G_TYPE_STRING, G_TYPE_STRING);
+
+  /**
+   * GstWebSocketSink::authorize:
+   * @sink: the sink
+   * @request: (transfer none): the request, a #GstStructure named "request" with the string
+   *   fields `route` ("page": / or /index.html, "websocket", "stream": /stream.mp4,
+   *   "status", "file": any other file of the page), `address` (the client's IP address),
+   *   `method`, `path` (the full path, path-prefix included), `query` (raw, without '?';
+   *   "" if none), `origin` ("" if none) and `headers` (a #GstStructure named "headers": one
+   *   string field per request header, its name in lower case, repeated headers joined with
+   *   ", "; names other than a letter then letters, digits, "-_+." are left out)
+   *
+   * Access control, like #GstRTSPAuth: emitted for every HTTP request of the stream (after
+   * the token-secret check, before the Origin and max-clients checks). Return 0 to allow;
+   * anything else denies the request with that HTTP status (400 to 599; other values: 403),
+   * counted in stats' disconnects as "rejected: authorize". The first handler returning
+   * non-zero ends the emission.
+   *
+   * Emitted from the sink's server thread ("websocketsink", or the thread running the
+   * main-context of soup-server), never from the streaming or the I/O threads: handlers must
+   * be thread-safe and should return quickly (no blocking I/O), as no other HTTP request of
+   * this sink is served while one runs; viewers already connected are not affected.
+   *
+   * Returns: 0 to allow, or the HTTP status to deny with.
+   *
+   * Since: 0.1
+   */
+  signals[SIGNAL_AUTHORIZE] = g_signal_new (
+      "authorize", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+      [] (GSignalInvocationHint *, GValue *acc, const GValue *ret, gpointer) -> gboolean {
+        guint v = g_value_get_uint (ret);
+        g_value_set_uint (acc, v);
+        return v == 0;  // the first denial ends the emission
+      },
+      NULL, NULL, G_TYPE_UINT, 1, GST_TYPE_STRUCTURE | G_SIGNAL_TYPE_STATIC_SCOPE);
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_set_static_metadata (

@@ -180,7 +180,7 @@ print_summary() {
   {
     echo
     echo "================ fresh-debian12 summary ($RUN_ID) ================"
-    for k in source base copy host_ca node nodejs_pkg ulimit_demo ulimit_tests demo_deps demo_build \
+    for k in source shared base copy host_ca node nodejs_pkg ulimit_demo ulimit_tests demo_deps demo_build \
              demo_serve demo_total demo tests_deps_build tests_meson tests_crosscheck \
              tests_server tests_e2e tests_total tests_result tests max_fds; do
       [ -n "${SUMMARY[$k]:-}" ] && printf '%-18s %s\n' "$k" "${SUMMARY[$k]}"
@@ -298,6 +298,15 @@ if ! git -C "$R$PROJECT_IN_ROOT" cat-file -e "$COMMIT^{commit}" 2>/dev/null; the
 fi
 git -C "$R$PROJECT_IN_ROOT" checkout -q --detach "$COMMIT"
 SUMMARY[source]="git clone of $REPO at $(git -C "$REPO" log -1 --format='%h %s' "$COMMIT" | cut -c1-70)"
+# ../shared beside the clone, as CI has it (the real-world test matrix reads ../shared/realworld/).
+SHARED_DIR=$(dirname "$REPO")/shared
+if [ -d "$SHARED_DIR" ]; then
+  cp -a "$SHARED_DIR" "$R$(dirname "$PROJECT_IN_ROOT")/shared" || die "cannot copy $SHARED_DIR into the root"
+  SUMMARY[shared]="$SHARED_DIR copied beside the clone ($(du -sh "$SHARED_DIR" | cut -f1))"
+else
+  SUMMARY[shared]="none: no $SHARED_DIR beside $REPO (tests that need it fail, loudly)"
+fi
+log "../shared: ${SUMMARY[shared]}"
 if [ "$MODE_WORKTREE" = 1 ]; then
   # the work tree over the clone: changed, added (untracked, not ignored) and deleted files
   git -C "$REPO" ls-files -z --deleted | (cd "$R$PROJECT_IN_ROOT" && xargs -0r rm -f --)

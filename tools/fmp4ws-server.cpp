@@ -1,6 +1,7 @@
 // fmp4ws-server: the notes' Node.js server done right, with GStreamer and our two elements.
 //
 //   fmp4ws-server [--port 8080] [--ingest-port 8081] [options]
+//   fmp4ws-server token --secret S [--stream NAME] [--ttl SECONDS] [--base-url URL]
 //
 // - TCP ingest (the notes' workflow): ffmpeg ... -f mp4 tcp://host:8081 publishes the default
 //   stream, watched at http://host:8080/ (WebSocket ws://host:8080/ws or ws://host:8080/).
@@ -35,6 +36,8 @@
 #include "server/publisher.h"
 #include "server/stream_registry.h"
 #include "http_server.h"  // gst/server: libsoup < 3.4 workarounds
+#include "server/routes.h"
+#include "token.h"          // gst/server: signed links
 
 using namespace fmp4ws::tools;
 
@@ -99,6 +102,25 @@ listening_port (SoupServer *server, int requested)
   return port;
 }
 
+// `fmp4ws-server token ...`: prints a signed viewer (or /streams) URL; exit status.
+int
+run_token_command (int argc, char **argv)
+{
+  TokenCommand cmd;
+  std::string error;
+  if (!parse_token_command (&argc, &argv, &cmd, &error)) {
+    g_printerr ("%s\n", error.c_str ());
+    return 2;
+  }
+  const int64_t expiry = g_get_real_time () / G_USEC_PER_SEC + cmd.ttl;
+  const std::string path = cmd.list ? "/streams" : token_path (cmd.stream);
+  const std::string token = fmp4ws::server::MakeToken (cmd.secret, path, expiry);
+  const std::string url =
+      cmd.list ? streams_url (cmd.base_url, token) : viewer_url (cmd.base_url, cmd.stream, token);
+  g_print ("%s\n", url.c_str ());
+  return 0;
+}
+
 gboolean
 on_signal (gpointer loop)
 {
@@ -112,6 +134,8 @@ on_signal (gpointer loop)
 int
 main (int argc, char **argv)
 {
+  if (is_token_command (argc, argv))
+    return run_token_command (argc, argv);
   Options o;
   std::string error;
   if (!parse_options (&argc, &argv, gst_init_get_option_group (), &o, &error)) {

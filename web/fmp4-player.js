@@ -22,7 +22,7 @@
 export { Fmp4Player } from './player/player.js';
 export { Fmp4PlayerElement } from './player/element.js';
 export { describeCodec, mediaSourceClass, checkSupport } from './player/codecs.js';
-export { resolveWebSocketUrl } from './player/transport.js';
+export { resolveWebSocketUrl, pageWebSocketUrl } from './player/transport.js';
 export { parseInit, parseFragment } from './player/bmff.js';
 
 /** @typedef {import('./player/player.js').Fmp4PlayerOptions} Fmp4PlayerOptions */

@@ -13,6 +13,7 @@
 
 #include "http_server.h"
 #include "json.h"
+#include "token.h"
 
 namespace fmp4ws::server {
 
@@ -327,7 +328,10 @@ HttpRoutes::Handle (void *m, const char *full_path, void *q)
   const char *path = full_path;
   if (!prefix_.empty ()) {
     if (prefix_ == full_path) {
-      std::string to = prefix_ + "/";
+      // Keep the query (a signed link's token) on the way to the page.
+      GUri *uri = soup_server_message_get_uri (msg);
+      const char *q = uri ? g_uri_get_query (uri) : NULL;
+      std::string to = prefix_ + "/" + (q && *q ? std::string ("?") + q : std::string ());
       EndConnectionAfterResponse (msg);
       soup_server_message_set_redirect (msg, SOUP_STATUS_MOVED_PERMANENTLY, to.c_str ());
       return;
@@ -344,12 +348,14 @@ HttpRoutes::Handle (void *m, const char *full_path, void *q)
 
   if (hooks_.debug)
     hooks_.debug (std::string (method) + " " + path + " from " + address);
+  bool is_ws = soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, NULL);
+  if (!Allowed (s, msg, is_ws, method, path, full_path, query, address))
+    return;
   if (strcmp (method, "GET") != 0 && strcmp (method, "HEAD") != 0) {
     respond_text (msg, SOUP_STATUS_METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n");
     return;
   }
 
-  bool is_ws = soup_websocket_server_check_handshake (msg, NULL, NULL, NULL, NULL);
   bool is_stream = strcmp (path, "/stream.mp4") == 0;
   if ((is_ws && (s.path == path || strcmp (path, "/") == 0)) || is_stream) {
     if (!origin_allowed (s, msg)) {
@@ -393,6 +399,81 @@ HttpRoutes::Handle (void *m, const char *full_path, void *q)
     return;
   }
   serve_file (s, player_, msg, path);
+}
+
+// The access checks of a request under the prefix: the signed link (token-secret), then the
+// application's (authorize). False: refused (answered and counted).
+bool
+HttpRoutes::Allowed (const RouteSettings &s, void *m, bool is_ws, const char *method,
+                     const char *path, const char *full_path, void *q, const std::string &address)
+{
+  SoupServerMessage *msg = static_cast<SoupServerMessage *> (m);
+  GHashTable *query = static_cast<GHashTable *> (q);
+  std::string p = path;
+  const char *route = "file";
+  if (is_ws && (s.path == p || p == "/"))
+    route = "websocket";
+  else if (p == "/stream.mp4")
+    route = "stream";
+  else if (p == "/status" || p == "/status.json")
+    route = "status";
+  else if (p == "/" || p == "/index.html")
+    route = "page";
+  if (!s.token_secret.empty ()) {
+    auto ends = [&] (const char *ext) {
+      size_t n = strlen (ext);
+      return p.size () >= n && p.compare (p.size () - n, n, ext) == 0;
+    };
+    // The player's scripts and style sheets: public code, nothing of the stream in them, and
+    // a module's imports cannot carry the page's query.
+    bool asset = strcmp (route, "file") == 0 && (ends (".js") || ends (".mjs") || ends (".css"));
+    if (!asset) {
+      const char *token = query ? (const char *) g_hash_table_lookup (query, "token") : NULL;
+      TokenCheck c = VerifyToken (s.token_secret, TokenPath (prefix_), token,
+                                  g_get_real_time () / G_USEC_PER_SEC);
+      if (c != TokenCheck::kValid) {
+        if (hooks_.debug)
+          hooks_.debug (std::string ("token ") + TokenCheckName (c) + ": " + method + " " +
+                        full_path + " from " + address + " refused");
+        hooks_.reject ("rejected: token");
+        // The same answer whatever was wrong.
+        respond_text (msg, SOUP_STATUS_FORBIDDEN, "text/plain", "forbidden\n");
+        return false;
+      }
+    }
+  }
+  if (hooks_.authorize && hooks_.authorize_wanted && hooks_.authorize_wanted ()) {
+    AuthorizeRequest r;
+    r.route = route;
+    r.address = address;
+    r.method = method;
+    r.path = full_path;
+    GUri *uri = soup_server_message_get_uri (msg);
+    const char *raw = uri ? g_uri_get_query (uri) : NULL;
+    r.query = raw ? raw : "";
+    SoupMessageHeaders *h = soup_server_message_get_request_headers (msg);
+    const char *origin = soup_message_headers_get_one (h, "Origin");
+    r.origin = origin ? origin : "";
+    SoupMessageHeadersIter it;
+    const char *name, *value;
+    soup_message_headers_iter_init (&it, h);
+    while (soup_message_headers_iter_next (&it, &name, &value))
+      r.headers.emplace_back (name, value);
+    unsigned status = hooks_.authorize (r);
+    if (status != 0) {
+      if (status < 400 || status > 599)
+        status = SOUP_STATUS_FORBIDDEN;
+      if (hooks_.debug)
+        hooks_.debug (std::string ("authorize: ") + method + " " + full_path + " from " +
+                      address + " refused with " + std::to_string (status));
+      hooks_.reject ("rejected: authorize");
+      const char *phrase = soup_status_get_phrase (status);
+      respond_text (msg, status, "text/plain",
+                    std::string (phrase && *phrase ? phrase : "refused") + "\n");
+      return false;
+    }
+  }
+  return true;
 }
 
 std::string

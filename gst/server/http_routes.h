@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "broadcaster.h"
@@ -31,6 +32,23 @@ struct RouteSettings
   bool serve_player = true;
   std::string document_root;                 // empty: the built-in player
   unsigned send_buffer_size = 256 * 1024;    // SO_SNDBUF of viewer sockets (0: kernel's)
+  // Signed links (token.h): non-empty, every request under the prefix needs a valid
+  // ?token=EXPIRY.SIG for TokenPath (prefix), but the player's scripts and style sheets
+  // (.js, .mjs, .css: ES module imports cannot carry the page's query).
+  std::string token_secret;
+};
+
+// A request as the access check (websocketsink's `authorize` signal) sees it.
+struct AuthorizeRequest
+{
+  std::string route;    // "page" (/ or /index.html), "websocket", "stream" (/stream.mp4),
+                        // "status", "file" (any other file of the page)
+  std::string address;  // the client's IP address
+  std::string method;   // GET, HEAD, ...
+  std::string path;     // the full path, prefix included (e.g. /live/cam1/ws)
+  std::string query;    // the raw query string without '?', "" if none
+  std::string origin;   // the Origin header, "" if none
+  std::vector<std::pair<std::string, std::string>> headers;  // request headers in order
 };
 
 // A viewer whose handshake (or /stream.mp4 response head) is written.
@@ -51,6 +69,11 @@ public:
     std::function<unsigned ()> open_viewers;  // for max-clients
     std::function<std::string ()> status_json;
     std::function<void (const char *why)> reject;  // a refused request, counted by reason
+    // Access check after the token's (may be empty): 0 allows, else the HTTP status to deny
+    // with. Called on the server's thread for every request under the prefix, when
+    // authorize_wanted () says someone listens.
+    std::function<bool ()> authorize_wanted;
+    std::function<unsigned (const AuthorizeRequest &)> authorize;
     // Give the viewer to an I/O thread (taking h.transport); false: stopping, not taken.
     std::function<bool (HandOff &h)> hand_off;
     std::function<void (const std::string &)> debug, warning;
@@ -69,6 +92,11 @@ public:
   void TakeConnection (Upgrade *u, void *msg);
 
 private:
+  // The access checks of a request under the prefix (token-secret, then authorize); false:
+  // refused, answered and counted.
+  bool Allowed (const RouteSettings &s, void *msg, bool is_ws, const char *method,
+                const char *path, const char *full_path, void *query, const std::string &address);
+
   Hooks hooks_;
   _GResource *player_;
   _GMainContext *ctx_ = nullptr;

@@ -2050,6 +2050,403 @@ GST_START_TEST (test_max_connections_answers_503)
 }
 GST_END_TEST;
 
+/* ---------------------------------------------------------------------------------------- */
+/* Access control: token-secret (signed links) and the authorize signal.                    */
+
+/* A token made here with GLib's HMAC directly (not the sink's code). */
+static std::string
+make_token (const char *secret, const char *path, gint64 expiry)
+{
+  std::string e = std::to_string (expiry);
+  std::string text = e + ":" + path;
+  gchar *sig = g_compute_hmac_for_string (G_CHECKSUM_SHA256, (const guchar *) secret,
+                                          strlen (secret), text.c_str (), -1);
+  std::string t = e + "." + sig;
+  g_free (sig);
+  return t;
+}
+
+static gint64
+unix_now (void)
+{
+  return g_get_real_time () / G_USEC_PER_SEC;
+}
+
+/* A request on a new connection (Connection: close): the status line's first 12 bytes and
+ * the body after the head (up to 64 KiB; /stream.mp4 is not read to its end). */
+static std::string
+raw_response (guint port, const std::string &request, std::string *body = NULL)
+{
+  int fd = raw_connect (port);
+  raw_send (fd, request);
+  std::string got;
+  char buf[4096];
+  ssize_t n;
+  while (got.size () < 65536 && (n = recv (fd, buf, sizeof buf, 0)) > 0) {
+    got.append (buf, size_t (n));
+    size_t head_end = got.find ("\r\n\r\n");
+    if (head_end != std::string::npos && got.compare (0, 12, "HTTP/1.1 101") == 0)
+      break;  /* a viewer now: the stream goes on */
+    if (head_end != std::string::npos && got.find ("video/mp4") != std::string::npos &&
+        got.compare (0, 12, "HTTP/1.1 200") == 0)
+      break;
+  }
+  close (fd);
+  if (body) {
+    size_t head_end = got.find ("\r\n\r\n");
+    *body = head_end == std::string::npos ? "" : got.substr (head_end + 4);
+  }
+  return got.substr (0, 12);
+}
+
+static std::string
+get_request (const std::string &target, const char *method = "GET")
+{
+  return std::string (method) + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+}
+
+static guint64
+rejected_count (GstElement *sink, const char *key)
+{
+  GstStructure *stats = NULL;
+  g_object_get (sink, "stats", &stats, NULL);
+  const GstStructure *disc = gst_value_get_structure (gst_structure_get_value (stats, "disconnects"));
+  guint64 n = 0;
+  gst_structure_get_uint64 (disc, key, &n);
+  gst_structure_free (stats);
+  return n;
+}
+
+/* Every route of a stream at `base` ("" or /live/x) with `query` ("" or "?token=..."): the
+ * status each answers with. */
+static void
+expect_routes (guint port, const std::string &base, const std::string &query, const char *want,
+               const char *want_ws, std::vector<std::string> *bodies = NULL)
+{
+  const std::string targets[] = {base + "/", base + "/index.html", base + "/status",
+                                 base + "/status.json", base + "/stream.mp4",
+                                 base + "/notes-client.html"};
+  for (const std::string &t : targets) {
+    std::string body;
+    expect_str (raw_response (port, get_request (t + query), &body), want);
+    if (bodies)
+      bodies->push_back (body);
+  }
+  expect_str (raw_response (port, get_request (base + "/stream.mp4" + query, "HEAD")), want);
+  for (const char *ws : {"/ws", "/"}) {
+    std::string body;
+    expect_str (raw_response (port, ws_request ((base + ws + query).c_str (), NULL), &body),
+                want_ws);
+    if (bodies)
+      bodies->push_back (body);
+  }
+}
+
+GST_START_TEST (test_token_secret_on_every_route)
+{
+  guint port;
+  GstElement *p = start_live_pipeline ("token-secret=s3cret", &port);
+  GstElement *sink = get_sink (p);
+  pump_for (500);
+  const gint64 now = unix_now ();
+  const std::string valid = "?token=" + make_token ("s3cret", "/", now + 3600);
+  std::vector<std::string> bodies;
+  /* Missing, empty, expired, for another path, another secret, malformed: 403, same body. */
+  const std::string bad[] = {
+      "", "?token=", "?token=" + make_token ("s3cret", "/", now - 5),
+      "?token=" + make_token ("s3cret", "/live/cam1", now + 3600),
+      "?token=" + make_token ("other", "/", now + 3600),
+      "?token=" + std::to_string (now + 3600) + ".nothex",
+      valid.substr (0, valid.size () - 1),  /* one digit short */
+      "?rebase=0",
+  };
+  for (const std::string &q : bad)
+    expect_routes (port, "", q, "HTTP/1.1 403", "HTTP/1.1 403", &bodies);
+  for (const std::string &b : bodies)
+    expect_str (b, "forbidden\n");
+  const guint64 refusals = G_N_ELEMENTS (bad) * 9;
+  fail_unless_equals_int (rejected_count (sink, "rejected--token"), refusals);
+  /* The player's scripts need no token (module imports cannot carry it): nothing of the
+   * stream in them. */
+  expect_str (raw_response (port, get_request ("/fmp4-player.js")), "HTTP/1.1 200");
+  expect_str (raw_response (port, get_request ("/player/transport.js")), "HTTP/1.1 200");
+  /* Valid: every route answers. */
+  expect_routes (port, "", valid, "HTTP/1.1 200", "HTTP/1.1 101");
+  expect_routes (port, "", valid + "&rebase=0", "HTTP/1.1 200", "HTTP/1.1 101");
+  fail_unless_equals_int (rejected_count (sink, "rejected--token"), refusals);
+  /* A real WebSocket client with the token gets the stream. */
+  Client *c = client_connect (url (port, ("/ws" + valid).c_str ()));
+  fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
+  fail_unless (pump_until ([&] { return c->msgs.size () >= 3; }, 10000));
+  fail_unless (c->msgs[0].text && json_of (c->msgs[0])["type"].str == "stream");
+  client_free (c);
+  Client *d = client_connect (url (port, "/ws"));
+  fail_unless (d->conn == NULL);
+  fail_unless_equals_int (d->status, 403);
+  client_free (d);
+  /* Off again (NULL): no token needed. */
+  g_object_set (sink, "token-secret", NULL, NULL);
+  expect_routes (port, "", "", "HTTP/1.1 200", "HTTP/1.1 101");
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+/* A SoupServer of the application's, run by its own thread and context. */
+struct AppServer
+{
+  GMainContext *ctx;
+  GMainLoop *loop;
+  GThread *thread;
+  SoupServer *server;
+  guint port;
+};
+
+static gpointer
+app_server_run (gpointer data)
+{
+  AppServer *a = static_cast<AppServer *> (data);
+  g_main_context_push_thread_default (a->ctx);
+  g_main_loop_run (a->loop);
+  g_main_context_pop_thread_default (a->ctx);
+  return NULL;
+}
+
+static AppServer *
+app_server_new (void)
+{
+  AppServer *a = new AppServer ();
+  a->ctx = g_main_context_new ();
+  g_main_context_push_thread_default (a->ctx);
+  a->server = soup_server_new (NULL, NULL);
+  GError *err = NULL;
+  fail_unless (soup_server_listen_local (a->server, 0, SOUP_SERVER_LISTEN_IPV4_ONLY, &err), "%s",
+               err ? err->message : "");
+  GSList *uris = soup_server_get_uris (a->server);
+  a->port = g_uri_get_port ((GUri *) uris->data);
+  g_slist_free_full (uris, (GDestroyNotify) g_uri_unref);
+  g_main_context_pop_thread_default (a->ctx);
+  a->loop = g_main_loop_new (a->ctx, FALSE);
+  a->thread = g_thread_new ("app-server", app_server_run, a);
+  return a;
+}
+
+static void
+app_server_free (AppServer *a)
+{
+  g_main_loop_quit (a->loop);
+  g_thread_join (a->thread);
+  g_main_context_push_thread_default (a->ctx);
+  soup_server_disconnect (a->server);
+  g_object_unref (a->server);
+  while (g_main_context_iteration (a->ctx, FALSE))
+    ;
+  g_main_context_pop_thread_default (a->ctx);
+  g_main_loop_unref (a->loop);
+  g_main_context_unref (a->ctx);
+  delete a;
+}
+
+GST_START_TEST (test_token_secret_under_a_path_prefix)
+{
+  AppServer *a = app_server_new ();
+  GstElement *p = gst_parse_launch (
+      "videotestsrc is-live=true ! video/x-raw,width=320,height=180,framerate=30/1,format=I420 ! "
+      "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! "
+      "mp4mux fragment-duration=200 streamable=true ! fmp4initcache ! "
+      "websocketsink name=sink path-prefix=/live/cam1 token-secret=s3cret", NULL);
+  GstElement *sink = get_sink (p);
+  g_object_set (sink, "soup-server", a->server, "main-context", a->ctx, NULL);
+  fail_unless (gst_element_set_state (p, GST_STATE_PLAYING) != GST_STATE_CHANGE_FAILURE);
+  pump_for (500);
+  const gint64 now = unix_now ();
+  const std::string valid = "?token=" + make_token ("s3cret", "/live/cam1", now + 60);
+  /* Signed for "/" (a plain sink's path) or another stream: refused. */
+  expect_routes (a->port, "/live/cam1", "?token=" + make_token ("s3cret", "/", now + 60),
+                 "HTTP/1.1 403", "HTTP/1.1 403");
+  expect_routes (a->port, "/live/cam1", "?token=" + make_token ("s3cret", "/live/cam2", now + 60),
+                 "HTTP/1.1 403", "HTTP/1.1 403");
+  expect_routes (a->port, "/live/cam1", "", "HTTP/1.1 403", "HTTP/1.1 403");
+  expect_routes (a->port, "/live/cam1", valid, "HTTP/1.1 200", "HTTP/1.1 101");
+  /* /live/cam1 redirects to the page with its query kept. */
+  std::string body;
+  int fd = raw_connect (a->port);
+  raw_send (fd, get_request ("/live/cam1" + valid));
+  std::string head;
+  char ch;
+  while (head.find ("\r\n\r\n") == std::string::npos && recv (fd, &ch, 1, 0) == 1)
+    head += ch;
+  close (fd);
+  fail_unless (head.find ("/live/cam1/" + valid + "\r\n") != std::string::npos, "%s",
+               head.c_str ());
+  gst_object_unref (sink);
+  stop_pipeline (p);
+  app_server_free (a);
+}
+GST_END_TEST;
+
+/* authorize: a real handler, called from the server's thread. */
+struct AuthLog
+{
+  GMutex lock;
+  std::vector<std::string> routes, paths, queries, origins, addresses, agents;
+  std::set<GThread *> threads;
+};
+static AuthLog g_auth;
+
+static guint
+on_authorize (GstElement *, const GstStructure *req, gpointer)
+{
+  const char *route = gst_structure_get_string (req, "route");
+  const char *query = gst_structure_get_string (req, "query");
+  const char *origin = gst_structure_get_string (req, "origin");
+  const GstStructure *headers = gst_value_get_structure (gst_structure_get_value (req, "headers"));
+  const char *agent = headers ? gst_structure_get_string (headers, "sec-websocket-version") : NULL;
+  g_mutex_lock (&g_auth.lock);
+  g_auth.routes.push_back (route ? route : "(null)");
+  g_auth.paths.push_back (gst_structure_get_string (req, "path"));
+  g_auth.queries.push_back (query ? query : "(null)");
+  g_auth.origins.push_back (origin ? origin : "(null)");
+  g_auth.addresses.push_back (gst_structure_get_string (req, "address"));
+  g_auth.agents.push_back (agent ? agent : "(null)");
+  g_auth.threads.insert (g_thread_self ());
+  g_mutex_unlock (&g_auth.lock);
+  /* Allow ?user=alice; ?user=bob gets 401; anyone else 403 (via a value outside 400-599). */
+  if (query && strstr (query, "user=alice"))
+    return 0;
+  if (query && strstr (query, "user=bob"))
+    return 401;
+  return 1;
+}
+
+GST_START_TEST (test_authorize_signal)
+{
+  g_mutex_init (&g_auth.lock);
+  guint port;
+  GstElement *p = start_live_pipeline (NULL, &port);
+  GstElement *sink = get_sink (p);
+  pump_for (500);
+  gulong id = g_signal_connect (sink, "authorize", G_CALLBACK (on_authorize), NULL);
+  expect_routes (port, "", "?user=alice", "HTTP/1.1 200", "HTTP/1.1 101");
+  expect_routes (port, "", "?user=bob", "HTTP/1.1 401", "HTTP/1.1 401");
+  expect_routes (port, "", "", "HTTP/1.1 403", "HTTP/1.1 403");
+  fail_unless_equals_int (rejected_count (sink, "rejected--authorize"), 2 * 9);
+  /* What the handler saw: one call per request, every route named, all on one thread that
+   * is not this one (the sink's server thread). */
+  g_mutex_lock (&g_auth.lock);
+  fail_unless_equals_int (g_auth.routes.size (), 3 * 9);
+  const char *want_routes[] = {"page", "page", "status", "status", "stream", "file",
+                               "stream", "websocket", "websocket"};
+  for (size_t i = 0; i < 9; i++)
+    expect_str (g_auth.routes[i], want_routes[i]);
+  expect_str (g_auth.paths[0], "/");
+  expect_str (g_auth.paths[7], "/ws");
+  expect_str (g_auth.queries[0], "user=alice");
+  expect_str (g_auth.queries[18], "");
+  expect_str (g_auth.addresses[0], "127.0.0.1");
+  expect_str (g_auth.origins[0], "");
+  fail_unless_equals_int (g_auth.threads.size (), 1);
+  fail_if (g_auth.threads.count (g_thread_self ()));
+  g_auth.routes.clear ();
+  g_auth.origins.clear ();
+  g_auth.agents.clear ();
+  g_mutex_unlock (&g_auth.lock);
+  /* Origin and headers reach the handler; a real WebSocket client allowed and denied. */
+  Client *c = client_connect (url (port, "/ws?user=alice"), "http://good.example");
+  fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
+  fail_unless (pump_until ([&] { return !c->msgs.empty (); }, 10000));
+  client_free (c);
+  Client *d = client_connect (url (port, "/ws?user=bob"), "http://good.example");
+  fail_unless (d->conn == NULL);
+  fail_unless_equals_int (d->status, 401);
+  client_free (d);
+  g_mutex_lock (&g_auth.lock);
+  fail_unless_equals_int (g_auth.routes.size (), 2);
+  expect_str (g_auth.origins[0], "http://good.example");
+  expect_str (g_auth.agents[0], "13");  /* a header, by its lower-case name */
+  g_mutex_unlock (&g_auth.lock);
+  /* With token-secret too: the token is checked first (the handler never sees a request
+   * without one). */
+  g_object_set (sink, "token-secret", "s3cret", NULL);
+  expect_str (raw_response (port, get_request ("/?user=alice")), "HTTP/1.1 403");
+  g_mutex_lock (&g_auth.lock);
+  fail_unless_equals_int (g_auth.routes.size (), 2);
+  g_mutex_unlock (&g_auth.lock);
+  std::string tok = "&token=" + make_token ("s3cret", "/", unix_now () + 60);
+  expect_str (raw_response (port, get_request ("/?user=alice" + tok)), "HTTP/1.1 200");
+  expect_str (raw_response (port, get_request ("/?user=bob" + tok)), "HTTP/1.1 401");
+  /* Disconnected: everyone allowed again. */
+  g_signal_handler_disconnect (sink, id);
+  g_object_set (sink, "token-secret", NULL, NULL);
+  expect_routes (port, "", "", "HTTP/1.1 200", "HTTP/1.1 101");
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+/* A handler that blocks until released (a slow backend). */
+static GMutex g_auth_block_lock;
+static GCond g_auth_block_cond;
+static bool g_auth_blocked = false, g_auth_release = false;
+
+static guint
+blocking_authorize (GstElement *, const GstStructure *req, gpointer)
+{
+  const char *query = gst_structure_get_string (req, "query");
+  if (!query || !strstr (query, "slow"))
+    return 0;
+  g_mutex_lock (&g_auth_block_lock);
+  g_auth_blocked = true;
+  g_cond_broadcast (&g_auth_block_cond);
+  while (!g_auth_release)
+    g_cond_wait (&g_auth_block_cond, &g_auth_block_lock);
+  g_mutex_unlock (&g_auth_block_lock);
+  return 403;
+}
+
+/* While a handler blocks the server thread, connected viewers go on receiving (they are on the
+ * I/O threads); the blocked request is answered once the handler returns. */
+GST_START_TEST (test_blocking_authorize_leaves_viewers_alone)
+{
+  guint port;
+  GstElement *p = start_live_pipeline (NULL, &port);
+  GstElement *sink = get_sink (p);
+  g_signal_connect (sink, "authorize", G_CALLBACK (blocking_authorize), NULL);
+  Client *c = client_connect (url (port));
+  fail_unless (c->conn != NULL, "%s", c->error ? c->error->message : "");
+  fail_unless (pump_until ([&] { return c->msgs.size () >= 3; }, 10000));
+  /* A request whose handler blocks, from another thread (a raw socket). */
+  GThread *slow = g_thread_new ("slow-request", [] (gpointer data) -> gpointer {
+    guint port = GPOINTER_TO_UINT (data);
+    int fd = raw_connect (port);
+    struct timeval tv = {60, 0};  /* the handler holds the answer until released */
+    setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    raw_send (fd, get_request ("/status?slow"));
+    std::string *head = new std::string (raw_head (fd));
+    close (fd);
+    return head;
+  }, GUINT_TO_POINTER (port));
+  g_mutex_lock (&g_auth_block_lock);
+  while (!g_auth_blocked)
+    g_cond_wait (&g_auth_block_cond, &g_auth_block_lock);
+  g_mutex_unlock (&g_auth_block_lock);
+  /* The handler is running: the viewer keeps getting fragments. */
+  const size_t before = c->msgs.size ();
+  fail_unless (pump_until ([&] { return c->msgs.size () >= before + 3; }, 10000),
+               "the viewer got nothing while a handler blocked (%zu messages)", c->msgs.size ());
+  g_mutex_lock (&g_auth_block_lock);
+  g_auth_release = true;
+  g_cond_broadcast (&g_auth_block_cond);
+  g_mutex_unlock (&g_auth_block_lock);
+  std::string *status = static_cast<std::string *> (g_thread_join (slow));
+  expect_str (*status, "HTTP/1.1 403");
+  delete status;
+  client_free (c);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
 static Suite *
 websocketsink_suite (void)
 {
@@ -2082,6 +2479,10 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_max_connections_answers_503);
   tcase_add_test (tc, test_out_of_descriptors_then_new_viewers_get_in);
   tcase_add_test (tc, test_half_sent_requests_then_new_viewers_get_in);
+  tcase_add_test (tc, test_token_secret_on_every_route);
+  tcase_add_test (tc, test_token_secret_under_a_path_prefix);
+  tcase_add_test (tc, test_authorize_signal);
+  tcase_add_test (tc, test_blocking_authorize_leaves_viewers_alone);
   return s;
 }
 

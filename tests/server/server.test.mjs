@@ -240,6 +240,91 @@ test('a stalled publisher is dropped after --publisher-timeout', { timeout: 6000
   }
 });
 
+/** `fmp4ws-server token ARGS`: the URL it prints. */
+function tokenUrl(args) {
+  const out = execFileSync(serverBin, ['token', ...args], { env, encoding: 'utf8' });
+  assert.match(out, /^https?:\/\/\S+\?token=\d+\.[0-9a-f]{64}\n$/, out);
+  return new URL(out.trim());
+}
+
+/** GET (or a WebSocket upgrade): { status, body }, a streaming body cut after its head. */
+function request(port, path, upgrade = false) {
+  return new Promise((resolve, reject) => {
+    const headers = upgrade ? { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } : {};
+    const req = http.request({ host: '127.0.0.1', port, path, headers, agent: false });
+    req.on('upgrade', (res, sock) => { sock.destroy(); resolve({ status: res.statusCode, body: '' }); });
+    req.on('response', (res) => {
+      if (/video\/mp4/.test(res.headers['content-type'] ?? '')) { res.destroy(); return resolve({ status: res.statusCode, body: '' }); }
+      let body = ''; res.on('data', (d) => { body += d; }); res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+test('--token-secret: the URL `fmp4ws-server token` prints plays; other streams\', expired and missing tokens get 403', { timeout: 90000 }, async () => {
+  const SECRET = 'server-test-secret';
+  const dir = mkdtempSync(join(tmpdir(), 'fmp4ws-token-'));
+  writeFileSync(join(dir, 'secret'), `${SECRET}\n`);
+  const port0 = await freePort();
+  const list = tokenUrl(['--secret', SECRET, '--list', '--base-url', `http://127.0.0.1:${port0}`]);
+  assert.equal(list.pathname, '/streams');
+  // The list URL is made before the server starts: it names the port.
+  const ingest = await freePort();
+  const proc = run(serverBin, ['--port', String(port0), '--ingest-port', String(ingest), '--token-secret-file', join(dir, 'secret')]);
+  const s = { proc, port: port0 };
+  try {
+    await waitFor(async () => { try { await getJson(s.port, list.pathname + list.search); return true; } catch { return false; } }, 10000, 'the server');
+    const base = `http://127.0.0.1:${s.port}`;
+    const cam1 = tokenUrl(['--secret-file', join(dir, 'secret'), '--stream', 'cam1', '--ttl', '120', '--base-url', base]);
+    assert.equal(cam1.pathname, '/live/cam1/');
+    const pub = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...H264('320x180', 8), ...PUT(s.port, 'cam1')]);
+    await waitFor(async () => (await getJson(s.port, list.pathname + list.search)).some((x) => x.name === 'cam1' && x.publishing), 10000, 'stream cam1');
+
+    // The printed URL: the page, and its token on every other route of the stream.
+    const page = await request(s.port, cam1.pathname + cam1.search);
+    assert.equal(page.status, 200);
+    assert.match(page.body, /fmp4-player/);
+    for (const p of ['status', 'stream.mp4']) assert.equal((await request(s.port, `/live/cam1/${p}${cam1.search}`)).status, 200, p);
+    const v = viewer(`ws://127.0.0.1:${s.port}/live/cam1/ws${cam1.search}`);
+    await v.opened;
+    await waitFor(() => v.fragments > 3, 10000, 'fragments for the signed viewer');
+    v.ws.close();
+
+    // Refused: another stream's token, the default stream's, another secret's, an expired one, none.
+    const other = tokenUrl(['--secret', SECRET, '--stream', 'cam2', '--base-url', base]).search;
+    const root = tokenUrl(['--secret', SECRET, '--base-url', base]).search;
+    const wrong = tokenUrl(['--secret', 'not-the-secret', '--stream', 'cam1', '--base-url', base]).search;
+    const exp = Math.floor(Date.now() / 1000) - 1;
+    const { createHmac } = await import('node:crypto');
+    const expired = `?token=${exp}.${createHmac('sha256', SECRET).update(`${exp}:/live/cam1`).digest('hex')}`;
+    for (const [why, q] of Object.entries({ other, root, wrong, expired, none: '' })) {
+      for (const p of ['', 'index.html', 'status', 'stream.mp4']) {
+        const r = await request(s.port, `/live/cam1/${p}${q}`);
+        assert.deepEqual(r, { status: 403, body: 'forbidden\n' }, `${why}: /live/cam1/${p}`);
+      }
+      assert.equal((await request(s.port, `/live/cam1/ws${q}`, true)).status, 403, `${why}: WebSocket`);
+    }
+    const refused = await new Promise((resolve) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${s.port}/live/cam1/ws${other}`);
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode));
+      ws.on('open', () => resolve('open'));
+      ws.on('error', () => {});
+    });
+    assert.equal(refused, 403);
+    // The default stream takes its own token; GET /streams only a /streams one.
+    assert.equal((await request(s.port, `/${root}`)).status, 200);
+    assert.equal((await request(s.port, `/status${root}`)).status, 200);
+    assert.equal((await request(s.port, `/${cam1.search}`)).status, 403);
+    assert.equal((await request(s.port, '/streams')).status, 403);
+    assert.equal((await request(s.port, `/streams${root}`)).status, 403);
+    assert.equal((await pub.done).code, 0, pub.output);
+  } finally {
+    await stop(s.proc, 'SIGINT');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('behind nginx (WebSocket proxy, and TLS terminated by nginx)', { timeout: 90000 }, async (t) => {
   const s = await startServer();
   const dir = mkdtempSync(join(tmpdir(), 'fmp4ws-nginx-'));

@@ -1,12 +1,15 @@
 // Unit tests of fmp4ws-server's pure parts (tools/server/): stream names and ingest paths,
 // the GET /streams document, and the command line (flags, defaults; GLib only).
+#include <glib/gstdio.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
 
 #include "options.h"
 #include "routes.h"
+#include "token.h"
 
 using namespace fmp4ws::tools;
 
@@ -163,6 +166,132 @@ TEST (Options, BadCommandLinesAreErrors)
     EXPECT_FALSE (Parse (bad, &o, &error)) << bad[0];
     EXPECT_FALSE (error.empty ()) << bad[0];
   }
+}
+
+// parse_token_command on `fmp4ws-server token ARGS`.
+bool
+ParseToken (std::vector<std::string> args, TokenCommand *c, std::string *error)
+{
+  args.insert (args.begin (), {"fmp4ws-server", "token"});
+  std::vector<char *> argv;
+  for (std::string &a : args)
+    argv.push_back (a.data ());
+  argv.push_back (nullptr);
+  int argc = int (args.size ());
+  char **p = argv.data ();
+  EXPECT_TRUE (is_token_command (argc, p));
+  return parse_token_command (&argc, &p, c, error);
+}
+
+std::string
+TempFile (const char *contents)
+{
+  gchar *path = nullptr;
+  int fd = g_file_open_tmp ("fmp4ws-secret-XXXXXX", &path, nullptr);
+  EXPECT_GE (fd, 0);
+  close (fd);
+  EXPECT_TRUE (g_file_set_contents (path, contents, -1, nullptr));
+  std::string p = path;
+  g_free (path);
+  return p;
+}
+
+TEST (Options, TokenSecret)
+{
+  Options o;
+  std::string error;
+  ASSERT_TRUE (Parse ({}, &o, &error)) << error;
+  EXPECT_FALSE (o.token_secret);
+  ASSERT_TRUE (Parse ({"--token-secret", "s3cret"}, &o, &error)) << error;
+  EXPECT_EQ (o.token_secret, "s3cret");
+  // From a file: its first line, without the newline.
+  std::string f = TempFile ("from-file\nsecond line\n");
+  Options o2;
+  ASSERT_TRUE (Parse ({"--token-secret-file", f}, &o2, &error)) << error;
+  EXPECT_EQ (o2.token_secret, "from-file");
+  // Empty, both, or a missing file: errors.
+  std::string empty = TempFile ("\n");
+  for (std::vector<std::string> bad : std::vector<std::vector<std::string>> {
+           {"--token-secret", ""}, {"--token-secret-file", empty},
+           {"--token-secret", "a", "--token-secret-file", f},
+           {"--token-secret-file", "/nonexistent/secret"}}) {
+    Options b;
+    error.clear ();
+    EXPECT_FALSE (Parse (bad, &b, &error)) << bad[1];
+    EXPECT_NE (error.find ("token-secret"), std::string::npos) << error;
+  }
+  g_unlink (f.c_str ());
+  g_unlink (empty.c_str ());
+}
+
+TEST (TokenCommand, NotWithoutTheWord)
+{
+  char prog[] = "fmp4ws-server", port[] = "--port", tok[] = "token";
+  char *a[] = {prog, port, tok, nullptr};
+  EXPECT_FALSE (is_token_command (3, a));
+  char *b[] = {prog, nullptr};
+  EXPECT_FALSE (is_token_command (1, b));
+}
+
+TEST (TokenCommand, DefaultsAndEveryFlag)
+{
+  TokenCommand c;
+  std::string error;
+  ASSERT_TRUE (ParseToken ({"--secret", "s3cret"}, &c, &error)) << error;
+  EXPECT_EQ (c.secret, "s3cret");
+  EXPECT_EQ (c.stream, "");
+  EXPECT_FALSE (c.list);
+  EXPECT_EQ (c.ttl, 3600);
+  EXPECT_EQ (c.base_url, "http://localhost:8080");
+  TokenCommand d;
+  ASSERT_TRUE (ParseToken ({"--secret=x", "--stream", "cam1", "--ttl", "60", "--base-url",
+                            "https://tv.example/", "--list"},
+                           &d, &error))
+      << error;
+  EXPECT_EQ (d.secret, "x");
+  EXPECT_EQ (d.stream, "cam1");
+  EXPECT_EQ (d.ttl, 60);
+  EXPECT_EQ (d.base_url, "https://tv.example/");
+  EXPECT_TRUE (d.list);
+  std::string f = TempFile ("filed\n");
+  TokenCommand e;
+  ASSERT_TRUE (ParseToken ({"--secret-file", f, "--stream", "a.b-c_1"}, &e, &error)) << error;
+  EXPECT_EQ (e.secret, "filed");
+  g_unlink (f.c_str ());
+}
+
+TEST (TokenCommand, BadCommandLinesAreErrors)
+{
+  for (std::vector<std::string> bad : std::vector<std::vector<std::string>> {
+           {}, {"--stream", "cam1"}, {"--secret", ""}, {"--secret", "x", "--secret-file", "/etc/hostname"},
+           {"--secret", "x", "--stream", "../etc"}, {"--secret", "x", "--stream", "a/b"},
+           {"--secret", "x", "--ttl", "0"}, {"--secret", "x", "--ttl", "-5"},
+           {"--secret", "x", "--ttl", "soon"}, {"--secret", "x", "--base-url", "ftp://h"},
+           {"--secret", "x", "--base-url", "localhost:8080"}, {"--secret", "x", "extra"},
+           {"--secret", "x", "--bogus"}}) {
+    TokenCommand c;
+    std::string error;
+    EXPECT_FALSE (ParseToken (bad, &c, &error)) << (bad.empty () ? "(none)" : bad.back ());
+    EXPECT_FALSE (error.empty ());
+  }
+}
+
+TEST (TokenCommand, ViewerUrlsCarryATokenForTheStreamsPath)
+{
+  EXPECT_EQ (token_path (""), "/");
+  EXPECT_EQ (token_path ("cam1"), "/live/cam1");
+  EXPECT_EQ (viewer_url ("http://h:8080", "", "T"), "http://h:8080/?token=T");
+  EXPECT_EQ (viewer_url ("http://h:8080/", "cam1", "T"), "http://h:8080/live/cam1/?token=T");
+  EXPECT_EQ (viewer_url ("https://tv.example/proxy//", "cam1", "T"),
+             "https://tv.example/proxy/live/cam1/?token=T");
+  EXPECT_EQ (streams_url ("http://h:8080/", "T"), "http://h:8080/streams?token=T");
+  // The path the server's sink checks (its path-prefix, or "/") is the one signed.
+  const std::string t = fmp4ws::server::MakeToken ("s", token_path ("cam1"), 2000000000);
+  EXPECT_EQ (fmp4ws::server::VerifyToken ("s", viewer_prefix ("cam1"), t.c_str (), 0),
+             fmp4ws::server::TokenCheck::kValid);
+  EXPECT_EQ (fmp4ws::server::VerifyToken ("s", fmp4ws::server::TokenPath (viewer_prefix ("")),
+                                          fmp4ws::server::MakeToken ("s", token_path (""), 2000000000).c_str (), 0),
+             fmp4ws::server::TokenCheck::kValid);
 }
 
 }  // namespace

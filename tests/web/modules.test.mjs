@@ -62,7 +62,7 @@ test('fmp4-player.js: same exports as before the split, importable without a bro
   const m = await import('../../web/fmp4-player.js');
   assert.deepEqual(Object.keys(m).sort(), [
     'Fmp4Player', 'Fmp4PlayerElement', 'checkSupport', 'describeCodec', 'mediaSourceClass',
-    'parseFragment', 'parseInit', 'resolveWebSocketUrl',
+    'pageWebSocketUrl', 'parseFragment', 'parseInit', 'resolveWebSocketUrl',
   ]);
   assert.equal(typeof m.Fmp4Player, 'function');
   assert.ok(m.Fmp4Player.prototype instanceof EventTarget);

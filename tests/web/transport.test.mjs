@@ -2,7 +2,7 @@
 // type, stale sockets ignored, reconnect with backoff, stop.
 import { test, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { Transport, reconnectDelay, resolveWebSocketUrl, reportMessage } from '../../web/player/transport.js';
+import { Transport, reconnectDelay, resolveWebSocketUrl, pageWebSocketUrl, reportMessage } from '../../web/player/transport.js';
 
 class FakeWebSocket {
   static OPEN = 1;
@@ -83,6 +83,23 @@ test('resolveWebSocketUrl maps http(s) and relative URLs to ws(s)', () => {
   assert.equal(resolveWebSocketUrl('https://h/ws'), 'wss://h/ws');
   assert.equal(resolveWebSocketUrl('ws://h/ws'), 'ws://h/ws');
   assert.equal(resolveWebSocketUrl('/ws'), 'ws://localhost/ws', 'no page: against http://localhost/');
+});
+
+test('pageWebSocketUrl: ws next to the page, ?ws=, and the page\'s signed-link token passed on', () => {
+  assert.equal(pageWebSocketUrl('http://h:8080/'), 'ws://h:8080/ws');
+  assert.equal(pageWebSocketUrl('https://h/live/cam1/'), 'wss://h/live/cam1/ws');
+  assert.equal(pageWebSocketUrl('http://h:8080/?ws=/other'), 'ws://h:8080/other');
+  const tok = '1700000000.' + 'ab'.repeat(32);
+  assert.equal(pageWebSocketUrl(`http://h:8080/live/cam1/?token=${tok}`), `ws://h:8080/live/cam1/ws?token=${tok}`);
+  assert.equal(pageWebSocketUrl(`https://h/?latency=2&token=${tok}&debug`), `wss://h/ws?token=${tok}`);
+  // with ?ws=: kept with its own query; a token of its own is not replaced
+  assert.equal(pageWebSocketUrl(`http://h/?ws=/x%3Frebase%3D0&token=${tok}`), `ws://h/x?rebase=0&token=${tok}`);
+  assert.equal(pageWebSocketUrl(`http://h/?ws=/x%3Ftoken%3Dmine&token=${tok}`), 'ws://h/x?token=mine');
+  // never to another server (or port)
+  assert.equal(pageWebSocketUrl(`http://h/?ws=ws://evil/ws&token=${tok}`), 'ws://evil/ws');
+  assert.equal(pageWebSocketUrl(`http://h:8080/?ws=ws://h:9090/ws&token=${tok}`), 'ws://h:9090/ws');
+  // same host given as ws://: passed on
+  assert.equal(pageWebSocketUrl(`http://h:8080/?ws=ws://h:8080/ws&token=${tok}`), `ws://h:8080/ws?token=${tok}`);
 });
 
 test('messages by type, binary as Uint8Array, non-JSON reported, unknown types ignored', () => {

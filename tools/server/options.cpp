@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include "routes.h"
+
 namespace fmp4ws::tools {
 
 namespace {
@@ -17,12 +19,119 @@ struct StringArg
   }
 };
 
+// A secret from --X or --X-file (its first line). False with `error` set if both, or empty.
+bool
+take_secret (const StringArg &value, const StringArg &file, const char *flag,
+             std::optional<std::string> *to, std::string *error)
+{
+  if (value.value && file.value) {
+    *error = std::string ("--") + flag + " and --" + flag + "-file: give one";
+    return false;
+  }
+  if (file.value) {
+    gchar *contents = nullptr;
+    GError *err = nullptr;
+    if (!g_file_get_contents (file.value, &contents, nullptr, &err)) {
+      *error = std::string ("--") + flag + "-file: " + err->message;
+      g_error_free (err);
+      return false;
+    }
+    std::string v = contents;
+    g_free (contents);
+    v = v.substr (0, v.find_first_of ("\r\n"));
+    *to = v;
+  } else if (value.value) {
+    *to = value.value;
+  } else {
+    return true;
+  }
+  if (to->value ().empty ()) {
+    *error = std::string ("--") + flag + ": the secret is empty";
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+bool
+is_token_command (int argc, char **argv)
+{
+  return argc >= 2 && argv[1] && g_strcmp0 (argv[1], "token") == 0;
+}
+
+bool
+parse_token_command (int *argc, char ***argv, TokenCommand *cmd, std::string *error)
+{
+  StringArg secret, secret_file, stream, base_url;
+  gboolean list = FALSE;
+  gint64 ttl = cmd->ttl;
+  GOptionEntry entries[] = {
+      {"secret", 0, 0, G_OPTION_ARG_STRING, &secret.value, "The server's --token-secret", "S"},
+      {"secret-file", 0, 0, G_OPTION_ARG_FILENAME, &secret_file.value, "Read the secret from FILE (its first line)", "FILE"},
+      {"stream", 0, 0, G_OPTION_ARG_STRING, &stream.value, "Stream NAME (/live/NAME/; default: the TCP-ingest stream at /)", "NAME"},
+      {"list", 0, 0, G_OPTION_ARG_NONE, &list, "A GET /streams URL instead of a viewer URL", nullptr},
+      {"ttl", 0, 0, G_OPTION_ARG_INT64, &ttl, "Seconds the link is valid from now (default 3600)", "SECONDS"},
+      {"base-url", 0, 0, G_OPTION_ARG_STRING, &base_url.value, "Where viewers reach the server (default http://localhost:8080)", "URL"},
+      {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
+  };
+  // GOption parses from argv[1]: skip the program name, "token" takes its place.
+  int sub_argc = *argc - 1;
+  char **sub_argv = *argv + 1;
+  GOptionContext *ctx = g_option_context_new ("- print a signed viewer URL");
+  g_option_context_set_summary (
+      ctx, "fmp4ws-server token --secret S [--stream NAME] [--ttl SECONDS] [--base-url URL]\n"
+           "The URL's ?token=EXPIRY.SIG: SIG = hex HMAC-SHA256 of \"EXPIRY:PATH\" with the secret,\n"
+           "PATH = /live/NAME (/ for the default stream, /streams with --list).");
+  g_option_context_add_main_entries (ctx, entries, nullptr);
+  GError *err = nullptr;
+  bool ok = g_option_context_parse (ctx, &sub_argc, &sub_argv, &err);
+  g_option_context_free (ctx);
+  if (!ok) {
+    *error = err->message;
+    g_error_free (err);
+    return false;
+  }
+  *argc = sub_argc + 1;
+  if (sub_argc > 1) {
+    *error = std::string ("token: unexpected argument ") + sub_argv[1];
+    return false;
+  }
+  std::optional<std::string> s;
+  if (!take_secret (secret, secret_file, "secret", &s, error))
+    return false;
+  if (!s) {
+    *error = "token: --secret or --secret-file is required";
+    return false;
+  }
+  cmd->secret = *s;
+  if (stream.value)
+    cmd->stream = stream.value;
+  if (!cmd->stream.empty () && !valid_stream_name (cmd->stream)) {
+    *error = "token: --stream: not a stream name (1 to 64 of A-Z a-z 0-9 . _ -)";
+    return false;
+  }
+  cmd->list = list;
+  if (ttl <= 0 || ttl > int64_t (100) * 365 * 24 * 3600) {
+    *error = "token: --ttl must be 1 second to 100 years";
+    return false;
+  }
+  cmd->ttl = ttl;
+  if (base_url.value)
+    cmd->base_url = base_url.value;
+  if (!g_str_has_prefix (cmd->base_url.c_str (), "http://") &&
+      !g_str_has_prefix (cmd->base_url.c_str (), "https://")) {
+    *error = "token: --base-url must start with http:// or https://";
+    return false;
+  }
+  return true;
+}
 
 bool
 parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::string *error)
 {
   StringArg address, tls_cert, tls_key, allowed_origins, sync_method, recover_policy;
+  StringArg token_secret, token_secret_file;
   gint64 max_backlog_bytes = opt->max_backlog_bytes, max_box_size = opt->max_box_size;
   GOptionEntry entries[] = {
       {"port", 'p', 0, G_OPTION_ARG_INT, &opt->port, "HTTP/WebSocket port for viewers and HTTP ingest (default 8080)", "PORT"},
@@ -39,6 +148,8 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
       {"publisher-timeout", 0, 0, G_OPTION_ARG_INT, &opt->publisher_timeout, "Drop a publisher that sends nothing for this long (default 10 s)", "SECONDS"},
       {"max-streams", 0, 0, G_OPTION_ARG_INT, &opt->max_streams, "Most HTTP-ingest streams (default 16)", "N"},
       {"max-box-size", 0, 0, G_OPTION_ARG_INT64, &max_box_size, "Largest MP4 box accepted from a publisher (default 64 MiB)", "BYTES"},
+      {"token-secret", 0, 0, G_OPTION_ARG_STRING, &token_secret.value, "Signed links: viewers need ?token= made with this secret (fmp4ws-server token; default: none)", "S"},
+      {"token-secret-file", 0, 0, G_OPTION_ARG_FILENAME, &token_secret_file.value, "The same, read from FILE (its first line; not in the process list)", "FILE"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
   };
   GOptionContext *ctx = g_option_context_new ("- live fragmented MP4 to web browsers");
@@ -47,7 +158,8 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
            "  ffmpeg ... -f mp4 -movflags frag_keyframe+default_base_moof tcp://HOST:8081/\n"
            "  ffmpeg ... -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT "
            "http://HOST:8080/live/NAME\n"
-           "Watch: http://HOST:8080/ (TCP stream) or http://HOST:8080/live/NAME/; list: /streams");
+           "Watch: http://HOST:8080/ (TCP stream) or http://HOST:8080/live/NAME/; list: /streams\n"
+           "Signed viewer URL (with --token-secret): fmp4ws-server token --help");
   g_option_context_add_main_entries (ctx, entries, nullptr);
   if (extra)
     g_option_context_add_group (ctx, extra);
@@ -67,7 +179,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
   recover_policy.store (&opt->recover_policy);
   opt->max_backlog_bytes = max_backlog_bytes;
   opt->max_box_size = max_box_size;
-  return true;
+  return take_secret (token_secret, token_secret_file, "token-secret", &opt->token_secret, error);
 }
 
 }  // namespace fmp4ws::tools

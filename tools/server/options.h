@@ -24,6 +24,20 @@ struct Options
   int publisher_timeout = 10;          // seconds without data before a publisher is dropped
   int max_streams = 16;                // HTTP-ingest streams
   int64_t max_box_size = 64 << 20;     // fmp4initcache max-box-size for each publisher
+  // --token-secret / --token-secret-file: signed links on every stream (websocketsink
+  // token-secret; a stream's PATH is its path prefix, "/" for the default stream) and on
+  // GET /streams (PATH "/streams"); unset: none needed.
+  std::optional<std::string> token_secret;
+};
+
+// `fmp4ws-server token ...`: prints a signed viewer URL.
+struct TokenCommand
+{
+  std::string secret;                          // --secret or --secret-file (required)
+  std::string stream;                          // --stream NAME; "": the default (TCP) stream
+  bool list = false;                           // --list: the GET /streams URL instead
+  int64_t ttl = 3600;                          // --ttl SECONDS, > 0
+  std::string base_url = "http://localhost:8080";  // --base-url: where viewers reach the server
 };
 
 // Parses the command line into `opt` (which holds the defaults) and removes what it parsed from
@@ -31,5 +45,13 @@ struct Options
 // --help prints the help and exits 0. False on a bad command line, with the message in `error`.
 bool parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt,
                     std::string *error);
+
+// Whether argv names the `token` subcommand (argv[1] == "token").
+bool is_token_command (int argc, char **argv);
+// Parses `fmp4ws-server token [flags]` (argv[0] the program, argv[1] "token") into `cmd`.
+// --help prints the help and exits 0. False on a bad command line (unknown flag, no secret,
+// an empty secret, both --secret and --secret-file, ttl <= 0, an invalid stream name, a base
+// URL that is not http(s)://), with the message in `error`.
+bool parse_token_command (int *argc, char ***argv, TokenCommand *cmd, std::string *error);
 
 }  // namespace fmp4ws::tools

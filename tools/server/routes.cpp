@@ -43,6 +43,30 @@ viewer_prefix (const std::string &name)
 }
 
 std::string
+token_path (const std::string &name)
+{
+  return name.empty () ? "/" : viewer_prefix (name);
+}
+
+std::string
+viewer_url (const std::string &base_url, const std::string &name, const std::string &token)
+{
+  std::string base = base_url;
+  while (!base.empty () && base.back () == '/')
+    base.pop_back ();
+  return base + viewer_prefix (name) + "/?token=" + token;
+}
+
+std::string
+streams_url (const std::string &base_url, const std::string &token)
+{
+  std::string base = base_url;
+  while (!base.empty () && base.back () == '/')
+    base.pop_back ();
+  return base + "/streams?token=" + token;
+}
+
+std::string
 streams_json (const std::vector<StreamSummary> &streams)
 {
   std::string json = "[";

@@ -19,6 +19,19 @@ std::optional<std::string> ingest_stream_name (const std::string &path);
 // /live/NAME otherwise.
 std::string viewer_prefix (const std::string &name);
 
+// The PATH a stream's signed links sign (websocketsink token-secret): its path prefix, "/" for
+// the default stream.
+std::string token_path (const std::string &name);
+
+// A signed viewer URL: `base_url` (e.g. http://host:8080, a trailing '/' dropped), the stream's
+// page (/ or /live/NAME/) and ?token=TOKEN.
+std::string viewer_url (const std::string &base_url, const std::string &name,
+                        const std::string &token);
+
+// The signed GET /streams URL: `base_url` (a trailing '/' dropped), /streams?token=TOKEN (the
+// token signs PATH "/streams").
+std::string streams_url (const std::string &base_url, const std::string &token);
+
 // One stream as GET /streams lists it.
 struct StreamSummary
 {

@@ -5,6 +5,7 @@
 #include "log.h"
 #include "routes.h"
 #include "http_server.h"  // gst/server: libsoup < 3.4 workarounds
+#include "token.h"        // gst/server: signed links
 
 namespace fmp4ws::tools {
 
@@ -116,6 +117,8 @@ StreamRegistry::create (const std::string &name)
                 guint64 (opt_.max_backlog_time * GST_SECOND), NULL);
   if (opt_.allowed_origins)
     g_object_set (s->sink, "allowed-origins", opt_.allowed_origins->c_str (), NULL);
+  if (opt_.token_secret)  // PATH: the prefix, "/" for the default stream (token_path)
+    g_object_set (s->sink, "token-secret", opt_.token_secret->c_str (), NULL);
   if (opt_.sync_method)
     gst_util_set_object_arg (G_OBJECT (s->sink), "sync-method", opt_.sync_method->c_str ());
   if (opt_.recover_policy)
@@ -163,11 +166,24 @@ StreamRegistry::clear ()
 }
 
 void
-StreamRegistry::on_streams (SoupServer *, SoupServerMessage *msg, const char *, GHashTable *,
-                            gpointer self)
+StreamRegistry::on_streams (SoupServer *, SoupServerMessage *msg, const char *,
+                            GHashTable *query, gpointer self)
 {
+  StreamRegistry *reg = static_cast<StreamRegistry *> (self);
+  if (reg->opt_.token_secret) {
+    // Stream names, codecs and viewer counts: only with a link signed for "/streams".
+    const char *token = query ? (const char *) g_hash_table_lookup (query, "token") : nullptr;
+    if (fmp4ws::server::VerifyToken (*reg->opt_.token_secret, "/streams", token,
+                                     g_get_real_time () / G_USEC_PER_SEC) !=
+        fmp4ws::server::TokenCheck::kValid) {
+      fmp4ws::server::EndConnectionAfterResponse (msg);
+      soup_server_message_set_status (msg, SOUP_STATUS_FORBIDDEN, nullptr);
+      soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, "forbidden\n", 10);
+      return;
+    }
+  }
   std::vector<StreamSummary> list;
-  for (auto &[name, s] : static_cast<StreamRegistry *> (self)->streams_) {
+  for (auto &[name, s] : reg->streams_) {
     StreamSummary sum;
     sum.name = name;
     sum.path = s->prefix + "/";

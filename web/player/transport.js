@@ -21,6 +21,26 @@ export function resolveWebSocketUrl(src) {
 }
 
 /**
+ * The WebSocket URL of a page served by websocketsink (web/index.html): the page's `?ws=` (a
+ * path or a full URL), by default `ws` next to the page. The page's own `?token=` (a signed
+ * link: websocketsink's `token-secret`) is passed on to the WebSocket URL unless that has one,
+ * and only when it goes to the page's own host and port (a token never leaves for another
+ * server).
+ * @param {string} pageHref the page's URL (`location.href`)
+ * @returns {string} a ws: or wss: URL
+ */
+export function pageWebSocketUrl(pageHref) {
+  const page = new URL(pageHref);
+  const params = page.searchParams;
+  const u = new URL(params.get('ws') || 'ws', page);
+  if (u.protocol === 'http:') u.protocol = 'ws:';
+  else if (u.protocol === 'https:') u.protocol = 'wss:';
+  const token = params.get('token');
+  if (token && !u.searchParams.has('token') && u.host === page.host) u.searchParams.set('token', token);
+  return u.href;
+}
+
+/**
  * Delay before reconnection attempt `attempt` (0-based): `min` doubling each attempt up to `max`,
  * with ±15 % jitter.
  * @param {number} attempt

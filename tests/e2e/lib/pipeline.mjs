@@ -327,18 +327,18 @@ export function startFfmpeg(args, opts = {}) {
 /**
  * Polls `GET /status` until the server answers (and, with `stream`, until it has an init segment).
  * @param {number} port
- * @param {{ timeout?: number, stream?: boolean, host?: string, procs?: Proc[] }} [opts]
- *   `procs`: fail early when one of these exits.
+ * @param {{ timeout?: number, stream?: boolean, host?: string, procs?: Proc[], query?: string }} [opts]
+ *   `procs`: fail early when one of these exits; `query`: e.g. `?token=...` (a signed link).
  * @returns {Promise<any>} the status JSON
  */
 export async function waitForServer(port, opts = {}) {
-  const { timeout = 20000, stream = false, host = '127.0.0.1', procs = [] } = opts;
+  const { timeout = 20000, stream = false, host = '127.0.0.1', procs = [], query = '' } = opts;
   const t0 = Date.now();
   let last = 'no answer';
   for (;;) {
     for (const p of procs) if (!p.alive) throw new Error(`${p.name} exited (code ${p.exitCode}, signal ${p.exitSignal}) while waiting for http://${host}:${port}/status\n${p.tail(30)}`);
     try {
-      const r = await fetch(`http://${host}:${port}/status`, { signal: AbortSignal.timeout(2000) });
+      const r = await fetch(`http://${host}:${port}/status${query}`, { signal: AbortSignal.timeout(2000) });
       if (r.ok) {
         const s = await r.json();
         if (!stream || s.stream) return s;
@@ -352,9 +352,9 @@ export async function waitForServer(port, opts = {}) {
   }
 }
 
-/** @param {number} port */
-export async function getStatus(port, host = '127.0.0.1') {
-  const r = await fetch(`http://${host}:${port}/status`, { signal: AbortSignal.timeout(3000) });
+/** @param {number} port @param {string} [host] @param {string} [query] e.g. `?token=...` */
+export async function getStatus(port, host = '127.0.0.1', query = '') {
+  const r = await fetch(`http://${host}:${port}/status${query}`, { signal: AbortSignal.timeout(3000) });
   return r.json();
 }
 

@@ -68,7 +68,8 @@ export function assertPlayed(s, e) {
  * `server_latency_s`: what the server got from the viewer's reports (GET /status).
  * @param {import('node:test').TestContext} t
  * @param {string} scenario
- * @param {{ ttff?: number, s?: any, port?: number, extra?: Record<string, unknown> }} m
+ * @param {{ ttff?: number, s?: any, port?: number, query?: string, extra?: Record<string, unknown> }} m
+ *   `query`: for GET /status (e.g. a signed link's `?token=`)
  */
 export async function reportMetrics(t, scenario, m) {
   const v = {};
@@ -92,7 +93,7 @@ export async function reportMetrics(t, scenario, m) {
   }
   if (m.port) {
     try {
-      const status = await getStatus(m.port);
+      const status = await getStatus(m.port, undefined, m.query);
       const c = status.clients?.[0];
       if (c) {
         if (c.latency >= 0) v.server_latency_s = c.latency; // from the viewer's reports (-1: none)
