@@ -66,5 +66,5 @@ test('fmp4-player.js: same exports as before the split, importable without a bro
   ]);
   assert.equal(typeof m.Fmp4Player, 'function');
   assert.ok(m.Fmp4Player.prototype instanceof EventTarget);
-  assert.deepEqual(m.Fmp4PlayerElement.observedAttributes, ['src', 'target-latency', 'muted', 'autoplay', 'controls', 'stats']);
+  assert.deepEqual(m.Fmp4PlayerElement.observedAttributes, ['src', 'target-latency', 'muted', 'autoplay', 'controls', 'stats', 'renderer', 'render-delay']);
 });

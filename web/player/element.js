@@ -13,7 +13,8 @@ import { Fmp4Player } from './player.js';
 const ELEMENT_CSS = `
 :host { display: block; position: relative; background: #000; overflow: hidden; }
 :host([hidden]) { display: none; }
-video { display: block; width: 100%; height: 100%; object-fit: contain; background: #000; }
+video, canvas { display: block; width: 100%; height: 100%; object-fit: contain; background: #000; }
+video[hidden], canvas[hidden] { display: none; }
 .msg { position: absolute; left: 0; right: 0; top: 50%; transform: translateY(-50%);
   margin: 0 auto; max-width: 80%; padding: .8em 1em; text-align: center;
   font: 15px/1.4 system-ui, sans-serif; color: #fff; background: rgba(0,0,0,.72); border-radius: 6px; }
@@ -30,13 +31,15 @@ const ElementBase = /** @type {typeof HTMLElement} */ (globalThis.HTMLElement ??
  * `<fmp4-player>` custom element wrapping {@link Fmp4Player}.
  *
  * Attributes: `src` (WebSocket URL), `target-latency` (seconds, default 1.5), `muted`, `autoplay`,
- * `controls`, `stats` (show the stats overlay).
+ * `controls`, `stats` (show the stats overlay), `renderer` (`mse` (default), `webcodecs` or `auto`:
+ * see {@link Fmp4PlayerOptions}.renderer; a change restarts the player), `render-delay` (WebCodecs:
+ * seconds, default 0.05).
  * Properties: `player` ({@link Fmp4Player}), `video`, `stats`, `state`, `src`.
  * The player's `statechange`, `error`, `stats` and `stream` events are re-dispatched on the element.
  */
 export class Fmp4PlayerElement extends ElementBase {
   static get observedAttributes() {
-    return ['src', 'target-latency', 'muted', 'autoplay', 'controls', 'stats'];
+    return ['src', 'target-latency', 'muted', 'autoplay', 'controls', 'stats', 'renderer', 'render-delay'];
   }
 
   constructor() {
@@ -48,6 +51,10 @@ export class Fmp4PlayerElement extends ElementBase {
     this.video = document.createElement('video');
     this.video.playsInline = true;
     this.video.setAttribute('part', 'video');
+    /** @type {HTMLCanvasElement} the WebCodecs renderer's picture (hidden while MSE plays) */
+    this.canvas = document.createElement('canvas');
+    this.canvas.setAttribute('part', 'canvas');
+    this.canvas.hidden = true;
     this._msg = document.createElement('div');
     this._msg.className = 'msg';
     this._msg.hidden = true;
@@ -55,9 +62,9 @@ export class Fmp4PlayerElement extends ElementBase {
     this._statsEl = document.createElement('pre');
     this._statsEl.className = 'stats';
     this._statsEl.hidden = true;
-    root.append(style, this.video, this._msg, this._statsEl);
+    root.append(style, this.video, this.canvas, this._msg, this._statsEl);
     /** @type {Fmp4Player} */
-    this.player = new Fmp4Player(this.video, { autoplay: false });
+    this.player = new Fmp4Player(this.video, { autoplay: false, canvas: this.canvas });
     this._fatalMessage = '';
     for (const type of ['statechange', 'error', 'stats', 'stream', 'automute']) {
       this.player.addEventListener(type, (ev) => {
@@ -86,8 +93,9 @@ export class Fmp4PlayerElement extends ElementBase {
    */
   attributeChangedCallback(name, oldValue, value) {
     if (oldValue === value) return;
-    if (name === 'src') {
-      if (this.isConnected) this._restart();
+    if (name === 'src' || name === 'renderer') {
+      this._applyAll();
+      if (this.isConnected && (name === 'src' || this.player.running)) this._restart();
       return;
     }
     this._applyAll();
@@ -98,6 +106,10 @@ export class Fmp4PlayerElement extends ElementBase {
     const tl = parseFloat(this.getAttribute('target-latency') ?? '');
     o.targetLatency = Number.isFinite(tl) && tl > 0 ? tl : 1.5;
     o.autoplay = this.hasAttribute('autoplay');
+    const r = this.getAttribute('renderer');
+    o.renderer = r === 'webcodecs' || r === 'auto' ? r : 'mse';
+    const rd = parseFloat(this.getAttribute('render-delay') ?? '');
+    o.renderDelay = Number.isFinite(rd) && rd >= 0 ? rd : 0.05;
     this.video.muted = this.hasAttribute('muted');
     this.video.controls = this.hasAttribute('controls');
     this._statsEl.hidden = !this.hasAttribute('stats');
@@ -150,6 +162,7 @@ export class Fmp4PlayerElement extends ElementBase {
       `rate       ${s.playbackRate.toFixed(2)}x`,
       `bitrate    ${kbps} kbit/s`,
       `resolution ${s.resolution ?? '-'}`,
+      `renderer   ${s.renderer}${s.renderer === 'webcodecs' ? ` (${s.clock} clock, ${s.framesDrawn} drawn, queue ${s.frameQueue}${s.wallClockLatency != null ? `, wall-clock latency ${s.wallClockLatency.toFixed(3)} s` : ''})` : ''}`,
       `frames     ${s.decodedFrames} decoded, ${s.droppedFrames} dropped`,
       `stalls     ${s.stalls}  jumps ${s.jumps}  reconnects ${s.reconnects}`,
       `generation ${s.generation}${s.timeToFirstFrame !== null ? `  first frame ${s.timeToFirstFrame} ms` : ''}`,

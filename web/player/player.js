@@ -13,6 +13,7 @@ import {
   initialState, effectiveTarget, liveEdgeTarget, playheadTarget, resumeSeek, controlStep, rangesOf,
 } from './latency-controller.js';
 import { ByteRateMeter, videoQuality } from './stats.js';
+import { WebCodecsRenderer, webCodecsSupport } from './webcodecs.js';
 import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
 
 /** @typedef {import('./bmff.js').TrackInfo} TrackInfo */
@@ -39,6 +40,22 @@ import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
  * @property {number} [reconnectMinDelay=500] first reconnect delay in ms (doubles each attempt).
  * @property {number} [reconnectMaxDelay=5000] cap of the reconnect delay in ms.
  * @property {number} [reportInterval=1000] ms between `report` messages to the server (0: none).
+ * @property {'mse'|'webcodecs'|'auto'} [renderer='mse'] how to play: `mse` (Media Source
+ *   Extensions into the `<video>`), `webcodecs` (WebCodecs `VideoDecoder`/`AudioDecoder`, frames
+ *   drawn to `canvas`, audio through an AudioWorklet: lowest latency; see webcodecs.js) or `auto`
+ *   (WebCodecs when the browser has it and `isConfigSupported` accepts the stream's codecs, else
+ *   MSE; decided again for every `stream` message).
+ * @property {HTMLCanvasElement} [canvas] the canvas the WebCodecs renderer draws to (default: one
+ *   created next to the video, in its place while WebCodecs plays).
+ * @property {number} [renderDelay=0.05] WebCodecs: margin in s kept between a frame's decode and
+ *   its due time (also the audio queued before playback starts); the renderer lowers the latency
+ *   down to it.
+ * @property {number} [renderMaxLag=0.5] WebCodecs: s behind the newest decoded media after which
+ *   the clock jumps forward (older frames dropped, queued audio cut).
+ * @property {number} [maxFrameQueue=16] WebCodecs: decoded `VideoFrame`s kept waiting for their
+ *   time; beyond it the oldest is closed and counted as dropped.
+ * @property {number} [maxDecodeQueue=60] WebCodecs: chunks waiting in a decoder
+ *   (`decodeQueueSize`); beyond it the decoder is reset and waits for the next keyframe.
  * @property {boolean} [debug=false] log protocol messages and decisions to the console.
  * @property {number} [trace=0] debug only: keep the last N controller steps in
  *   `player.controlTrace` (`{t, state, sample, settings, seek, rate}`: exactly what
@@ -49,7 +66,8 @@ import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
  * @typedef {object} Fmp4PlayerStats
  * @property {string} state current player state (see {@link Fmp4Player#state}).
  * @property {number|null} latency live latency in s: end of the buffered media - currentTime.
- * @property {number} targetLatency effective latency target in s.
+ * @property {number} targetLatency effective latency target in s (WebCodecs: the margin kept between
+ *   a frame's decode and its due time, `renderDelay` plus what stalls added).
  * @property {number} bitrate received media bytes per second over the last 5 s.
  * @property {number} bytesReceived media bytes received since `start()`.
  * @property {string|null} resolution `"WIDTHxHEIGHT"` of the decoded video, or null.
@@ -70,6 +88,19 @@ import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
  * @property {number} currentTime `video.currentTime`.
  * @property {number|null} bufferedEnd end of the buffered range, or null.
  * @property {number} fragmentDuration estimated fragment duration in s.
+ * @property {'mse'|'webcodecs'} renderer what plays the current stream.
+ * @property {number} [framesDrawn] WebCodecs: frames drawn to the canvas since the connection.
+ * @property {number} [frameQueue] WebCodecs: decoded frames waiting for their time.
+ * @property {number} [decodeQueue] WebCodecs: chunks waiting in the decoders.
+ * @property {number} [audioQueue] WebCodecs: s of audio queued in the AudioWorklet.
+ * @property {'audio'|'wall'} [clock] WebCodecs: what drives the clock (audio output, or
+ *   `performance.now()` when there is no audio playing).
+ * @property {number|null} [audioOutputLatency] WebCodecs: s from the AudioWorklet to the speaker
+ *   (`AudioContext.outputLatency` + `baseLatency`), null without audio.
+ * @property {number|null} [avOffset] WebCodecs: presentation time of the frame on screen minus the
+ *   clock when it was drawn (s; with the audio clock: video ahead (+) or behind (−) the audio heard).
+ * @property {number|null} [wallClockLatency] WebCodecs: s from the encoder's `prft` wall-clock time
+ *   of the frame on screen to now (same-machine or NTP-synced clocks), null without `prft`.
  */
 
 /**
@@ -120,6 +151,11 @@ export class Fmp4Player extends EventTarget {
       reconnectMinDelay: 500,
       reconnectMaxDelay: 5000,
       reportInterval: 1000,
+      renderer: 'mse',
+      renderDelay: 0.05,
+      renderMaxLag: 0.5,
+      maxFrameQueue: 16,
+      maxDecodeQueue: 60,
       debug: false,
       trace: 0,
       ...options,
@@ -159,6 +195,13 @@ export class Fmp4Player extends EventTarget {
     });
     /** @type {MsePipeline|null} */
     this._mse = null;
+    /** @type {WebCodecsRenderer|null} */
+    this._wc = null;
+    /** a `stream` message whose renderer is being chosen (`auto`), with the binaries received meanwhile */
+    this._wcPending = /** @type {null | {msg: any, queue: Uint8Array[], session: number}} */ (null);
+    this._wcAwaitInit = false;
+    /** @type {HTMLCanvasElement|null} */
+    this.canvas = options.canvas ?? null;
     /** @type {any} */
     this._stream = null;
     this._generation = 0;
@@ -245,6 +288,7 @@ export class Fmp4Player extends EventTarget {
 
   /** @returns {Fmp4PlayerStats} a snapshot of the playback statistics */
   get stats() {
+    if (this._wc) return this._wcStats();
     const v = this.video;
     const q = videoQuality(v);
     const b = v.buffered;
@@ -272,6 +316,46 @@ export class Fmp4Player extends EventTarget {
       currentTime: round3(v.currentTime),
       bufferedEnd: bufferedEnd === null ? null : round3(bufferedEnd),
       fragmentDuration: round3(this._fragDuration),
+      renderer: 'mse',
+    };
+  }
+
+  /** @returns {Fmp4PlayerStats} the stats while the WebCodecs renderer plays */
+  _wcStats() {
+    const w = /** @type {WebCodecsRenderer} */ (this._wc).stats();
+    const r = (/** @type {number|null} */ x) => (x === null ? null : round3(x));
+    return {
+      state: this._state,
+      latency: r(w.buffer),
+      targetLatency: round3(w.margin),
+      bitrate: this._rx.bitrate(performance.now(), this._connectT0),
+      bytesReceived: this._counters.bytes,
+      resolution: w.width ? `${w.width}x${w.height}` : null,
+      width: w.width,
+      height: w.height,
+      mime: this._stream?.mime ?? null,
+      droppedFrames: this._frameBase.dropped + w.framesDropped,
+      decodedFrames: this._frameBase.decoded + w.framesDecoded,
+      reconnects: this._counters.reconnects,
+      stalls: this._counters.stalls + w.stalls,
+      jumps: this._counters.jumps + w.clockJumps,
+      evictions: this._counters.evictions,
+      skips: this._counters.skips,
+      generation: this._generation,
+      timeToFirstFrame: this._ttff,
+      playbackRate: 1,
+      currentTime: round3(w.currentTime ?? 0),
+      bufferedEnd: r(w.bufferedEnd),
+      fragmentDuration: round3(this._fragDuration),
+      renderer: 'webcodecs',
+      framesDrawn: w.framesDrawn,
+      frameQueue: w.frameQueue,
+      decodeQueue: w.decodeQueue,
+      audioQueue: round3(w.audioQueue),
+      clock: w.clock,
+      audioOutputLatency: r(w.audioOutputLatency),
+      avOffset: r(w.avOffset),
+      wallClockLatency: r(w.wallClockLatency),
     };
   }
 
@@ -304,6 +388,7 @@ export class Fmp4Player extends EventTarget {
     for (const [t, f] of this._videoListeners) this.video.removeEventListener(t, f);
     document.removeEventListener('visibilitychange', this._onVisibility);
     this._teardownMse();
+    this._teardownWc();
     this._pauseReasons.clear();
     this._pauseSent = false;
     this.video.playbackRate = 1;
@@ -348,6 +433,7 @@ export class Fmp4Player extends EventTarget {
   _onSkip(msg) {
     this._counters.skips++;
     this._log(`server skipped ${msg.fragments} fragments (${msg.reason})`);
+    this._wc?.onSkip();
     this._jumpOnData = true;
   }
 
@@ -362,12 +448,23 @@ export class Fmp4Player extends EventTarget {
 
   // ------------------------------------------------------------------ stream / media
 
-  /** @param {any} msg the `stream` message */
-  _onStream(msg) {
-    const previous = this._stream;
-    this._stream = msg;
-    this._generation = msg.generation ?? this._generation + 1;
-    this.dispatchEvent(new CustomEvent('stream', { detail: msg }));
+  /**
+   * @param {any} msg the `stream` message
+   * @param {boolean} [mseOnly] the renderer is chosen already (MSE): do not dispatch `stream` again
+   * @param {any} [previousStream] the stream before `msg` (when `mseOnly`)
+   */
+  _onStream(msg, mseOnly = false, previousStream = null) {
+    const previous = mseOnly ? previousStream : this._stream;
+    if (!mseOnly) {
+      this._stream = msg;
+      this._generation = msg.generation ?? this._generation + 1;
+      this.dispatchEvent(new CustomEvent('stream', { detail: msg }));
+      if (this.options.renderer === 'webcodecs' || this.options.renderer === 'auto') {
+        this._chooseRenderer(msg, previous);
+        return;
+      }
+    }
+    this._teardownWc();
     const support = checkSupport(msg);
     if (!support.ok) {
       this._teardownMse();
@@ -446,6 +543,21 @@ export class Fmp4Player extends EventTarget {
     const now = performance.now();
     this._counters.bytes += data.byteLength;
     this._rx.add(now, data.byteLength);
+    if (this._wcPending) {
+      // the renderer is being chosen (a promise, a few ms): keep what comes meanwhile, bounded
+      if (this._wcPending.queue.length < this.options.maxDecodeQueue) this._wcPending.queue.push(data);
+      else this._log('renderer not chosen yet: fragment dropped');
+      return;
+    }
+    if (this._wc) {
+      this._onBinaryWc(data);
+      return;
+    }
+    this._mediaBinary(data);
+  }
+
+  /** @param {Uint8Array} data a binary message for the MSE path */
+  _mediaBinary(data) {
     const mse = this._mse;
     if (!mse) {
       if (this._state !== 'unsupported' && !this._warnedNoStream) {
@@ -508,6 +620,121 @@ export class Fmp4Player extends EventTarget {
     mse.push(op);
   }
 
+  // ------------------------------------------------------------------ WebCodecs renderer
+
+  /**
+   * Picks the renderer of a `stream` message (`renderer` `webcodecs` or `auto`), then plays it.
+   * @param {any} msg
+   * @param {any} previous the stream before it
+   */
+  _chooseRenderer(msg, previous) {
+    const session = this._transport.session;
+    const pending = { msg, queue: /** @type {Uint8Array[]} */ ([]), session };
+    this._wcPending = pending;
+    webCodecsSupport(msg).then((support) => {
+      if (this._wcPending !== pending) return; // a newer stream message, or stop()
+      this._wcPending = null;
+      if (session !== this._transport.session || !this._running) return;
+      if (!support.ok && this.options.renderer === 'auto') {
+        this._log(`renderer auto: MSE (${support.reason})`);
+        this._onStream(msg, true, previous);
+        for (const d of pending.queue) this._mediaBinary(d);
+        return;
+      }
+      if (!support.ok) {
+        this._teardownWc();
+        this._teardownMse();
+        this._setState('unsupported');
+        this._pauseReasons.add('unsupported');
+        this._syncPause();
+        this._error(support.reason ?? 'unsupported stream', true);
+        return;
+      }
+      if (this._pauseReasons.delete('unsupported')) this._syncPause();
+      this._teardownMse();
+      if (!this._wc || this._forceNewPipeline) this._createWc();
+      this._forceNewPipeline = false;
+      this._wcAwaitInit = true;
+      if (this._state === 'unsupported') this._setState('loading');
+      for (const d of pending.queue) this._onBinaryWc(d);
+    });
+  }
+
+  _createWc() {
+    this._teardownWc();
+    if (!this.canvas) {
+      this.canvas = document.createElement('canvas');
+      this.canvas.style.cssText = 'display:block;width:100%;height:100%;object-fit:contain;background:#000';
+      this.video.insertAdjacentElement('afterend', this.canvas);
+    }
+    this.video.hidden = true;
+    this.canvas.hidden = false;
+    const session = this._transport.session;
+    const o = this.options;
+    this._log(`WebCodecs renderer (connection ${session})`);
+    this._wc = new WebCodecsRenderer(this.canvas, {
+      renderDelay: o.renderDelay,
+      maxLag: o.renderMaxLag,
+      maxFrameQueue: o.maxFrameQueue,
+      maxDecodeQueue: o.maxDecodeQueue,
+      muted: this.video.muted,
+    }, {
+      onFatal: (m, e) => {
+        if (session !== this._transport.session) return;
+        this._error(m, true, e);
+        this._teardownWc();
+        this._transport.close(1000, 'decoder error, reconnecting');
+      },
+      onFirstFrame: () => {
+        if (session !== this._transport.session) return;
+        this._framesShown = true;
+        this._transport.resetBackoff();
+        if (this._ttff === null) {
+          this._ttff = Math.round(performance.now() - this._connectT0);
+          this._log(`first frame after ${this._ttff} ms`);
+        }
+        if (!this._pauseReasons.size) this._setState('playing');
+      },
+      log: (...a) => this._log(...a),
+    });
+  }
+
+  _teardownWc() {
+    this._wcPending = null;
+    if (!this._wc) return;
+    const w = this._wc.stats();
+    this._frameBase.dropped += w.framesDropped;
+    this._frameBase.decoded += w.framesDecoded;
+    this._counters.stalls += w.stalls;
+    this._counters.jumps += w.clockJumps;
+    this._wc.destroy();
+    this._wc = null;
+    this.video.hidden = false;
+    if (this.canvas) this.canvas.hidden = true;
+  }
+
+  /** @param {Uint8Array} data a binary message for the WebCodecs renderer */
+  _onBinaryWc(data) {
+    const wc = /** @type {WebCodecsRenderer} */ (this._wc);
+    if (this._wcAwaitInit) {
+      this._wcAwaitInit = false;
+      this._tracks = parseInit(data);
+      wc.setInit(data, this._stream);
+      return;
+    }
+    try {
+      const { start } = parseFragment(data, this._tracks);
+      if (start !== null && this._lastFragStart !== null) {
+        const d = start - this._lastFragStart;
+        if (d > 0.01 && d < 10) this._fragDuration = this._fragDuration * 0.8 + d * 0.2;
+      }
+      if (start !== null) this._lastFragStart = start;
+      wc.push(data);
+    } catch (e) {
+      this._error(`could not read a fragment: ${errText(e)}`, false, e);
+    }
+  }
+
   _watchFirstFrame() {
     const v = /** @type {any} */ (this.video);
     const session = this._transport.session;
@@ -561,6 +788,7 @@ export class Fmp4Player extends EventTarget {
     const full = mediaErr ? `${message} (MediaError ${mediaErr.code}: ${mediaErr.message})` : message;
     this._error(full, true, err);
     this._teardownMse();
+    this._teardownWc();
     // Start over on a fresh connection: the server sends the init segment and a keyframe again.
     this._transport.close(1000, 'media error, reconnecting');
   }
@@ -657,6 +885,7 @@ export class Fmp4Player extends EventTarget {
     const dt = Math.min(1000, now - (this._lastTick || now));
     this._lastTick = now;
     if (mse && mse.sb && v.readyState > 0 && !v.seeking) this._control(dt);
+    this._wc?.setMuted(v.muted);
     if (this.options.reportInterval > 0 && now - this._lastReport >= this.options.reportInterval) {
       this._lastReport = now;
       this._sendReport();
@@ -705,6 +934,16 @@ export class Fmp4Player extends EventTarget {
 
   _sendReport() {
     const v = this.video;
+    if (this._wc) {
+      const w = this._wc.stats();
+      this._transport.send(reportMessage({
+        currentTime: round3(w.currentTime ?? 0),
+        bufferedEnd: round3(w.bufferedEnd ?? 0),
+        stalls: this._counters.stalls + w.stalls,
+        droppedFrames: this._frameBase.dropped + w.framesDropped,
+      }));
+      return;
+    }
     if (!this._mse) return;
     const b = v.buffered;
     this._transport.send(reportMessage({
@@ -733,7 +972,7 @@ export class Fmp4Player extends EventTarget {
       this._pauseSent = want;
       this._log(want ? `pause (${[...this._pauseReasons].join(', ')})` : 'resume');
       if (want && this._state !== 'unsupported') this._setState('suspended');
-      else if (!want) this._setState(this.video.paused ? 'loading' : 'playing');
+      else if (!want) this._setState(this._wc ? (this._framesShown ? 'playing' : 'loading') : this.video.paused ? 'loading' : 'playing');
     }
   }
 
