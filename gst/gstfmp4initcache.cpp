@@ -365,7 +365,14 @@ emit_init (GstFmp4InitCache *self, const Decision &d, GstBuffer *init)
     GST_BUFFER_FLAG_SET (init, GST_BUFFER_FLAG_DISCONT);
   GST_BUFFER_PTS (init) = GST_BUFFER_DTS (init) = GST_CLOCK_TIME_NONE;
 
-  if (info.mime.empty ()) {
+  if (!info.has_video && !info.has_audio) {
+    GST_ELEMENT_WARNING (self, STREAM, CODEC_NOT_FOUND,
+                         ("No audio or video track in the stream"),
+                         ("the init segment has only text/metadata tracks (%s): browsers' Media "
+                          "Source Extensions play audio and video only",
+                          info.other_codecs.empty () ? "unknown sample entries"
+                                                     : info.other_codecs.c_str ()));
+  } else if (info.mime.empty ()) {
     std::string unknown;
     for (const Track &t : info.tracks)
       if ((t.is_video () || t.is_audio ()) && t.codec.empty ())
@@ -375,9 +382,10 @@ emit_init (GstFmp4InitCache *self, const Decision &d, GstBuffer *init)
                           "incomplete and browsers may refuse the stream",
                           unknown.c_str ()));
   }
-  GST_INFO_OBJECT (self, "init segment #%u: %" G_GSIZE_FORMAT " bytes, mime '%s', %ux%u",
+  GST_INFO_OBJECT (self, "init segment #%u: %" G_GSIZE_FORMAT " bytes, mime '%s', %ux%u, "
+                   "text/metadata tracks '%s'",
                    priv->assembler.generation (), gst_buffer_get_size (init), info.mime.c_str (),
-                   info.width, info.height);
+                   info.width, info.height, info.other_codecs.c_str ());
 
   GST_OBJECT_LOCK (self);
   priv->codecs = info.codecs;

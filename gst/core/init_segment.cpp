@@ -19,6 +19,12 @@ Track::is_audio () const
   return handler == FourCC ("soun");
 }
 
+bool
+Track::is_text_or_metadata () const
+{
+  return IsTextOrMetadataHandler (handler);
+}
+
 const Track *
 InitInfo::FindTrack (uint32_t id) const
 {
@@ -198,7 +204,7 @@ ParseTrak (const uint8_t *trak, size_t size, size_t *budget, Track *t, std::stri
     BoxIterator it (p + 8, n - 8);
     if (it.Next ()) {
       t->sample_entry = it.type ();
-      t->codec = CodecStringForSampleEntry (it.box (), it.box_size ());
+      t->codec = CodecStringForSampleEntry (it.box (), it.box_size (), t->handler);
       const uint8_t *e = it.payload ();
       size_t en = it.payload_size ();
       if (t->is_video () && en >= 28) {
@@ -306,6 +312,13 @@ ParseMoov (const uint8_t *moov, size_t size, std::string *error)
     if (!info.codecs.empty ())
       info.codecs += ", ";
     info.codecs += t->codec;
+  }
+  for (const Track &t : info.tracks) {
+    if (t.is_video () || t.is_audio () || t.codec.empty ())
+      continue;
+    if (!info.other_codecs.empty ())
+      info.other_codecs += ", ";
+    info.other_codecs += t.codec;
   }
   // A mime with a codec missing would mislead MediaSource.isTypeSupported(): leave it empty.
   if (!info.codecs.empty () && all_known)
