@@ -1,6 +1,7 @@
 #include "init_segment.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "box.h"
 #include "bytes.h"
@@ -325,6 +326,27 @@ ParseMoov (const uint8_t *moov, size_t size, std::string *error)
     info.mime = std::string (info.has_video ? "video/mp4" : "audio/mp4") + "; codecs=\"" +
                 info.codecs + "\"";
   return info;
+}
+
+std::string
+NoFragmentDiagnosis (const InitInfo &init, double seconds)
+{
+  char head[96];
+  snprintf (head, sizeof head, "No fragment in the %g s since the init segment. ", seconds);
+  if (!init.has_video && init.has_audio)
+    return std::string (head) +
+           "An audio-only stream from ffmpeg with -movflags frag_keyframe alone gets no "
+           "fragment until ffmpeg ends (frag_keyframe cuts fragments at video keyframes "
+           "only): add -frag_duration 500000 (0.5 s fragments) or use -movflags "
+           "+frag_every_frame. With mp4mux, set fragment-duration.";
+  if (init.has_video)
+    return std::string (head) +
+           "ffmpeg's -movflags frag_keyframe starts a fragment at each video keyframe, so the "
+           "keyframe interval is likely longer than that: lower it with -g (e.g. -g 60 at 30 "
+           "fps) or add -frag_duration 500000. With mp4mux, set fragment-duration; with x264enc, "
+           "key-int-max.";
+  return std::string (head) +
+         "The stream has no audio or video track: add -frag_duration 500000 to ffmpeg.";
 }
 
 namespace {

@@ -73,6 +73,13 @@ std::string CodecStringForSampleEntry (const uint8_t *entry, size_t size, uint32
 // 'text', 'subt', 'sbtl', 'meta', 'clcp' (closed captions).
 bool IsTextOrMetadataHandler (uint32_t handler);
 
+// What to tell a publisher whose init segment came `seconds` ago with no fragment since:
+// the likely cause for this init's tracks and the fix. Audio only: ffmpeg's frag_keyframe
+// cuts fragments at video keyframes only, so an audio-only stream gets none until ffmpeg
+// ends (fix: -frag_duration 500000 or +frag_every_frame). Video: the keyframe interval is
+// longer than `seconds` (fix: -g, or -frag_duration; mp4mux: fragment-duration).
+std::string NoFragmentDiagnosis (const InitInfo &init, double seconds);
+
 // A copy of the moov with empty sample tables and zero durations, as MSE expects of an
 // init segment. Boxes that describe samples (stss, ctts, sbgp, sdtp...) are dropped.
 std::vector<uint8_t> CleanMoov (const uint8_t *moov, size_t size);
