@@ -4,7 +4,8 @@
 # Installs what is missing (as root). Every suite prints how many tests it ran; a suite that cannot
 # be built or started counts as failed, with its reason. The last line is "N passed, N failed".
 #   BUILD=dir          build folder (default build/; reconfigured with -Dtests=enabled if needed)
-#   SKIP_E2E=1         leave out tests/e2e (counted and named as skipped, never silently)
+#   SKIP_E2E=1         leave out the browser suites tests/e2e and tests/realworld (named as
+#                      skipped, never silently)
 #   FMP4WS_E2E_BROWSERS=chromium,firefox   browsers of tests/e2e
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -115,16 +116,16 @@ for t in "${expected_meson[@]}"; do
 done
 
 # 2. Node.js suites: cross-checks with independent parsers, fmp4ws-server, then end-to-end tests in
-#    the browsers. The Node.js must be one the suites declare (package.json "engines"): Debian 12's
+#    the browsers, then the real-world matrix (../shared/realworld and ffmpeg's options, Chromium). The Node.js must be one the suites declare (package.json "engines"): Debian 12's
 #    own 18.x is the oldest supported.
 node_problem=""
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   node_problem="node or npm not found (apt-get install nodejs npm)"
 fi
-for suite in web crosscheck server e2e; do
+for suite in web crosscheck server e2e realworld; do
   dir=tests/$suite
   if [ ! -f "$dir/package.json" ]; then record "tests/$suite" 0 1 "no $dir/package.json"; continue; fi
-  if [ "$suite" = e2e ] && [ -n "${SKIP_E2E:-}" ]; then skipped_suites+=("tests/e2e (SKIP_E2E)"); continue; fi
+  if [[ "$suite" =~ ^(e2e|realworld)$ ]] && [ -n "${SKIP_E2E:-}" ]; then skipped_suites+=("tests/$suite (SKIP_E2E)"); continue; fi
   echo ">> tests/$suite"
   if [ -n "$node_problem" ]; then record "tests/$suite" 0 1 "$node_problem"; continue; fi
   # engines.node (">=18") against this node: fail with the reason rather than at some import

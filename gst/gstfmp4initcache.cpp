@@ -57,12 +57,17 @@ GST_DEBUG_CATEGORY_STATIC (gst_fmp4_init_cache_debug);
 using namespace fmp4ws::core;
 
 #define DEFAULT_MAX_BOX_SIZE (G_GUINT64_CONSTANT (64) << 20)
+#define DEFAULT_NO_FRAGMENT_TIMEOUT 5000  // ms
+// Name of the out-of-band custom downstream event that carries a diagnostic to
+// websocketsink (structure field "message", a string).
+#define DIAGNOSTIC_EVENT "fmp4ws-diagnostic"
 #define MIN_MAX_BOX_SIZE 4096
 
 enum
 {
   PROP_0,
   PROP_MAX_BOX_SIZE,
+  PROP_NO_FRAGMENT_TIMEOUT,
   PROP_CODECS,
   PROP_MIME_TYPE,
   PROP_INIT_SEGMENT,
@@ -102,9 +107,15 @@ struct GstFmp4InitCachePrivate
   StreamAssembler assembler;
   bool need_segment = true;
   bool saw_data = false;
+  bool no_fragment_armed = false;  // a no-fragment check was armed since the last fragment
 
   // Settings and results, under the object lock.
   guint64 max_box_size = DEFAULT_MAX_BOX_SIZE;
+  guint no_fragment_timeout = DEFAULT_NO_FRAGMENT_TIMEOUT;  // ms, 0: off
+  // The pending "no fragment since the init segment" check (system clock, async) and the
+  // text it will say; armed by each init segment, disarmed by the first fragment.
+  GstClockID no_fragment_id = nullptr;
+  std::string no_fragment_text;
   std::string codecs, mime;
   guint width = 0, height = 0;
   GstBuffer *init = nullptr;
@@ -259,9 +270,75 @@ private:
 
 }  // namespace
 
+// Cancels the pending no-fragment check, if any. Any thread.
+static void
+disarm_no_fragment (GstFmp4InitCache *self)
+{
+  GST_OBJECT_LOCK (self);
+  GstClockID id = self->priv->no_fragment_id;
+  self->priv->no_fragment_id = nullptr;
+  GST_OBJECT_UNLOCK (self);
+  if (id) {
+    gst_clock_id_unschedule (id);
+    gst_clock_id_unref (id);
+  }
+}
+
+// The clock thread: no fragment came within no-fragment-timeout of the init segment.
+static gboolean
+no_fragment_timeout_cb (GstClock *, GstClockTime, GstClockID id, gpointer user_data)
+{
+  GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (user_data);
+  GST_OBJECT_LOCK (self);
+  bool current = self->priv->no_fragment_id == id;
+  std::string text = self->priv->no_fragment_text;
+  if (current)
+    self->priv->no_fragment_id = nullptr;
+  GST_OBJECT_UNLOCK (self);
+  if (!current)
+    return TRUE;  // disarmed meanwhile
+  gst_clock_id_unref (id);  // the reference no_fragment_id held; the clock keeps its own
+  GST_ELEMENT_WARNING (self, STREAM, DEMUX, ("No fragment after the init segment"), ("%s",
+                       text.c_str ()));
+  // Out of band: the streaming thread is waiting for input. websocketsink shows it to
+  // viewers and in /status.
+  gst_pad_push_event (self->srcpad,
+                      gst_event_new_custom (GST_EVENT_CUSTOM_DOWNSTREAM_OOB,
+                                            gst_structure_new (DIAGNOSTIC_EVENT, "message",
+                                                               G_TYPE_STRING, text.c_str (),
+                                                               NULL)));
+  return TRUE;
+}
+
+// Streaming thread, after an init segment: warn if no fragment follows in time.
+static void
+arm_no_fragment (GstFmp4InitCache *self, const InitInfo &info)
+{
+  disarm_no_fragment (self);
+  GST_OBJECT_LOCK (self);
+  guint timeout = self->priv->no_fragment_timeout;
+  GST_OBJECT_UNLOCK (self);
+  if (timeout == 0)
+    return;
+  self->priv->no_fragment_armed = true;
+  GstClock *clock = gst_system_clock_obtain ();
+  GstClockID id = gst_clock_new_single_shot_id (
+      clock, gst_clock_get_time (clock) + GstClockTime (timeout) * GST_MSECOND);
+  gst_object_unref (clock);
+  GST_OBJECT_LOCK (self);
+  self->priv->no_fragment_text = NoFragmentDiagnosis (info, timeout / 1000.0);
+  self->priv->no_fragment_id = gst_clock_id_ref (id);
+  GST_OBJECT_UNLOCK (self);
+  if (gst_clock_id_wait_async (id, no_fragment_timeout_cb, gst_object_ref (self),
+                               (GDestroyNotify) gst_object_unref) != GST_CLOCK_OK)
+    GST_WARNING_OBJECT (self, "could not schedule the no-fragment check");
+  gst_clock_id_unref (id);
+}
+
 static void
 reset_stream (GstFmp4InitCache *self, bool clear_results)
 {
+  disarm_no_fragment (self);
   GstFmp4InitCachePrivate *priv = self->priv;
   gst_adapter_clear (priv->adapter);
   priv->splitter.Reset ();
@@ -365,7 +442,14 @@ emit_init (GstFmp4InitCache *self, const Decision &d, GstBuffer *init)
     GST_BUFFER_FLAG_SET (init, GST_BUFFER_FLAG_DISCONT);
   GST_BUFFER_PTS (init) = GST_BUFFER_DTS (init) = GST_CLOCK_TIME_NONE;
 
-  if (info.mime.empty ()) {
+  if (!info.has_video && !info.has_audio) {
+    GST_ELEMENT_WARNING (self, STREAM, CODEC_NOT_FOUND,
+                         ("No audio or video track in the stream"),
+                         ("the init segment has only text/metadata tracks (%s): browsers' Media "
+                          "Source Extensions play audio and video only",
+                          info.other_codecs.empty () ? "unknown sample entries"
+                                                     : info.other_codecs.c_str ()));
+  } else if (info.mime.empty ()) {
     std::string unknown;
     for (const Track &t : info.tracks)
       if ((t.is_video () || t.is_audio ()) && t.codec.empty ())
@@ -375,9 +459,10 @@ emit_init (GstFmp4InitCache *self, const Decision &d, GstBuffer *init)
                           "incomplete and browsers may refuse the stream",
                           unknown.c_str ()));
   }
-  GST_INFO_OBJECT (self, "init segment #%u: %" G_GSIZE_FORMAT " bytes, mime '%s', %ux%u",
+  GST_INFO_OBJECT (self, "init segment #%u: %" G_GSIZE_FORMAT " bytes, mime '%s', %ux%u, "
+                   "text/metadata tracks '%s'",
                    priv->assembler.generation (), gst_buffer_get_size (init), info.mime.c_str (),
-                   info.width, info.height);
+                   info.width, info.height, info.other_codecs.c_str ());
 
   GST_OBJECT_LOCK (self);
   priv->codecs = info.codecs;
@@ -395,6 +480,7 @@ emit_init (GstFmp4InitCache *self, const Decision &d, GstBuffer *init)
     return GST_FLOW_NOT_NEGOTIATED;
   }
   push_segment_if_needed (self);
+  arm_no_fragment (self, info);
   g_object_notify (G_OBJECT (self), "codecs");
   g_object_notify (G_OBJECT (self), "mime-type");
   g_object_notify (G_OBJECT (self), "init-segment");
@@ -405,6 +491,10 @@ static GstFlowReturn
 emit_fragment (GstFmp4InitCache *self, const Decision &d, GstBuffer *frag)
 {
   const FragmentInfo &f = *d.fragment;
+  if (self->priv->no_fragment_armed) {  // streaming-thread flag: no lock per fragment
+    self->priv->no_fragment_armed = false;
+    disarm_no_fragment (self);
+  }
   if (!f.keyframe)
     GST_BUFFER_FLAG_SET (frag, GST_BUFFER_FLAG_DELTA_UNIT);
   if (d.discont)
@@ -588,7 +678,9 @@ gst_fmp4_init_cache_sink_event (GstPad *pad, GstObject *parent, GstEvent *event)
       }
       if (priv->saw_data && !priv->assembler.init ()) {
         GST_ELEMENT_ERROR (self, STREAM, DEMUX, ("No fragmented MP4 init segment in the stream"),
-                           ("the stream ended before an ftyp+moov was seen"));
+                           ("the stream ended before an ftyp+moov was seen: the publisher sends it "
+                            "once, at its start; start it after the server, and with ffmpeg use "
+                            "-movflags +frag_keyframe+empty_moov+default_base_moof"));
       }
       break;
     }
@@ -621,6 +713,11 @@ gst_fmp4_init_cache_set_property (GObject *object, guint prop_id, const GValue *
       self->priv->max_box_size = g_value_get_uint64 (value);
       GST_OBJECT_UNLOCK (self);
       break;
+    case PROP_NO_FRAGMENT_TIMEOUT:
+      GST_OBJECT_LOCK (self);
+      self->priv->no_fragment_timeout = g_value_get_uint (value);
+      GST_OBJECT_UNLOCK (self);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   }
@@ -636,6 +733,9 @@ gst_fmp4_init_cache_get_property (GObject *object, guint prop_id, GValue *value,
   switch (prop_id) {
     case PROP_MAX_BOX_SIZE:
       g_value_set_uint64 (value, priv->max_box_size);
+      break;
+    case PROP_NO_FRAGMENT_TIMEOUT:
+      g_value_set_uint (value, priv->no_fragment_timeout);
       break;
     case PROP_CODECS:
       g_value_set_string (value, priv->codecs.empty () ? nullptr : priv->codecs.c_str ());
@@ -662,6 +762,7 @@ static void
 gst_fmp4_init_cache_finalize (GObject *object)
 {
   GstFmp4InitCache *self = GST_FMP4_INIT_CACHE (object);
+  disarm_no_fragment (self);
   forget_held (self->priv);
   gst_clear_buffer (&self->priv->init);
   g_object_unref (self->priv->adapter);
@@ -696,6 +797,26 @@ gst_fmp4_init_cache_class_init (GstFmp4InitCacheClass *klass)
                            MIN_MAX_BOX_SIZE, G_MAXUINT32, DEFAULT_MAX_BOX_SIZE,
                            GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                         GST_PARAM_MUTABLE_READY)));
+  /**
+   * GstFmp4InitCache:no-fragment-timeout:
+   *
+   * Milliseconds after an init segment without a fragment before the element warns
+   * (GST_ELEMENT_WARNING "No fragment after the init segment", naming the likely cause and
+   * the ffmpeg/mp4mux fix) and sends the same text downstream as an out-of-band custom
+   * event `fmp4ws-diagnostic` (field `message`), which websocketsink shows to viewers and in
+   * `/status`. 0 disables the check.
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_NO_FRAGMENT_TIMEOUT,
+      g_param_spec_uint ("no-fragment-timeout", "No-fragment timeout",
+                         "Milliseconds after an init segment with no fragment before a warning "
+                         "that names the likely cause and fix (e.g. audio-only ffmpeg with "
+                         "frag_keyframe alone: add -frag_duration); 0: never",
+                         0, G_MAXUINT, DEFAULT_NO_FRAGMENT_TIMEOUT,
+                         GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                      GST_PARAM_MUTABLE_PLAYING)));
   /**
    * GstFmp4InitCache:codecs:
    *

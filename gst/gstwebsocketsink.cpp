@@ -207,6 +207,7 @@ struct GstWebSocketSinkPrivate
   ItemPtr init_item;
   uint32_t generation = 0;
   guint64 fragments_since_init = 0;
+  bool init_has_warning = false;  // the current init's `stream` message carries a warning
 
   // Server thread (HTTP, handshakes). Both live as long as the element (libsoup may call
   // the routes late).
@@ -478,7 +479,7 @@ post_command (GstWebSocketSink *self, Post what, ItemPtr item = nullptr)
 }
 
 static std::string
-stream_json (const InitInfo &info, uint32_t generation)
+stream_json (const InitInfo &info, uint32_t generation, const std::string &warning = {})
 {
   std::string s = "{\"type\":\"stream\",\"generation\":" + std::to_string (generation) +
                    ",\"mime\":" + JsonString (info.mime) + ",\"codecs\":" +
@@ -487,8 +488,10 @@ stream_json (const InitInfo &info, uint32_t generation)
     s += ",\"width\":" + std::to_string (info.width) + ",\"height\":" +
          std::to_string (info.height);
   s += std::string (",\"has_video\":") + (info.has_video ? "true" : "false") +
-       ",\"has_audio\":" + (info.has_audio ? "true" : "false") + "}";
-  return s;
+       ",\"has_audio\":" + (info.has_audio ? "true" : "false");
+  if (!warning.empty ())
+    s += ",\"warning\":" + JsonString (warning);
+  return s + "}";
 }
 
 // A new init segment (from caps or a HEADER buffer); ignored if it is the current one.
@@ -509,6 +512,7 @@ take_init (GstWebSocketSink *self, GstBuffer *buffer)
       memcmp (priv->init_item->payload.data, data, size) == 0)
     return;
   priv->fragments_since_init = 0;
+  priv->init_has_warning = false;
   BoxIterator it (data, size);
   std::optional<InitInfo> info;
   std::string error = "no moov box in the init segment";
@@ -533,6 +537,28 @@ take_init (GstWebSocketSink *self, GstBuffer *buffer)
     priv->status_stream = item->stream_json;
   }
   GST_INFO_OBJECT (self, "init segment #%u: %s", item->generation, item->stream_json.c_str ());
+  post_command (self, Post::kInit, item);
+}
+
+// The current init segment again, as a new generation whose `stream` message carries
+// `warning` (or none): every viewer and /status get the text (the player shows it). Only
+// before the first fragment of an init, so no viewer has media to lose. Streaming thread,
+// or with the sink pad's stream lock held.
+static void
+repost_init (GstWebSocketSink *self, const std::string &warning)
+{
+  GstWebSocketSinkPrivate *priv = self->priv;
+  if (!priv->init_item || priv->fragments_since_init > 0)
+    return;
+  auto item = std::make_shared<StreamItem> (*priv->init_item);
+  item->generation = ++priv->generation;
+  item->stream_json = stream_json (*priv->init_info, item->generation, warning);
+  priv->init_item = item;
+  priv->init_has_warning = !warning.empty ();
+  {
+    std::lock_guard<std::mutex> lock (priv->status_lock);
+    priv->status_stream = item->stream_json;
+  }
   post_command (self, Post::kInit, item);
 }
 
@@ -574,6 +600,8 @@ gst_web_socket_sink_render (GstBaseSink *sink, GstBuffer *buffer)
     GST_ELEMENT_ERROR (self, RESOURCE, READ, (NULL), ("could not map a buffer"));
     return GST_FLOW_ERROR;
   }
+  if (priv->init_has_warning)  // fragments came after all: the warning is no longer true
+    repost_init (self, {});
   auto item = std::make_shared<StreamItem> ();
   item->kind = StreamItem::kFragment;
   item->generation = priv->generation;
@@ -615,6 +643,21 @@ gst_web_socket_sink_event (GstBaseSink *sink, GstEvent *event)
     case GST_EVENT_FLUSH_STOP:
       post_command (self, Post::kReset);
       break;
+    case GST_EVENT_CUSTOM_DOWNSTREAM_OOB: {
+      // fmp4initcache's "no fragment after the init segment" diagnostic, from its clock
+      // thread: the stream lock keeps render() (init_item, generation) out meanwhile.
+      const GstStructure *st = gst_event_get_structure (event);
+      const gchar *message = st && gst_structure_has_name (st, "fmp4ws-diagnostic")
+                                 ? gst_structure_get_string (st, "message")
+                                 : nullptr;
+      if (message && *message) {
+        GST_PAD_STREAM_LOCK (GST_BASE_SINK_PAD (sink));
+        GST_INFO_OBJECT (self, "diagnostic from upstream: %s", message);
+        repost_init (self, message);
+        GST_PAD_STREAM_UNLOCK (GST_BASE_SINK_PAD (sink));
+      }
+      break;
+    }
     default:
       break;
   }

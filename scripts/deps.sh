@@ -10,7 +10,9 @@ pkgs=(build-essential meson ninja-build pkg-config
       gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
       gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-libav glib-networking)
 if [ "$what" = test ]; then
-  # firefox-esr decodes H.264/AAC through FFmpeg's libavcodec, which it only recommends
+  # firefox-esr decodes H.264/AAC through FFmpeg's libavcodec, which it only recommends.
+  # (tests/realworld would use gpac's MP4Box too, but Debian 12 has no gpac package: its
+  # GPAC-made inputs are the shared real-world files; ffprobe comes with ffmpeg.)
   pkgs+=(libgtest-dev ffmpeg chromium firefox-esr libavcodec59 openssl curl nginx-light procps)
   # Node.js may come from elsewhere (nodesource): only install Debian's if there is none.
   command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)

@@ -318,7 +318,16 @@ if [ "$MODE_WORKTREE" = 1 ]; then
   n=$(git -C "$R$PROJECT_IN_ROOT" status --porcelain | wc -l)
   SUMMARY[source]="work tree of $REPO over ${COMMIT:0:7} ($n changed paths)"
 fi
-for d in build node_modules tests/e2e/node_modules tests/server/node_modules tests/crosscheck/node_modules; do
+# ../shared beside the clone, as CI lays it: tests/realworld reads its real-world files
+# (a missing one fails that suite loudly, it is not skipped)
+SHARED_DIR=${FMP4WS_SHARED:-$(dirname "$(realpath "$REPO")")/shared}
+if [ -d "$SHARED_DIR" ]; then
+  rm -rf "$R$(dirname "$PROJECT_IN_ROOT")/shared"
+  cp -a "$SHARED_DIR" "$R$(dirname "$PROJECT_IN_ROOT")/shared"
+else
+  log "no $SHARED_DIR beside the project: tests/realworld will fail"
+fi
+for d in build node_modules tests/e2e/node_modules tests/server/node_modules tests/crosscheck/node_modules tests/realworld/node_modules; do
   [ -e "$R$PROJECT_IN_ROOT/$d" ] && die "$d/ ended up in the root's copy of the project"
 done
 log "project: ${SUMMARY[source]} -> $PROJECT_IN_ROOT ($((SECONDS - t)) s)"

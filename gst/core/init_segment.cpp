@@ -1,6 +1,7 @@
 #include "init_segment.h"
 
 #include <algorithm>
+#include <cstdio>
 
 #include "box.h"
 #include "bytes.h"
@@ -17,6 +18,12 @@ bool
 Track::is_audio () const
 {
   return handler == FourCC ("soun");
+}
+
+bool
+Track::is_text_or_metadata () const
+{
+  return IsTextOrMetadataHandler (handler);
 }
 
 const Track *
@@ -198,7 +205,7 @@ ParseTrak (const uint8_t *trak, size_t size, size_t *budget, Track *t, std::stri
     BoxIterator it (p + 8, n - 8);
     if (it.Next ()) {
       t->sample_entry = it.type ();
-      t->codec = CodecStringForSampleEntry (it.box (), it.box_size ());
+      t->codec = CodecStringForSampleEntry (it.box (), it.box_size (), t->handler);
       const uint8_t *e = it.payload ();
       size_t en = it.payload_size ();
       if (t->is_video () && en >= 28) {
@@ -307,11 +314,39 @@ ParseMoov (const uint8_t *moov, size_t size, std::string *error)
       info.codecs += ", ";
     info.codecs += t->codec;
   }
+  for (const Track &t : info.tracks) {
+    if (t.is_video () || t.is_audio () || t.codec.empty ())
+      continue;
+    if (!info.other_codecs.empty ())
+      info.other_codecs += ", ";
+    info.other_codecs += t.codec;
+  }
   // A mime with a codec missing would mislead MediaSource.isTypeSupported(): leave it empty.
   if (!info.codecs.empty () && all_known)
     info.mime = std::string (info.has_video ? "video/mp4" : "audio/mp4") + "; codecs=\"" +
                 info.codecs + "\"";
   return info;
+}
+
+std::string
+NoFragmentDiagnosis (const InitInfo &init, double seconds)
+{
+  char head[96];
+  snprintf (head, sizeof head, "No fragment in the %g s since the init segment. ", seconds);
+  if (!init.has_video && init.has_audio)
+    return std::string (head) +
+           "An audio-only stream from ffmpeg with -movflags frag_keyframe alone gets no "
+           "fragment until ffmpeg ends (frag_keyframe cuts fragments at video keyframes "
+           "only): add -frag_duration 500000 (0.5 s fragments) or use -movflags "
+           "+frag_every_frame. With mp4mux, set fragment-duration.";
+  if (init.has_video)
+    return std::string (head) +
+           "ffmpeg's -movflags frag_keyframe starts a fragment at each video keyframe, so the "
+           "keyframe interval is likely longer than that: lower it with -g (e.g. -g 60 at 30 "
+           "fps) or add -frag_duration 500000. With mp4mux, set fragment-duration; with x264enc, "
+           "key-int-max.";
+  return std::string (head) +
+         "The stream has no audio or video track: add -frag_duration 500000 to ffmpeg.";
 }
 
 namespace {

@@ -37,13 +37,16 @@ struct Track
 
   bool is_video () const;
   bool is_audio () const;
+  bool is_text_or_metadata () const;  // IsTextOrMetadataHandler (handler)
 };
 
 struct InitInfo
 {
   std::vector<Track> tracks;
-  std::string codecs;  // "avc1.640028, mp4a.40.2" (video first)
-  std::string mime;    // video/mp4; codecs="..."  (audio/mp4 when there is no video)
+  std::string codecs;  // "avc1.640028, mp4a.40.2" (video first; audio and video tracks only)
+  std::string mime;    // video/mp4; codecs="..."  (audio/mp4 when there is no video); empty
+                       // when an audio/video codec is unknown or there is no audio/video
+  std::string other_codecs;  // the text/metadata tracks' codecs, "wvtt, evte" (not in mime)
   uint32_t width = 0, height = 0;
   bool has_video = false, has_audio = false;
   bool moov_has_samples = false;  // ffmpeg's non-empty moov: see BuildFirstFragment
@@ -57,7 +60,25 @@ struct InitInfo
 std::optional<InitInfo> ParseMoov (const uint8_t *moov, size_t size, std::string *error);
 
 // RFC 6381 string for one stsd sample entry box (header included); empty if unknown.
+// Video: avc1-4, hvc1/hev1, av01, vp08/vp09, vvc1/vvi1 ("vvc1.1.L51.CQA", ISO/IEC 14496-15
+// Annex E.6). Audio: mp4a, .mp3, Opus, fLaC, ac-3, ec-3, ac-4 ("ac-4.02.01.03", ETSI
+// TS 103 190-2 Annex E.13). Text/metadata: wvtt, stpp ("stpp.ttml.im1t" when the entry names
+// a registered TTML profile), evte, urim, tx3g, c608, metx, mett...: the four-character code.
+// `handler` (the track's hdlr handler_type, 0 if unknown): for a text/metadata handler
+// (IsTextOrMetadataHandler) any other printable sample entry type is named by its code too.
 std::string CodecStringForSampleEntry (const uint8_t *entry, size_t size);
+std::string CodecStringForSampleEntry (const uint8_t *entry, size_t size, uint32_t handler);
+
+// Handlers of tracks that MSE does not play (ISO/IEC 14496-12 §12.3-12.6 and QuickTime):
+// 'text', 'subt', 'sbtl', 'meta', 'clcp' (closed captions).
+bool IsTextOrMetadataHandler (uint32_t handler);
+
+// What to tell a publisher whose init segment came `seconds` ago with no fragment since:
+// the likely cause for this init's tracks and the fix. Audio only: ffmpeg's frag_keyframe
+// cuts fragments at video keyframes only, so an audio-only stream gets none until ffmpeg
+// ends (fix: -frag_duration 500000 or +frag_every_frame). Video: the keyframe interval is
+// longer than `seconds` (fix: -g, or -frag_duration; mp4mux: fragment-duration).
+std::string NoFragmentDiagnosis (const InitInfo &init, double seconds);
 
 // A copy of the moov with empty sample tables and zero durations, as MSE expects of an
 // init segment. Boxes that describe samples (stss, ctts, sbgp, sdtp...) are dropped.

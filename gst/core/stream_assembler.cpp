@@ -170,7 +170,10 @@ StreamAssembler::OnMoof (const BoxHeader &h, const uint8_t *data)
     d.kind = Decision::kDrop;
     if (!warned_early_fragment_) {
       warned_early_fragment_ = true;
-      d.warning = "dropping fragments that arrive before the init segment (ftyp+moov)";
+      d.warning = "dropping fragments that arrive before the init segment (ftyp+moov): the "
+                  "publisher sends it once, at its start, so connect it after the server is "
+                  "up (restart it), and with ffmpeg use -movflags "
+                  "+frag_keyframe+empty_moov+default_base_moof";
     }
     return d;
   }

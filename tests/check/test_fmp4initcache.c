@@ -457,6 +457,93 @@ GST_START_TEST (test_flush_resets)
 }
 GST_END_TEST;
 
+/* Size of the init segment (every top-level box up to and including the moov). */
+static gsize
+init_size (GBytes *data)
+{
+  gsize size = 0, pos = 0;
+  const guint8 *d = g_bytes_get_data (data, &size);
+  while (pos + 8 <= size) {
+    guint32 box = GST_READ_UINT32_BE (d + pos);
+    gboolean moov = memcmp (d + pos + 4, "moov", 4) == 0;
+    fail_unless (box >= 8);
+    pos += box;
+    if (moov)
+      return pos;
+  }
+  fail ("no moov");
+  return 0;
+}
+
+/* Only the init segment, then nothing: one warning naming `fix`, and the same text sent
+ * downstream as the fmp4ws-diagnostic out-of-band event. */
+static void
+check_no_fragment_warning (const gchar *fixture, const gchar *fix)
+{
+  GBytes *data = read_fixture (fixture);
+  GstHarness *h = gst_harness_new_parse ("fmp4initcache no-fragment-timeout=50");
+  GstBus *bus = gst_bus_new ();
+  GstMessage *msg;
+  GError *err = NULL;
+  gchar *debug = NULL;
+  GstEvent *ev;
+  gboolean saw_event = FALSE;
+
+  gst_element_set_bus (h->element, bus);
+  gst_harness_set_src_caps_str (h, "video/quicktime");
+  fail_unless_equals_int (gst_harness_push (h, wrap (data, 0, init_size (data))), GST_FLOW_OK);
+  /* bounded wait for the check to fire (it is due after 50 ms) */
+  msg = gst_bus_timed_pop_filtered (bus, 30 * GST_SECOND, GST_MESSAGE_WARNING);
+  fail_unless (msg != NULL, "%s: no warning after the init segment alone", fixture);
+  gst_message_parse_warning (msg, &err, &debug);
+  fail_unless (strstr (err->message, "No fragment after the init segment") != NULL, "%s",
+               err->message);
+  fail_unless (debug && strstr (debug, fix) != NULL, "%s: '%s' does not name %s", fixture,
+               debug, fix);
+  while ((ev = gst_harness_try_pull_event (h))) {
+    const GstStructure *st = gst_event_get_structure (ev);
+    if (GST_EVENT_TYPE (ev) == GST_EVENT_CUSTOM_DOWNSTREAM_OOB && st &&
+        gst_structure_has_name (st, "fmp4ws-diagnostic")) {
+      const gchar *m = gst_structure_get_string (st, "message");
+      fail_unless (m && strstr (debug, m) != NULL, "event '%s' is not the warning's text", m);
+      saw_event = TRUE;
+    }
+    gst_event_unref (ev);
+  }
+  fail_unless (saw_event, "no fmp4ws-diagnostic event downstream");
+  /* one warning only */
+  gst_message_unref (msg);
+  fail_unless (gst_bus_pop_filtered (bus, GST_MESSAGE_WARNING) == NULL);
+  g_clear_error (&err);
+  g_free (debug);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+  g_bytes_unref (data);
+}
+
+GST_START_TEST (test_no_fragment_after_init_warns_with_the_fix)
+{
+  check_no_fragment_warning ("audio-only.mp4", "-frag_duration 500000");
+  check_no_fragment_warning ("notes-g250.mp4", "-g ");
+}
+GST_END_TEST;
+
+GST_START_TEST (test_no_fragment_timeout_zero_disables)
+{
+  GBytes *data = read_fixture ("audio-only.mp4");
+  /* a whole stream with the check off, and one with the default (5 s) where the fragments
+   * come at once: no warning either way */
+  Output *o = run (data, whole, NULL, "no-fragment-timeout=0");
+  fail_unless (o->messages == NULL);
+  output_free (o);
+  o = run (data, whole, NULL, NULL);
+  fail_unless (o->messages == NULL);
+  output_free (o);
+  g_bytes_unref (data);
+}
+GST_END_TEST;
+
 static Suite *
 fmp4initcache_suite (void)
 {
@@ -475,6 +562,8 @@ fmp4initcache_suite (void)
   tcase_add_test (tc, test_truncated_stream_warns_at_eos);
   tcase_add_test (tc, test_not_fragmented_error);
   tcase_add_test (tc, test_flush_resets);
+  tcase_add_test (tc, test_no_fragment_after_init_warns_with_the_fix);
+  tcase_add_test (tc, test_no_fragment_timeout_zero_disables);
   return s;
 }
 

@@ -986,6 +986,55 @@ wait_for_no_viewers (GstElement *sink)
   }, 5000), "viewers were not all removed");
 }
 
+/* An init segment and no fragment (ffmpeg audio-only with frag_keyframe alone):
+ * fmp4initcache's diagnostic reaches the viewers (a `stream` message with `warning`) and
+ * /status; when fragments come after all, a `stream` message without it follows. */
+GST_START_TEST (test_no_fragment_diagnostic_reaches_viewers_and_status)
+{
+  guint port, status = 0;
+  GstElement *p = start_appsrc_pipeline (&port);
+  GstElement *cache = gst_bin_get_by_name (GST_BIN (p), "fmp4initcache0");
+  fail_unless (cache != NULL);
+  g_object_set (cache, "no-fragment-timeout", 100u, NULL);
+  gst_object_unref (cache);
+  GBytes *all = read_fixture ("audio-only.mp4");
+  gsize size = 0, init = 0;
+  const guint8 *d = (const guint8 *) g_bytes_get_data (all, &size);
+  while (init + 8 <= size) {
+    bool moov = memcmp (d + init + 4, "moov", 4) == 0;
+    init += GST_READ_UINT32_BE (d + init);
+    if (moov)
+      break;
+  }
+  Client *c = client_connect (url (port));
+  fail_unless (c->conn != NULL);
+  push_bytes (p, g_bytes_new_from_bytes (all, 0, init));
+  auto warning_of = [&] () {
+    std::string w;
+    for (const Msg &m : c->msgs)
+      if (m.text && json_of (m)["type"].str == "stream")
+        w = json_of (m)["warning"].str;  // the latest stream message's
+    return w;
+  };
+  fail_unless (pump_until ([&] { return !warning_of ().empty (); }, 10000),
+               "no stream message with a warning");
+  fail_unless (warning_of ().find ("-frag_duration 500000") != std::string::npos, "%s",
+               warning_of ().c_str ());
+  std::string st = http_get (port, "/status", &status);
+  fail_unless_equals_int (status, 200);
+  fail_unless (st.find ("-frag_duration 500000") != std::string::npos, "%s", st.c_str ());
+  /* the fragments come after all: the warning is withdrawn, the media flows */
+  push_bytes (p, g_bytes_new_from_bytes (all, init, size - init));
+  fail_unless (pump_until ([&] { return parse_client (c).fragments.size () >= 2; }, 10000));
+  fail_unless (warning_of ().empty (), "still warned: %s", warning_of ().c_str ());
+  st = http_get (port, "/status", &status);
+  fail_unless (st.find ("warning") == std::string::npos, "%s", st.c_str ());
+  client_free (c);
+  g_bytes_unref (all);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
 GST_START_TEST (test_many_viewers_come_and_go)
 {
   guint port;
@@ -2803,6 +2852,7 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_half_open_crowd_per_address_viewers_get_in);
   tcase_add_test (tc, test_half_open_crowd_http_cap);
   tcase_add_test (tc, test_viewer_burst_over_budget);
+  tcase_add_test (tc, test_no_fragment_diagnostic_reaches_viewers_and_status);
   return s;
 }
 

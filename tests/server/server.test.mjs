@@ -67,10 +67,10 @@ function getJson(port, path) {
   });
 }
 
-async function startServer() {
+async function startServer(publisherTimeout = 3) {
   const port = await freePort();
   const ingest = await freePort();
-  const s = run(serverBin, ['--port', String(port), '--ingest-port', String(ingest), '--publisher-timeout', '3']);
+  const s = run(serverBin, ['--port', String(port), '--ingest-port', String(ingest), '--publisher-timeout', String(publisherTimeout)]);
   await waitFor(async () => { try { await getJson(port, '/streams'); return true; } catch { return false; } }, 10000, 'the server');
   return { proc: s, port, ingest };
 }
@@ -167,6 +167,29 @@ test('a second concurrent TCP publisher is refused; the first goes on', { timeou
     assert.equal(ra.code, 0, a.output);
     assert.equal(v.streams.length, 1);
     assert.match(s.proc.output, /refused a second publisher/);
+  } finally {
+    await stop(s.proc, 'SIGINT');
+  }
+});
+
+test('an audio-only publisher with frag_keyframe alone: viewers and /status are told why and how to fix it', { timeout: 60000 }, async () => {
+  // such a publisher sends nothing after its init: a --publisher-timeout (10 s, the default)
+  // longer than fmp4initcache's no-fragment-timeout (5 s) lets the diagnostic come first
+  const s = await startServer(10);
+  try {
+    const v = viewer(`ws://127.0.0.1:${s.port}/ws`);
+    await v.opened;
+    const a = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'sine=frequency=440',
+      '-c:a', 'aac', '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', `tcp://127.0.0.1:${s.ingest}/`]);
+    // fmp4initcache's no-fragment-timeout (5 s) after the init segment
+    await waitFor(() => v.streams.some((m) => typeof m.warning === 'string'), 20000, 'a stream message with a warning');
+    const warning = v.streams.find((m) => m.warning).warning;
+    assert.match(warning, /-frag_duration 500000/);
+    assert.equal(v.fragments, 0);
+    const st = await getJson(s.port, '/status');
+    assert.match(JSON.stringify(st), /frag_keyframe/);
+    assert.match(s.proc.output, /No fragment after the init segment/);
+    await stop(a, 'SIGKILL');
   } finally {
     await stop(s.proc, 'SIGINT');
   }

@@ -373,6 +373,133 @@ TEST (Codecs, OtherAudio)
   EXPECT_EQ (Codec (SampleEntry ("xxxx", 28, "abcd", {})), "");
 }
 
+static std::vector<uint8_t>
+Hex (const std::string &hex)
+{
+  std::vector<uint8_t> out;
+  for (size_t i = 0; i + 1 < hex.size (); i += 2)
+    out.push_back (uint8_t (std::stoul (hex.substr (i, 2), nullptr, 16)));
+  return out;
+}
+
+TEST (Codecs, VvcFromGpac)
+{
+  // The vvcC of a real VVC stream packaged by GPAC 2.4 (../shared/realworld/38_*, from
+  // Eyevinn/mp4ff mp4/testdata/vvc_400kbps_2s.mp4): Main 10 (1), main tier, level 51 (3.1),
+  // one constraint byte 0x80 (ptl_frame_only_constraint_flag) → base32 "QA", 6 sublayers,
+  // no sub-profile.
+  std::vector<uint8_t> vvcc = Hex (
+      "00000000ff00655f010233800000050002d00000028f000100b0007900ad0233800000800a0200b446a007374dba"
+      "6469149bce1365630408278034833610864c442064883521e8f56a4bc926a4b2445a88bc449a88914911264889"
+      "351962210b24216a10bc217ab525e4bd43483362419b1012210202454204048d210202458810122208091641012"
+      "242024c81222102459081224409341224824e12709b222211164222444d22493a7fe9765fe7240000030004000"
+      "003006784ec0061a80004c4b40030d40002625a10900001000d008100000501005a22241fb820");
+  EXPECT_EQ (Codec (SampleEntry ("vvc1", 78, "vvcC", vvcc)), "vvc1.1.L51.CQA");
+  EXPECT_EQ (Codec (SampleEntry ("vvi1", 78, "vvcC", vvcc)), "vvi1.1.L51.CQA");
+}
+
+TEST (Codecs, VvcTierConstraintsSubProfilesAndSublayers)
+{
+  // Built field by field (ISO/IEC 14496-15:2022 §11.2.4.2.2): ptl_present, ols_idx 0,
+  // num_sublayers 2, 4:2:0, 10-bit; PTL: 2 constraint bytes, profile 17 (Multilayer Main 10),
+  // high tier, level 83; constraint bytes 0xC4 0x00 (frame-only, multilayer, gci bits);
+  // sublayer flags: [0] present (+7 reserved bits), sublayer_level_idc 80; 2 sub-profiles.
+  std::vector<uint8_t> vvcc = {0, 0, 0, 0,           // FullBox
+                               0xff,                 // reserved, LengthSizeMinusOne 3, ptl_present
+                               0x00, 0x29,           // ols_idx 0, num_sublayers 2, cfr 2, chroma 1
+                               0x5f,                 // bit_depth_minus8 2, reserved
+                               0x02,                 // num_bytes_constraint_info 2
+                               0x23,                 // profile 17, tier 1
+                               83,                   // level
+                               0xc4, 0x00,           // constraint info
+                               0x80,                 // sublayer_level_present[0] = 1, reserved
+                               80,                   // sublayer_level_idc[0]
+                               2,                    // ptl_num_sub_profiles
+                               0x00, 0x00, 0x00, 0x25, 0x12, 0x34, 0xab, 0xcd,
+                               0x05, 0x00, 0x02, 0xd0, 0x00, 0x00,  // width, height, fps
+                               0x00};                               // num_of_arrays
+  EXPECT_EQ (Codec (SampleEntry ("vvc1", 78, "vvcC", vvcc)), "vvc1.17.H83.CYQ.S00000025+1234ABCD");
+  // No PTL, or a record cut short: no string rather than a wrong one.
+  std::vector<uint8_t> no_ptl = {0, 0, 0, 0, 0xfe, 0x00};
+  EXPECT_EQ (Codec (SampleEntry ("vvc1", 78, "vvcC", no_ptl)), "");
+  std::vector<uint8_t> cut (vvcc.begin (), vvcc.begin () + 12);
+  EXPECT_EQ (Codec (SampleEntry ("vvc1", 78, "vvcC", cut)), "");
+}
+
+TEST (Codecs, Ac4)
+{
+  // A real dac4 (ac4_dsi_v1, from Eyevinn/mp4ff mp4/testdata/stsd_ac4.bin): bitstream_version
+  // 2, one presentation, presentation_version 1, program id 300, mdcompat 1.
+  std::vector<uint8_t> dac4 =
+      Hex ("20a4018096300000000ffffffff00112f9a800004800008e501000008f10995b8080");
+  EXPECT_EQ (Codec (SampleEntry ("ac-4", 28, "dac4", dac4)), "ac-4.02.01.01");
+  // Hand-built: bitstream_version 2, no program id, bit rate dsi, presentation_version 1,
+  // pres_bytes 4, presentation_config_v1 0, mdcompat 3.
+  //   001 0000010 1 0010 | 000000001 | b_program_id 0, 2 + 32 + 32 bits of bit rate → bit 91,
+  //   aligned to byte 12: presentation_version 1, pres_bytes 4, config 0 + mdcompat 3.
+  std::vector<uint8_t> built = {0x20, 0xa4, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 0,
+                                0x01, 0x04, 0x03, 0, 0, 0};
+  EXPECT_EQ (Codec (SampleEntry ("ac-4", 28, "dac4", built)), "ac-4.02.01.03");
+  EXPECT_EQ (Codec (SampleEntry ("ac-4", 28, "dac4", {0x20})), "");  // cut short
+}
+
+TEST (Codecs, TextAndMetadataTracks)
+{
+  // Real USP stpp entry (../shared/realworld/20_*): namespace "http://www.w3.org/ns/ttml" only.
+  std::vector<uint8_t> usp = Hex ("0000002c73747070000000000000000168747470"
+                                  "3a2f2f7777772e77332e6f72672f6e732f74746d6c000000");
+  EXPECT_EQ (Codec (usp), "stpp");
+  auto stpp = [] (const std::string &ns, const std::string &schema) {
+    Writer w;
+    size_t b = w.BeginBox (FourCC ("stpp"));
+    for (int i = 0; i < 7; i++)
+      w.U8 (0);
+    w.U8 (1);  // data_reference_index
+    w.Bytes (reinterpret_cast<const uint8_t *> (ns.c_str ()), ns.size () + 1);
+    w.Bytes (reinterpret_cast<const uint8_t *> (schema.c_str ()), schema.size () + 1);
+    w.U8 (0);  // auxiliary_mime_types
+    w.EndBox (b);
+    return w.bytes ();
+  };
+  EXPECT_EQ (Codec (stpp ("http://www.w3.org/ns/ttml http://www.w3.org/ns/ttml/profile/imsc1/text",
+                          "")),
+             "stpp.ttml.im1t");
+  EXPECT_EQ (Codec (stpp ("http://www.w3.org/ns/ttml", "urn:ebu:tt:distribution:2014-01")),
+             "stpp.ttml.etd1");
+  EXPECT_EQ (Codec (stpp ("http://www.w3.org/ns/ttml/profile/imsc1.1/image "
+                          "http://www.w3.org/ns/ttml/profile/imsc1/image",
+                          "")),
+             "stpp.ttml.im1i+im2i");
+  EXPECT_EQ (Codec (stpp ("http://www.w3.org/ns/ttml/profile/imsc1/textual", "")), "stpp");
+  EXPECT_EQ (Codec (SampleEntry ("wvtt", 8, "vttC", {'W', 'E', 'B', 'V', 'T', 'T'})), "wvtt");
+  EXPECT_EQ (Codec (SampleEntry ("evte", 8, "btrt", std::vector<uint8_t> (12, 0))), "evte");
+  EXPECT_EQ (Codec (SampleEntry ("urim", 8, "uri ", {0, 0, 0, 0, 'u', 0})), "urim");
+  // Any printable entry of a text/metadata handler: its four-character code.
+  std::vector<uint8_t> other = SampleEntry ("abcd", 8, "xxxx", {});
+  EXPECT_EQ (CodecStringForSampleEntry (other.data (), other.size (), FourCC ("meta")), "abcd");
+  EXPECT_EQ (CodecStringForSampleEntry (other.data (), other.size (), FourCC ("vide")), "");
+}
+
+TEST (Codecs, MimeListsAudioAndVideoOnly)
+{
+  // Apple's HLS fMP4 with a CEA-608 track (handler 'clcp', ../shared/realworld/12_*): the
+  // caption track has a codec string but stays out of the mime.
+  std::ifstream f (std::string (REALWORLD_DIR) +
+                       "/12_apple-coremedia_h264-c608_2traf_emsg-between-frags.mp4",
+                   std::ios::binary);
+  ASSERT_TRUE (f.good ()) << "missing " << REALWORLD_DIR
+                          << ": the shared real-world files must be beside the clone";
+  std::vector<uint8_t> data ((std::istreambuf_iterator<char> (f)),
+                             std::istreambuf_iterator<char> ());
+  std::vector<Segment> segs = ReadAll (data);
+  ASSERT_FALSE (segs.empty ());
+  ASSERT_EQ (segs.front ().kind, Segment::kInit);
+  const InitInfo &info = segs.front ().init;
+  EXPECT_EQ (info.codecs, "avc1.64001f");
+  EXPECT_EQ (info.other_codecs, "c608");
+  EXPECT_EQ (info.mime, "video/mp4; codecs=\"avc1.64001f\"");
+}
+
 // ---------------------------------------------------------------------------------------------
 // ffmpeg's non-empty moov: clean init + rebuilt first fragment.
 

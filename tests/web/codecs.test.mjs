@@ -63,6 +63,16 @@ test('checkSupport: names the codec the browser cannot play (codecs field, or fr
   assert.equal(r2.reason, 'This browser cannot play AC-3 (ac-3).');
 });
 
+test('checkSupport: a stream without a mime (no audio/video track, or a codec the server cannot name)', () => {
+  globalThis.MediaSource = fakeMediaSource(['avc1.64001f']);
+  const r = checkSupport({ mime: '', codecs: '', has_video: false, has_audio: false });
+  assert.equal(r.ok, false);
+  assert.match(r.reason, /no audio or video track/);
+  assert.match(checkSupport({ mime: '', codecs: '', has_video: true, has_audio: false }).reason, /does not know the codec/);
+  assert.equal(describeCodec('vvc1.1.L51.CQA'), 'H.266/VVC (vvc1.1.L51.CQA)');
+  assert.equal(describeCodec('ac-4.02.01.01'), 'AC-4 (ac-4.02.01.01)');
+});
+
 test('checkSupport through ManagedMediaSource', () => {
   globalThis.ManagedMediaSource = fakeMediaSource(['avc1.64001f']);
   assert.equal(checkSupport({ mime: 'video/mp4; codecs="avc1.64001f"' }).ok, true);

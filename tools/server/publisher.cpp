@@ -52,6 +52,19 @@ on_new_sample (GstAppSink *sink, gpointer user_data)
   return GST_FLOW_OK;  // viewers never stop an ingest
 }
 
+// fmp4initcache's clock thread: its "no fragment after the init segment" diagnostic (an
+// out-of-band `fmp4ws-diagnostic` event) goes on to the stream's viewer pipeline, whose
+// websocketsink shows it to viewers and in /status (appsrc pushes OOB events at once).
+GstPadProbeReturn
+forward_diagnostic (GstPad *, GstPadProbeInfo *info, gpointer user_data)
+{
+  GstEvent *ev = GST_PAD_PROBE_INFO_EVENT (info);
+  if (GST_EVENT_TYPE (ev) == GST_EVENT_CUSTOM_DOWNSTREAM_OOB &&
+      gst_event_has_name (ev, "fmp4ws-diagnostic"))
+    gst_element_send_event (static_cast<Stream *> (user_data)->in, gst_event_ref (ev));
+  return GST_PAD_PROBE_OK;
+}
+
 // Frees an ended publisher; then its stream goes if it never got an init segment.
 gboolean
 finish_publisher (gpointer user_data)
@@ -162,6 +175,9 @@ start_publisher (StreamRegistry &streams, const Options &opt, Stream *s, const s
   GstAppSinkCallbacks cb = {};
   cb.new_sample = on_new_sample;
   gst_app_sink_set_callbacks (GST_APP_SINK (out), &cb, s, nullptr);
+  GstPad *out_pad = gst_element_get_static_pad (out, "sink");
+  gst_pad_add_probe (out_pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, forward_diagnostic, s, nullptr);
+  gst_object_unref (out_pad);
   gst_object_unref (out);
   GstBus *bus = gst_element_get_bus (p->pipeline);
   p->bus_watch = gst_bus_add_watch (bus, on_ingest_bus, p);

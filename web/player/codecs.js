@@ -11,12 +11,14 @@ const CODEC_NAMES = [
   [/^(vp09|vp9)/, 'VP9'],
   [/^(vp08|vp8)/, 'VP8'],
   [/^av01\./, 'AV1'],
+  [/^(vvc1|vvi1)\./, 'H.266/VVC'],
   [/^mp4a\.40\./, 'AAC'],
   [/^mp4a\.(69|6b)/i, 'MP3'],
   [/^mp4a\.a5|^ac-3/i, 'AC-3'],
   [/^mp4a\.a6|^ec-3/i, 'E-AC-3'],
   [/^opus$/i, 'Opus'],
   [/^flac$/i, 'FLAC'],
+  [/^ac-4/i, 'AC-4'],
 ];
 
 /**
@@ -42,12 +44,22 @@ export function mediaSourceClass() {
 
 /**
  * Checks whether this browser can play a stream described by a `stream` message.
- * @param {{mime: string, codecs?: string}} stream
+ * @param {{mime: string, codecs?: string, has_video?: boolean, has_audio?: boolean}} stream
  * @returns {{ ok: boolean, reason?: string, unsupported?: string[] }}
  */
 export function checkSupport(stream) {
   const { MS } = mediaSourceClass();
   if (!MS) return { ok: false, reason: 'This browser has no Media Source Extensions: it cannot play this live stream.' };
+  if (!stream.mime) {
+    // the server found no audio/video track, or one whose codec it cannot name
+    return {
+      ok: false,
+      unsupported: [],
+      reason: stream.has_video || stream.has_audio
+        ? 'The server does not know the codec of this stream: it cannot be played.'
+        : 'This stream has no audio or video track (only text or metadata): there is nothing to play.',
+    };
+  }
   if (MS.isTypeSupported(stream.mime)) return { ok: true };
   const container = (stream.mime.split(';')[0] || 'video/mp4').trim();
   const codecs = (stream.codecs ?? (/codecs="?([^"]*)"?/.exec(stream.mime)?.[1] ?? ''))

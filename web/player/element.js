@@ -66,6 +66,8 @@ export class Fmp4PlayerElement extends ElementBase {
     /** @type {Fmp4Player} */
     this.player = new Fmp4Player(this.video, { autoplay: false, canvas: this.canvas });
     this._fatalMessage = '';
+    /** the `warning` of the current `stream` message ('' if none) */
+    this._streamWarning = '';
     for (const type of ['statechange', 'error', 'stats', 'stream', 'automute']) {
       this.player.addEventListener(type, (ev) => {
         const detail = /** @type {CustomEvent} */ (ev).detail;
@@ -120,6 +122,7 @@ export class Fmp4PlayerElement extends ElementBase {
     const src = this.getAttribute('src');
     this.player.stop();
     this._fatalMessage = '';
+    this._streamWarning = '';
     this._showMessage('');
     if (!src) return;
     this.player.src = src;
@@ -139,7 +142,13 @@ export class Fmp4PlayerElement extends ElementBase {
       if (s === 'unsupported') this._showMessage(this._fatalMessage);
       else if (s === 'reconnecting') this._showMessage('Connection lost — reconnecting…');
       else if (s === 'ended') this._showMessage('The stream has ended.');
-      else if (s === 'playing' || s === 'loading' || s === 'connecting') this._showMessage('');
+      else if (s === 'playing') { this._streamWarning = ''; this._showMessage(''); }
+      else if (s === 'loading' || s === 'connecting') this._showMessage(this._streamWarning);
+    } else if (type === 'stream') {
+      // the server's diagnostic for this init (e.g. no fragment came after it): shown until
+      // the stream plays; a `stream` message without one clears it
+      this._streamWarning = typeof detail?.warning === 'string' ? detail.warning : '';
+      if (this.player.state !== 'unsupported') this._showMessage(this._streamWarning);
     } else if (type === 'stats' && !this._statsEl.hidden) {
       this._renderStats(detail);
     } else if (type === 'automute') {
