@@ -11,7 +11,9 @@ constexpr size_t kMaxFtypSize = 4096;
 void
 StreamAssembler::Reset ()
 {
+  int64_t threshold = discont_threshold_ns_;
   *this = StreamAssembler ();
+  discont_threshold_ns_ = threshold;
 }
 
 void
@@ -25,6 +27,7 @@ StreamAssembler::DiscardHeld (Decision *d, const char *why)
   held_ = 0;
   ftyp_held_ = false;
   moof_held_ = false;
+  placed_ = false;
   discont_ = true;
 }
 
@@ -64,12 +67,14 @@ StreamAssembler::PushBox (const BoxHeader &h, uint64_t offset, const uint8_t *da
     case FourCC ("moov"):
       return OnMoov (h, data);
     case FourCC ("moof"):
-      return OnMoof (h, data);
+      return OnMoof (h, offset, data);
     case FourCC ("mdat"):
       return OnMdat (h, offset);
     case FourCC ("styp"): case FourCC ("prft"): case FourCC ("emsg"): case FourCC ("sidx"):
     case FourCC ("ssix"): {
       Decision d;
+      if (moof_held_)
+        DiscardHeld (&d, "the sample data its moof addresses did not follow it");
       if (!init_ || ftyp_held_) {
         d.kind = Decision::kDrop;
         d.note = "dropped '" + FourCCToString (h.type) + "' outside a fragment";
@@ -79,6 +84,10 @@ StreamAssembler::PushBox (const BoxHeader &h, uint64_t offset, const uint8_t *da
       return d;
     }
     default: {
+      // free, skip, uuid... between a moof and the end of the data it addresses belong to the
+      // fragment: its data offsets count them.
+      if (moof_held_)
+        return OnFragmentData (h, false);
       Decision d;
       d.kind = Decision::kDrop;
       // mfra, free, skip, udta, uuid...: not part of a live MSE byte stream.
@@ -140,6 +149,7 @@ StreamAssembler::OnMoov (const BoxHeader &h, const uint8_t *data)
   }
   init_ = std::move (info);
   generation_++;
+  track_end_.clear ();  // a new init starts new timelines
   d.kind = Decision::kEmitInit;
   d.discont = generation_ > 1;
   if (with_ftyp)
@@ -163,7 +173,7 @@ StreamAssembler::OnMoov (const BoxHeader &h, const uint8_t *data)
 }
 
 Decision
-StreamAssembler::OnMoof (const BoxHeader &h, const uint8_t *data)
+StreamAssembler::OnMoof (const BoxHeader &h, uint64_t offset, const uint8_t *data)
 {
   Decision d;
   if (!init_) {
@@ -183,7 +193,7 @@ StreamAssembler::OnMoof (const BoxHeader &h, const uint8_t *data)
     return d;
   }
   if (moof_held_)
-    DiscardHeld (&d, "a moof came without an mdat");
+    DiscardHeld (&d, "a moof came before all the sample data of the previous one");
   if (expect_moov_mdat_) {
     d.warning = "the mdat holding the moov's samples is missing: the first fragment is lost";
     expect_moov_mdat_ = false;
@@ -196,9 +206,136 @@ StreamAssembler::OnMoof (const BoxHeader &h, const uint8_t *data)
     discont_ = true;
     return d;
   }
+  if (!ParseMoofLayout (data, size_t (h.size), *init_, &layout_, &error)) {
+    d.kind = Decision::kDrop;
+    d.warning = "dropped a malformed fragment: " + error;
+    discont_ = true;
+    return d;
+  }
+  if (layout_.reasons)
+    moof_copy_.assign (data, data + h.size);
+  moof_size_ = h.size;
+  moof_position_ = offset - ftyp_offset_;
+  moof_index_ = held_;
+  after_moof_ = 0;
+  placed_ = false;
   moof_held_ = true;
   Hold (&d);
   return d;
+}
+
+// A box after the held moof (mdat, or free/skip/uuid...): held until the moof's sample data
+// is all there, then the fragment goes out.
+Decision
+StreamAssembler::OnFragmentData (const BoxHeader &h, bool is_mdat)
+{
+  Decision d;
+  uint64_t box_start = moof_size_ + after_moof_;
+  if (is_mdat && !placed_) {
+    std::string error;
+    if (!PlaceMoofData (layout_, moof_size_, moof_position_, box_start + h.header_size,
+                        box_start + h.size, &placement_, &error)) {
+      DiscardHeld (&d, error.c_str ());
+      d.kind = Decision::kDrop;
+      return d;
+    }
+    placed_ = true;
+  }
+  Hold (&d);
+  if (d.kind == Decision::kDrop) {
+    DiscardHeld (&d, "too many boxes between a moof and the end of its sample data");
+    return d;
+  }
+  after_moof_ += h.size;
+  if (placed_ && int64_t (moof_size_ + after_moof_) >= placement_.end)
+    FinishFragment (&d);
+  return d;
+}
+
+// Makes *d the emit of the held fragment (the current box included), its moof rewritten if
+// its addressing is not the one MSE takes.
+void
+StreamAssembler::FinishFragment (Decision *d)
+{
+  d->pieces.reserve (held_);
+  for (size_t i = 0; i < held_; i++)
+    d->pieces.push_back ({int (i), {}});
+  if (layout_.reasons) {
+    std::vector<uint64_t> tfdt (layout_.trafs.size (), 0);
+    for (size_t i = 0; i < layout_.trafs.size (); i++) {
+      const TrafLayout &tl = layout_.trafs[i];
+      if (tl.has_tfdt)
+        continue;
+      if (tl.has_tfxd) {
+        tfdt[i] = tl.tfxd_time;
+        continue;
+      }
+      for (const auto &te : track_end_)
+        if (te.first == tl.track_id)
+          tfdt[i] = te.second;
+    }
+    std::string error;
+    std::vector<uint8_t> moof =
+        RewriteMoof (moof_copy_.data (), moof_copy_.size (), layout_, placement_, tfdt, &error);
+    if (moof.empty () || !ParseMoofInto (moof.data (), moof.size (), *init_, &fragment_, &error)) {
+      d->pieces.clear ();
+      DiscardHeld (d, ("could not normalise its moof: " + error).c_str ());
+      d->kind = Decision::kDrop;  // the current box, held above, goes with the rest
+      held_ = 0;
+      return;
+    }
+    d->pieces[moof_index_] = {-1, std::move (moof)};
+    d->normalized = true;
+    stats_.normalized++;
+    uint32_t fresh = layout_.reasons & ~reasons_told_;
+    if (fresh) {
+      reasons_told_ |= fresh;
+      d->info = "rewrote moofs to movie-fragment-relative addressing with a tfdt, as MSE "
+                "requires; the input has " + NormalizeReasonsText (fresh);
+      if (placement_.anchored)
+        d->info += " (absolute offsets that do not count from this stream's start: placed at "
+                   "the mdat)";
+    }
+  }
+  CheckTimeline (d);
+  stats_.fragments++;
+  d->kind = Decision::kEmitFragment;
+  d->fragment = &fragment_;
+  d->discont = d->discont || discont_;
+  discont_ = false;
+  held_ = 0;
+  moof_held_ = false;
+  placed_ = false;
+}
+
+// Compares each track's tfdt with the end of its previous fragment.
+void
+StreamAssembler::CheckTimeline (Decision *d)
+{
+  for (const TrafTiming &t : fragment_.trafs) {
+    if (t.samples == 0 || t.timescale == 0)
+      continue;
+    uint64_t end = t.decode_time + t.duration;
+    auto it = std::find_if (track_end_.begin (), track_end_.end (),
+                            [&] (const auto &te) { return te.first == t.track_id; });
+    if (it == track_end_.end ()) {
+      if (track_end_.size () < 64)
+        track_end_.push_back ({t.track_id, end});
+      continue;
+    }
+    __int128 jump = (__int128) t.decode_time - (__int128) it->second;
+    __int128 jump_ns = jump * 1000000000 / t.timescale;
+    it->second = end;
+    if (jump_ns > discont_threshold_ns_ || -jump_ns > discont_threshold_ns_) {
+      if (!d->timestamp_jump) {
+        stats_.discontinuities++;
+        d->timestamp_jump = true;
+        d->discont = true;
+      }
+      d->note = "track " + std::to_string (t.track_id) + ": tfdt jumps by " +
+                std::to_string (int64_t (jump_ns / 1000000)) + " ms: timestamp discontinuity";
+    }
+  }
 }
 
 Decision
@@ -219,8 +356,10 @@ StreamAssembler::OnMdat (const BoxHeader &h, uint64_t offset)
     d.kind = Decision::kEmitFragment;
     d.pieces.push_back ({-1, std::move (moof)});
     d.pieces.push_back ({0, {}});
+    CheckTimeline (&d);
+    stats_.fragments++;
     d.fragment = &fragment_;
-    d.discont = discont_;
+    d.discont = d.discont || discont_;
     discont_ = false;
     held_ = 0;
     return d;
@@ -232,16 +371,7 @@ StreamAssembler::OnMdat (const BoxHeader &h, uint64_t offset)
     discont_ = true;
     return d;
   }
-  d.kind = Decision::kEmitFragment;
-  d.pieces.reserve (held_ + 1);  // one allocation per fragment, not one per growth
-  for (size_t i = 0; i <= held_; i++)
-    d.pieces.push_back ({int (i), {}});
-  d.fragment = &fragment_;
-  d.discont = discont_;
-  discont_ = false;
-  held_ = 0;
-  moof_held_ = false;
-  return d;
+  return OnFragmentData (h, true);
 }
 
 }  // namespace fmp4ws::core
