@@ -150,6 +150,7 @@ StreamAssembler::OnMoov (const BoxHeader &h, const uint8_t *data)
   init_ = std::move (info);
   generation_++;
   track_end_.clear ();  // a new init starts new timelines
+  have_last_jump_ = false;
   d.kind = Decision::kEmitInit;
   d.discont = generation_ > 1;
   if (with_ftyp)
@@ -327,10 +328,24 @@ StreamAssembler::CheckTimeline (Decision *d)
     __int128 jump_ns = jump * 1000000000 / t.timescale;
     it->second = end;
     if (jump_ns > discont_threshold_ns_ || -jump_ns > discont_threshold_ns_) {
-      if (!d->timestamp_jump) {
-        stats_.discontinuities++;
-        d->timestamp_jump = true;
-        d->discont = true;
+      // The other tracks of a stream jump by about as much, maybe in later moofs (one moof
+      // per track, or a track without samples in this one): one discontinuity, flagged once.
+      __int128 diff = jump_ns - last_jump_ns_;
+      bool same = have_last_jump_ && diff <= discont_threshold_ns_ &&
+                  -diff <= discont_threshold_ns_ &&
+                  std::find (jumped_tracks_.begin (), jumped_tracks_.end (), t.track_id) ==
+                      jumped_tracks_.end ();
+      if (same) {
+        jumped_tracks_.push_back (t.track_id);
+      } else {
+        have_last_jump_ = true;
+        last_jump_ns_ = int64_t (jump_ns);
+        jumped_tracks_.assign (1, t.track_id);
+        if (!d->timestamp_jump) {
+          stats_.discontinuities++;
+          d->timestamp_jump = true;
+          d->discont = true;
+        }
       }
       d->note = "track " + std::to_string (t.track_id) + ": tfdt jumps by " +
                 std::to_string (int64_t (jump_ns / 1000000)) + " ms: timestamp discontinuity";

@@ -116,6 +116,10 @@ private:
   // Per track: the end (tfdt + durations, track timescale) of its last fragment.
   std::vector<std::pair<uint32_t, uint64_t>> track_end_;
   uint32_t reasons_told_ = 0;
+  // The last discontinuity: its jump (ns) and the tracks that made it.
+  bool have_last_jump_ = false;
+  int64_t last_jump_ns_ = 0;
+  std::vector<uint32_t> jumped_tracks_;
   int64_t discont_threshold_ns_ = kDefaultDiscontThresholdNs;
   AssemblerStats stats_;
 };
