@@ -813,10 +813,12 @@ gst_fmp4_init_cache_class_init (GstFmp4InitCacheClass *klass)
    *
    * A track's `tfdt` that differs from the end of its previous fragment (its `tfdt` plus
    * its sample durations) by more than this, backwards or forwards, within one init
-   * segment (an encoder or camera that resets, a looped file, a 32-bit `tfdt` that wraps)
+   * segment (an encoder or camera that resets, a looped file)
    * is a timestamp discontinuity: the fragment is flagged %GST_BUFFER_FLAG_DISCONT and
    * counted in #GstFmp4InitCache:stats. websocketsink then restarts its viewers'
-   * rebased timelines there, so they stay continuous. In nanoseconds.
+   * rebased timelines there, so they stay continuous. A 32-bit `tfdt` that wraps
+   * within this threshold is no discontinuity: it is written as a 64-bit `tfdt` that
+   * goes on. In nanoseconds.
    *
    * Since: 0.2
    */

@@ -43,6 +43,7 @@ NormalizeReasonsText (uint32_t reasons)
   add (kImplicitDataOffset, "trun without data_offset (as with omit_tfhd_offset)");
   add (kMissingTfdt, "traf without tfdt (time taken from Smooth Streaming's tfxd, else from the "
                      "end of the track's previous fragment)");
+  add (kTfdtWrap, "32-bit tfdt that wrapped around (written as a 64-bit tfdt that goes on)");
   return s;
 }
 
@@ -93,6 +94,9 @@ ParseMoofLayout (const uint8_t *moof, size_t size, const InitInfo &init, MoofLay
         }
       } else if (tr.type () == FourCC ("tfdt")) {
         tl.has_tfdt = true;
+        tl.tfdt_version = r.U8 ();
+        r.Skip (3);
+        tl.tfdt = tl.tfdt_version == 1 ? r.U64 () : r.U32 ();
       } else if (tr.type () == FourCC ("uuid") && tr.payload_size () >= 16 + 4 &&
                  memcmp (tr.payload (), kTfxdUuid, 16) == 0) {
         r.Skip (16);
@@ -256,8 +260,7 @@ PlaceMoofData (const MoofLayout &layout, uint64_t moof_size, uint64_t moof_posit
 
 std::vector<uint8_t>
 RewriteMoof (const uint8_t *moof, size_t size, const MoofLayout &layout,
-             const DataPlacement &placement, const std::vector<uint64_t> &missing_tfdt,
-             std::string *error)
+             const DataPlacement &placement, std::string *error)
 {
   BoxHeader h;
   if (ParseBoxHeader (moof, size, size, &h) != HeaderStatus::kOk || h.size != size) {
@@ -297,11 +300,13 @@ RewriteMoof (const uint8_t *moof, size_t size, const MoofLayout &layout,
         }
         w.Bytes (tr.payload () + r.pos (), tr.payload_size () - r.pos ());
         w.EndBox (b);
-        if (!tl.has_tfdt) {
+        if (tl.set_tfdt || !tl.has_tfdt) {
           size_t t = w.BeginFullBox (FourCC ("tfdt"), 1, 0);
-          w.U64 (traf_index < missing_tfdt.size () ? missing_tfdt[traf_index] : 0);
+          w.U64 (tl.tfdt_out);
           w.EndBox (t);
         }
+      } else if (tr.type () == FourCC ("tfdt") && (tl.set_tfdt || !tl.has_tfdt)) {
+        continue;  // written after the tfhd
       } else if (tr.type () == FourCC ("trun")) {
         uint8_t version = r.U8 ();
         uint32_t flags = r.U24 ();

@@ -20,6 +20,7 @@ enum NormalizeReason : uint32_t
   kImplicitBase = 1u << 1,        // several trafs, a later one based on the previous traf's data
   kImplicitDataOffset = 1u << 2,  // a trun without data_offset (follows the previous run)
   kMissingTfdt = 1u << 3,         // a traf without tfdt (time from tfxd or the previous end)
+  kTfdtWrap = 1u << 4,            // a 32-bit (version 0) tfdt that wrapped: written as version 1
 };
 // "absolute base_data_offset, ..." for the reasons set in `reasons`.
 std::string NormalizeReasonsText (uint32_t reasons);
@@ -37,6 +38,10 @@ struct TrafLayout
   uint32_t tfhd_flags = 0;
   uint64_t base_data_offset = 0;  // tfhd flag 0x000001
   bool has_tfdt = false;
+  uint8_t tfdt_version = 0;
+  uint64_t tfdt = 0;              // its baseMediaDecodeTime
+  bool set_tfdt = false;          // RewriteMoof writes tfdt_out (version 1) for this traf
+  uint64_t tfdt_out = 0;
   bool has_tfxd = false;          // Smooth Streaming's TfxdBox (uuid 6d1d9b05-...)
   uint64_t tfxd_time = 0;         // its fragment_absolute_time (track timescale)
   std::vector<TrunLayout> truns;
@@ -76,11 +81,11 @@ bool PlaceMoofData (const MoofLayout &layout, uint64_t moof_size, uint64_t moof_
 
 // A copy of the moof (header included) with default-base-is-moof in every tfhd (its
 // base_data_offset removed), a data_offset in every trun (the placement's, relative to the
-// new moof), and a version-1 tfdt after the tfhd of each traf that had none, with
-// missing_tfdt[i] for traf i. Everything else is copied unchanged. Returns an empty vector
-// (*error) if an offset does not fit a trun's signed 32-bit data_offset.
+// new moof), and, for each traf with `set_tfdt` (those without tfdt, those whose 32-bit tfdt
+// wrapped), a version-1 tfdt of `tfdt_out` right after its tfhd in place of its own.
+// Everything else is copied unchanged. Returns an empty vector (*error) if an offset does not
+// fit a trun's signed 32-bit data_offset.
 std::vector<uint8_t> RewriteMoof (const uint8_t *moof, size_t size, const MoofLayout &layout,
-                                  const DataPlacement &placement,
-                                  const std::vector<uint64_t> &missing_tfdt, std::string *error);
+                                  const DataPlacement &placement, std::string *error);
 
 }  // namespace fmp4ws::core

@@ -213,6 +213,31 @@ StreamAssembler::OnMoof (const BoxHeader &h, uint64_t offset, const uint8_t *dat
     discont_ = true;
     return d;
   }
+  // A 32-bit tfdt that wrapped: the track's time goes on past 2^32 (version 1 out).
+  for (TrafLayout &tl : layout_.trafs) {
+    if (!tl.has_tfdt || tl.tfdt_version != 0)
+      continue;
+    auto it = std::find_if (track_end_.begin (), track_end_.end (),
+                            [&] (const TrackEnd &te) { return te.track_id == tl.track_id; });
+    if (it == track_end_.end ())
+      continue;
+    const Track *t = init_->FindTrack (tl.track_id);
+    if (!t || t->timescale == 0)
+      continue;
+    uint64_t time = tl.tfdt + (it->wraps << 32);
+    // Just past 2^32 again: the previous end is near the top, this one near 0.
+    __int128 next = (__int128) time + ((__int128) 1 << 32) - it->end;
+    if (next * 1000000000 / t->timescale <= discont_threshold_ns_ &&
+        -next * 1000000000 / t->timescale <= discont_threshold_ns_) {
+      it->wraps++;
+      time += uint64_t (1) << 32;
+    }
+    if (it->wraps) {
+      tl.set_tfdt = true;
+      tl.tfdt_out = time;
+      layout_.reasons |= kTfdtWrap;
+    }
+  }
   if (layout_.reasons)
     moof_copy_.assign (data, data + h.size);
   moof_size_ = h.size;
@@ -262,22 +287,22 @@ StreamAssembler::FinishFragment (Decision *d)
   for (size_t i = 0; i < held_; i++)
     d->pieces.push_back ({int (i), {}});
   if (layout_.reasons) {
-    std::vector<uint64_t> tfdt (layout_.trafs.size (), 0);
-    for (size_t i = 0; i < layout_.trafs.size (); i++) {
-      const TrafLayout &tl = layout_.trafs[i];
+    for (TrafLayout &tl : layout_.trafs) {
       if (tl.has_tfdt)
         continue;
+      tl.set_tfdt = true;
+      tl.tfdt_out = 0;
       if (tl.has_tfxd) {
-        tfdt[i] = tl.tfxd_time;
+        tl.tfdt_out = tl.tfxd_time;
         continue;
       }
-      for (const auto &te : track_end_)
-        if (te.first == tl.track_id)
-          tfdt[i] = te.second;
+      for (const TrackEnd &te : track_end_)
+        if (te.track_id == tl.track_id)
+          tl.tfdt_out = te.end;
     }
     std::string error;
     std::vector<uint8_t> moof =
-        RewriteMoof (moof_copy_.data (), moof_copy_.size (), layout_, placement_, tfdt, &error);
+        RewriteMoof (moof_copy_.data (), moof_copy_.size (), layout_, placement_, &error);
     if (moof.empty () || !ParseMoofInto (moof.data (), moof.size (), *init_, &fragment_, &error)) {
       d->pieces.clear ();
       DiscardHeld (d, ("could not normalise its moof: " + error).c_str ());
@@ -318,15 +343,15 @@ StreamAssembler::CheckTimeline (Decision *d)
       continue;
     uint64_t end = t.decode_time + t.duration;
     auto it = std::find_if (track_end_.begin (), track_end_.end (),
-                            [&] (const auto &te) { return te.first == t.track_id; });
+                            [&] (const TrackEnd &te) { return te.track_id == t.track_id; });
     if (it == track_end_.end ()) {
       if (track_end_.size () < 64)
-        track_end_.push_back ({t.track_id, end});
+        track_end_.push_back ({t.track_id, end, 0});
       continue;
     }
-    __int128 jump = (__int128) t.decode_time - (__int128) it->second;
+    __int128 jump = (__int128) t.decode_time - (__int128) it->end;
     __int128 jump_ns = jump * 1000000000 / t.timescale;
-    it->second = end;
+    it->end = end;
     if (jump_ns > discont_threshold_ns_ || -jump_ns > discont_threshold_ns_) {
       // The other tracks of a stream jump by about as much, maybe in later moofs (one moof
       // per track, or a track without samples in this one): one discontinuity, flagged once.

@@ -113,8 +113,15 @@ private:
   uint64_t after_moof_ = 0;         // bytes of the boxes held after the moof
   bool placed_ = false;
   DataPlacement placement_;
-  // Per track: the end (tfdt + durations, track timescale) of its last fragment.
-  std::vector<std::pair<uint32_t, uint64_t>> track_end_;
+  // Per track: the end (tfdt + durations, track timescale) of its last fragment, and how
+  // often its 32-bit tfdt wrapped.
+  struct TrackEnd
+  {
+    uint32_t track_id;
+    uint64_t end;
+    uint64_t wraps;
+  };
+  std::vector<TrackEnd> track_end_;
   uint32_t reasons_told_ = 0;
   // The last discontinuity: its jump (ns) and the tracks that made it.
   bool have_last_jump_ = false;

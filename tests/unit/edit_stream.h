@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <map>
 #include <vector>
 
 #include "box.h"
@@ -89,6 +90,46 @@ ShiftTfdt (std::vector<uint8_t> *data, size_t from, size_t to, double seconds)
     }
     index++;
   }
+}
+
+// Makes every 32-bit (version 0) tfdt wrap at moof `at`: each track's times become
+// (tfdt - T) mod 2^32, T being its tfdt in its first moof from `at` on. Returns T - 2^32 per
+// track (what the unwrapped times are shifted by: tfdt' = tfdt - (T - 2^32)).
+inline std::map<uint32_t, int64_t>
+WrapTfdtAt (std::vector<uint8_t> *data, size_t at)
+{
+  std::map<uint32_t, uint32_t> base;
+  std::map<uint32_t, int64_t> shift;
+  std::vector<std::pair<uint8_t *, uint32_t>> tfdts;  // (box payload, track)
+  size_t index = 0;
+  for (const TopBox &b : TopBoxes (*data)) {
+    if (b.type != FourCC ("moof"))
+      continue;
+    BoxIterator it (data->data () + b.offset + 8, b.size - 8);
+    while (it.Next ()) {
+      if (it.type () != FourCC ("traf"))
+        continue;
+      uint32_t track = 0;
+      BoxIterator tr (it.payload (), it.payload_size ());
+      while (tr.Next ()) {
+        uint8_t *p = const_cast<uint8_t *> (tr.payload ());
+        if (tr.type () == FourCC ("tfhd"))
+          track = LoadU32 (p + 4);
+        if (tr.type () == FourCC ("tfdt")) {
+          EXPECT_EQ (p[0], 0) << "a version 0 tfdt";
+          tfdts.push_back ({p, track});
+          if (index >= at && !base.count (track))
+            base[track] = LoadU32 (p + 4);
+        }
+      }
+    }
+    index++;
+  }
+  for (auto &[p, track] : tfdts)
+    StoreU32 (p + 4, LoadU32 (p + 4) - base[track]);  // mod 2^32
+  for (auto &[track, t] : base)
+    shift[track] = int64_t (t) - (int64_t (1) << 32);
+  return shift;
 }
 
 // Rebuilds every moof without its tfdt boxes; the trun data_offsets (moof-relative, as with

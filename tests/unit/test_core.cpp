@@ -1038,3 +1038,36 @@ TEST (Discontinuity, SmallJitterAndANewInitAreNotJumps)
   for (const Segment &g : two)
     EXPECT_FALSE (g.timestamp_jump);
 }
+
+TEST (Discontinuity, A32BitTfdtThatWrapsGoesOnIn64Bits)
+{
+  // mp4mux: tfdt version 0, one traf per moof (the tracks alternate).
+  std::vector<uint8_t> data = ReadFixture ("mp4mux-av.mp4");
+  std::vector<Segment> ref = ReadAll (data);
+  std::map<uint32_t, int64_t> shift = WrapTfdtAt (&data, 4);
+  ASSERT_EQ (shift.size (), 2u);
+  StreamReader r;
+  std::vector<Segment> got = r.Push (data.data (), data.size ());
+  ASSERT_EQ (got.size (), ref.size ());
+  int normalized = 0;
+  std::string info;
+  for (size_t i = 0; i < got.size (); i++) {
+    EXPECT_NE (got[i].kind, Segment::kWarning) << got[i].message;
+    if (got[i].kind != Segment::kFragment)
+      continue;
+    EXPECT_FALSE (got[i].timestamp_jump) << i;
+    EXPECT_FALSE (got[i].discont) << i;
+    normalized += got[i].normalized;
+    info += got[i].info;
+    // Every time is the original one, shifted by the same amount per track: continuous.
+    for (size_t t = 0; t < got[i].fragment.trafs.size (); t++) {
+      const TrafTiming &g = got[i].fragment.trafs[t], &o = ref[i].fragment.trafs[t];
+      EXPECT_EQ (int64_t (g.decode_time), int64_t (o.decode_time) - shift[o.track_id])
+          << "segment " << i;
+    }
+    CheckMseAddressing (got[i], got[0].init, "wrapped " + std::to_string (i));
+  }
+  EXPECT_GT (normalized, 0);
+  EXPECT_NE (info.find ("wrapped"), std::string::npos) << info;
+  EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
+}
