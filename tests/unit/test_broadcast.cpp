@@ -599,16 +599,52 @@ TEST (Broadcast, RebasedTimelineStaysContinuousAcrossTimestampJumps)
   Broadcaster::ViewerOptions raw_options;
   raw_options.rebase = false;
   auto raw = b.AddViewer (raw_options);
-  std::vector<Message> got = Drain (b, rebased), got_raw = Drain (b, raw);
+  // /stream.mp4: the same rebasing, no WebSocket framing.
+  Broadcaster::ViewerOptions progressive_options;
+  progressive_options.framing = Framing::kRaw;
+  auto progressive = b.AddViewer (progressive_options);
+  std::vector<uint8_t> progressive_bytes;  // what /stream.mp4 would write
+  size_t progressive_fragments = 0;
+  auto drain_raw_framing = [&] (std::vector<Message> *) {
+    const auto *q = b.Queue (progressive);
+    while (q && !q->empty ()) {
+      const OutMessage &m = q->front ();
+      progressive_fragments += m.is_fragment;
+      if (m.head)
+        progressive_bytes.insert (progressive_bytes.end (), m.head->begin (), m.head->end ());
+      progressive_bytes.insert (progressive_bytes.end (), m.body.data + m.body_offset,
+                                m.body.data + m.body_offset + m.body_size);
+      b.Consumed (progressive, m.size ());
+    }
+  };
+
+  std::vector<Message> got = Drain (b, rebased), got_raw = Drain (b, raw), got_progressive;
+  drain_raw_framing (&got_progressive);
   for (const ItemPtr &f : s.fragments) {
     b.PushFragment (f);
     for (const Message &m : Drain (b, rebased))
       got.push_back (m);
     for (const Message &m : Drain (b, raw))
       got_raw.push_back (m);
+    drain_raw_framing (&got_progressive);
   }
   // Each track goes on where it ended (ffmpeg's audio has gaps of about a frame of its own);
   // without rebasing the jumps are there.
   EXPECT_LT (LargestTrackGap (got, *s.init->init), 0.1);
+  // The progressive stream read back as a file: one init, every fragment, continuous.
+  StreamReader reader;
+  std::vector<Segment> segs = reader.Push (progressive_bytes.data (), progressive_bytes.size ());
+  std::vector<Message> as_messages;
+  for (const Segment &g : segs) {
+    EXPECT_NE (g.kind, Segment::kWarning) << g.message;
+    EXPECT_FALSE (g.timestamp_jump);
+    if (g.kind == Segment::kFragment)
+      as_messages.push_back ({2, g.bytes});
+  }
+  got_progressive = as_messages;
+  EXPECT_LT (LargestTrackGap (got_progressive, *s.init->init), 0.1);
   EXPECT_GT (LargestTrackGap (got_raw, *s.init->init), 29.0);
+  // Every fragment reached /stream.mp4 (as many fragments as pushed, read back as a file).
+  EXPECT_EQ (progressive_fragments, s.fragments.size ());
+  EXPECT_EQ (got_progressive.size (), s.fragments.size ());
 }
