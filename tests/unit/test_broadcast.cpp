@@ -644,7 +644,13 @@ TEST (Broadcast, RebasedTimelineStaysContinuousAcrossTimestampJumps)
   got_progressive = as_messages;
   EXPECT_LT (LargestTrackGap (got_progressive, *s.init->init), 0.1);
   EXPECT_GT (LargestTrackGap (got_raw, *s.init->init), 29.0);
-  // Every fragment reached /stream.mp4 (as many fragments as pushed, read back as a file).
-  EXPECT_EQ (progressive_fragments, s.fragments.size ());
-  EXPECT_EQ (got_progressive.size (), s.fragments.size ());
+  // /stream.mp4 got the fragments the WebSocket viewer got (all from the first keyframe
+  // fragment on), and read back as a file they are all there.
+  size_t ws_fragments = 0;
+  for (const Message &m : got)
+    ws_fragments += m.opcode == 2;
+  ws_fragments--;  // the init segment
+  EXPECT_GE (ws_fragments, s.fragments.size () - 1);
+  EXPECT_EQ (progressive_fragments, ws_fragments);
+  EXPECT_EQ (got_progressive.size (), ws_fragments);
 }
