@@ -289,6 +289,7 @@ reset_stream (GstFmp4InitCache *self, bool clear_results)
   GST_OBJECT_LOCK (self);
   priv->splitter.set_max_box_size (priv->max_box_size);
   priv->assembler.set_discont_threshold_ns (int64_t (priv->discont_threshold));
+  priv->assembler.set_max_data_span (priv->max_box_size);
   if (clear_results) {
     priv->init_segments = priv->fragments = priv->fragments_normalized = 0;
     priv->discontinuities = 0;
@@ -733,7 +734,9 @@ gst_fmp4_init_cache_class_init (GstFmp4InitCacheClass *klass)
    * GstFmp4InitCache:max-box-size:
    *
    * Largest top-level box accepted, in bytes. A bigger box is an error (its bytes
-   * would have to be held in memory whole).
+   * would have to be held in memory whole). Also the most bytes the sample data of
+   * one fragment may span after its moof (several mdats held until all are there):
+   * a fragment that addresses more is dropped with a warning.
    *
    * Since: 0.1
    */
@@ -741,7 +744,8 @@ gst_fmp4_init_cache_class_init (GstFmp4InitCacheClass *klass)
       gobject_class, PROP_MAX_BOX_SIZE,
       g_param_spec_uint64 ("max-box-size", "Maximum box size",
                            "Largest top-level box (moov, moof, mdat...) accepted, in bytes; a "
-                           "larger one stops the stream with an error",
+                           "larger one stops the stream with an error. Also bounds the bytes a "
+                           "fragment's sample data spans after its moof",
                            MIN_MAX_BOX_SIZE, G_MAXUINT32, DEFAULT_MAX_BOX_SIZE,
                            GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                         GST_PARAM_MUTABLE_READY)));

@@ -178,8 +178,15 @@ PlaceMoofData (const MoofLayout &layout, uint64_t moof_size, uint64_t moof_posit
   std::vector<bool> absolute;
   int64_t prev_traf_end = 0;
   bool first_traf = true;
+  // Offsets past this are nonsense (a 64-bit base_data_offset, a sample table that sums past
+  // any box): refused before any arithmetic could overflow.
+  constexpr int64_t kFar = int64_t (1) << 52;
   for (const TrafLayout &tl : layout.trafs) {
     bool abs = tl.tfhd_flags & kBaseDataOffsetPresent;
+    if (abs && (tl.base_data_offset > uint64_t (kFar) || moof_position > uint64_t (kFar))) {
+      *error = "moof: base_data_offset " + std::to_string (tl.base_data_offset) + " out of range";
+      return false;
+    }
     int64_t base;
     if (abs)
       base = int64_t (tl.base_data_offset) - int64_t (moof_position);
@@ -211,6 +218,10 @@ PlaceMoofData (const MoofLayout &layout, uint64_t moof_size, uint64_t moof_posit
         pos = std::max (int64_t (data_start), prev_traf_end);
       else if (i == 0)
         pos = base;
+      if (pos > kFar || pos < -kFar || run.bytes > uint64_t (kFar)) {
+        *error = "moof: sample data offsets out of range";
+        return false;
+      }
       out->starts.push_back (pos);
       absolute.push_back (abs);
       pos += int64_t (run.bytes);

@@ -12,8 +12,10 @@ void
 StreamAssembler::Reset ()
 {
   int64_t threshold = discont_threshold_ns_;
+  uint64_t span = max_data_span_;
   *this = StreamAssembler ();
   discont_threshold_ns_ = threshold;
+  max_data_span_ = span;
 }
 
 void
@@ -259,8 +261,15 @@ StreamAssembler::OnFragmentData (const BoxHeader &h, bool is_mdat)
   uint64_t box_start = moof_size_ + after_moof_;
   if (is_mdat && !placed_) {
     std::string error;
-    if (!PlaceMoofData (layout_, moof_size_, moof_position_, box_start + h.header_size,
-                        box_start + h.size, &placement_, &error)) {
+    bool placed = PlaceMoofData (layout_, moof_size_, moof_position_, box_start + h.header_size,
+                                 box_start + h.size, &placement_, &error);
+    if (placed && uint64_t (placement_.end) - moof_size_ > max_data_span_) {
+      error = "its sample data spans " + std::to_string (uint64_t (placement_.end) - moof_size_) +
+              " bytes after the moof, more than max-box-size (" +
+              std::to_string (max_data_span_) + ")";
+      placed = false;
+    }
+    if (!placed) {
       DiscardHeld (&d, error.c_str ());
       d.kind = Decision::kDrop;
       return d;

@@ -68,6 +68,10 @@ public:
   // more than this (ns), backwards or forwards, within one init segment, is a timestamp
   // discontinuity: the fragment is flagged `discont` and `timestamp_jump`.
   void set_discont_threshold_ns (int64_t v) { discont_threshold_ns_ = v; }
+  // Most bytes a moof's sample data may span after it (the boxes held until it is all
+  // there); a fragment addressing more is dropped with a warning. The element passes
+  // max-box-size.
+  void set_max_data_span (uint64_t v) { max_data_span_ = v; }
   const AssemblerStats &stats () const { return stats_; }
 
   // `data` must hold the whole box for every type but mdat (may be null for mdat).
@@ -128,6 +132,7 @@ private:
   int64_t last_jump_ns_ = 0;
   std::vector<uint32_t> jumped_tracks_;
   int64_t discont_threshold_ns_ = kDefaultDiscontThresholdNs;
+  uint64_t max_data_span_ = 64u << 20;
   AssemblerStats stats_;
 };
 

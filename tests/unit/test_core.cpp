@@ -1071,3 +1071,33 @@ TEST (Discontinuity, A32BitTfdtThatWrapsGoesOnIn64Bits)
   EXPECT_NE (info.find ("wrapped"), std::string::npos) << info;
   EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
 }
+
+TEST (Normalize, DataSpanIsBounded)
+{
+  // The TTML fragment's data spans both mdats (2,849 bytes after the moof): with a bound
+  // below that, the fragment is dropped with a warning instead of held.
+  std::vector<uint8_t> data = ReadFixture ("realworld/20_usp_ttml-stpp_two-mdat-per-fragment.mp4");
+  StreamReader r;
+  r.assembler ().set_max_data_span (2000);
+  Summary s = Summarize (r.Push (data.data (), data.size ()));
+  EXPECT_EQ (s.fragments, 0);
+  EXPECT_GE (s.warnings, 1);
+  // A moof whose base_data_offset is out of any range: dropped, no crash.
+  std::vector<uint8_t> bad = ReadFixture ("absolute-base.mp4");
+  for (const TopBox &b : TopBoxes (bad)) {
+    if (b.type != FourCC ("moof"))
+      continue;
+    BoxIterator it (bad.data () + b.offset + 8, b.size - 8);
+    while (it.Next ())
+      if (it.type () == FourCC ("traf")) {
+        BoxIterator tr (it.payload (), it.payload_size ());
+        while (tr.Next ())
+          if (tr.type () == FourCC ("tfhd"))
+            StoreU64 (const_cast<uint8_t *> (tr.payload ()) + 8, 0xfffffffffffffff0ull);
+      }
+  }
+  Summary b = Summarize (ReadAll (bad));
+  EXPECT_EQ (b.fragments, 0);
+  EXPECT_EQ (b.warnings, 2);
+  EXPECT_EQ (b.errors, 0);
+}
