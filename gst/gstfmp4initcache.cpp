@@ -19,7 +19,17 @@
  * moov, followed by a bare mdat: the element sends a clean moov (empty sample
  * tables) and turns those samples into a real first fragment.
  *
- * Top-level `mfra`, `free`, `skip` and unknown boxes are dropped. Garbage
+ * Fragments whose addressing MSE does not take (`tfhd` base_data_offset,
+ * implicit offsets across several trafs, a `trun` without data_offset) or
+ * without `tfdt` get a rewritten moof (movie-fragment-relative, with a `tfdt`
+ * from Smooth Streaming's `tfxd` or the end of the track's previous fragment);
+ * the mdat stays shared. One info message per kind says what was rewritten and
+ * why; #GstFmp4InitCache:stats counts them. Every box a moof's data offsets
+ * span (several mdats, free/skip/uuid) stays in its fragment. A `tfdt` jump
+ * (#GstFmp4InitCache:discont-threshold) flags the fragment
+ * %GST_BUFFER_FLAG_DISCONT.
+ *
+ * Top-level `mfra`, `free`, `skip` and unknown boxes outside a fragment are dropped. Garbage
  * before the first box or between boxes is skipped with a warning (up to
  * 4 MiB, then it is an error); a box larger than #GstFmp4InitCache:max-box-size
  * is an error; a stream that ends inside a box gives a warning.
@@ -62,6 +72,8 @@ using namespace fmp4ws::core;
 // websocketsink (structure field "message", a string).
 #define DIAGNOSTIC_EVENT "fmp4ws-diagnostic"
 #define MIN_MAX_BOX_SIZE 4096
+#define DEFAULT_DISCONT_THRESHOLD (StreamAssembler::kDefaultDiscontThresholdNs)
+#define MIN_DISCONT_THRESHOLD GST_MSECOND
 
 enum
 {
@@ -73,6 +85,8 @@ enum
   PROP_INIT_SEGMENT,
   PROP_WIDTH,
   PROP_HEIGHT,
+  PROP_DISCONT_THRESHOLD,
+  PROP_STATS,
 };
 
 static GstStaticPadTemplate sink_template =
@@ -116,6 +130,9 @@ struct GstFmp4InitCachePrivate
   // text it will say; armed by each init segment, disarmed by the first fragment.
   GstClockID no_fragment_id = nullptr;
   std::string no_fragment_text;
+  guint64 discont_threshold = DEFAULT_DISCONT_THRESHOLD;
+  // Counts since READY→PAUSED (the `stats` property).
+  guint64 init_segments = 0, fragments = 0, fragments_normalized = 0, discontinuities = 0;
   std::string codecs, mime;
   guint width = 0, height = 0;
   GstBuffer *init = nullptr;
@@ -348,7 +365,11 @@ reset_stream (GstFmp4InitCache *self, bool clear_results)
   priv->saw_data = false;
   GST_OBJECT_LOCK (self);
   priv->splitter.set_max_box_size (priv->max_box_size);
+  priv->assembler.set_discont_threshold_ns (int64_t (priv->discont_threshold));
+  priv->assembler.set_max_data_span (priv->max_box_size);
   if (clear_results) {
+    priv->init_segments = priv->fragments = priv->fragments_normalized = 0;
+    priv->discontinuities = 0;
     priv->codecs.clear ();
     priv->mime.clear ();
     priv->width = priv->height = 0;
@@ -465,6 +486,7 @@ emit_init (GstFmp4InitCache *self, const Decision &d, GstBuffer *init)
                    info.width, info.height, info.other_codecs.c_str ());
 
   GST_OBJECT_LOCK (self);
+  priv->init_segments++;
   priv->codecs = info.codecs;
   priv->mime = info.mime;
   priv->width = info.width;
@@ -495,6 +517,14 @@ emit_fragment (GstFmp4InitCache *self, const Decision &d, GstBuffer *frag)
     self->priv->no_fragment_armed = false;
     disarm_no_fragment (self);
   }
+  GstFmp4InitCachePrivate *priv = self->priv;
+  GST_OBJECT_LOCK (self);
+  priv->fragments++;
+  if (d.normalized)
+    priv->fragments_normalized++;
+  if (d.timestamp_jump)
+    priv->discontinuities++;
+  GST_OBJECT_UNLOCK (self);
   if (!f.keyframe)
     GST_BUFFER_FLAG_SET (frag, GST_BUFFER_FLAG_DELTA_UNIT);
   if (d.discont)
@@ -521,6 +551,9 @@ apply_decision (GstFmp4InitCache *self, const Decision &d, gsize size)
   if (!d.warning.empty ())
     GST_ELEMENT_WARNING (self, STREAM, DEMUX, ("Problem in the fragmented MP4 stream"), ("%s",
                          d.warning.c_str ()));
+  if (!d.info.empty ())
+    GST_ELEMENT_INFO (self, STREAM, DEMUX, ("Fragments rewritten for Media Source Extensions"),
+                      ("%s", d.info.c_str ()));
   if (!d.note.empty ())
     GST_INFO_OBJECT (self, "%s", d.note.c_str ());
   if (size == 0)
@@ -718,6 +751,11 @@ gst_fmp4_init_cache_set_property (GObject *object, guint prop_id, const GValue *
       self->priv->no_fragment_timeout = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
+    case PROP_DISCONT_THRESHOLD:
+      GST_OBJECT_LOCK (self);
+      self->priv->discont_threshold = g_value_get_uint64 (value);
+      GST_OBJECT_UNLOCK (self);
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   }
@@ -752,6 +790,18 @@ gst_fmp4_init_cache_get_property (GObject *object, guint prop_id, GValue *value,
     case PROP_HEIGHT:
       g_value_set_uint (value, priv->height);
       break;
+    case PROP_DISCONT_THRESHOLD:
+      g_value_set_uint64 (value, priv->discont_threshold);
+      break;
+    case PROP_STATS:
+      g_value_take_boxed (
+          value, gst_structure_new ("application/x-fmp4initcache-stats", "init-segments",
+                                    G_TYPE_UINT64, priv->init_segments, "fragments",
+                                    G_TYPE_UINT64, priv->fragments, "fragments-normalized",
+                                    G_TYPE_UINT64, priv->fragments_normalized,
+                                    "discontinuities", G_TYPE_UINT64, priv->discontinuities,
+                                    NULL));
+      break;
     default:
       G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
   }
@@ -785,7 +835,9 @@ gst_fmp4_init_cache_class_init (GstFmp4InitCacheClass *klass)
    * GstFmp4InitCache:max-box-size:
    *
    * Largest top-level box accepted, in bytes. A bigger box is an error (its bytes
-   * would have to be held in memory whole).
+   * would have to be held in memory whole). Also the most bytes the sample data of
+   * one fragment may span after its moof (several mdats held until all are there):
+   * a fragment that addresses more is dropped with a warning.
    *
    * Since: 0.1
    */
@@ -793,7 +845,8 @@ gst_fmp4_init_cache_class_init (GstFmp4InitCacheClass *klass)
       gobject_class, PROP_MAX_BOX_SIZE,
       g_param_spec_uint64 ("max-box-size", "Maximum box size",
                            "Largest top-level box (moov, moof, mdat...) accepted, in bytes; a "
-                           "larger one stops the stream with an error",
+                           "larger one stops the stream with an error. Also bounds the bytes a "
+                           "fragment's sample data spans after its moof",
                            MIN_MAX_BOX_SIZE, G_MAXUINT32, DEFAULT_MAX_BOX_SIZE,
                            GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
                                         GST_PARAM_MUTABLE_READY)));
@@ -879,6 +932,49 @@ gst_fmp4_init_cache_class_init (GstFmp4InitCacheClass *klass)
       g_param_spec_uint ("height", "Height", "Display height of the first video track (0: none)",
                          0, G_MAXUINT, 0,
                          GParamFlags (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
+
+  /**
+   * GstFmp4InitCache:discont-threshold:
+   *
+   * A track's `tfdt` that differs from the end of its previous fragment (its `tfdt` plus
+   * its sample durations) by more than this, backwards or forwards, within one init
+   * segment (an encoder or camera that resets, a looped file)
+   * is a timestamp discontinuity: the fragment is flagged %GST_BUFFER_FLAG_DISCONT and
+   * counted in #GstFmp4InitCache:stats. websocketsink then restarts its viewers'
+   * rebased timelines there, so they stay continuous. A 32-bit `tfdt` that wraps
+   * within this threshold is no discontinuity: it is written as a 64-bit `tfdt` that
+   * goes on. In nanoseconds.
+   *
+   * Since: 0.2
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_DISCONT_THRESHOLD,
+      g_param_spec_uint64 ("discont-threshold", "Discontinuity threshold",
+                           "A track's tfdt that jumps, backwards or forwards, by more than this "
+                           "(ns) from the end of its previous fragment is a timestamp "
+                           "discontinuity: the fragment is flagged DISCONT",
+                           MIN_DISCONT_THRESHOLD, G_MAXINT64, DEFAULT_DISCONT_THRESHOLD,
+                           GParamFlags (G_PARAM_READWRITE | G_PARAM_STATIC_STRINGS |
+                                        GST_PARAM_MUTABLE_READY)));
+  /**
+   * GstFmp4InitCache:stats:
+   *
+   * Counts since the element went to PAUSED: `init-segments`, `fragments` (pushed),
+   * `fragments-normalized` (of them, with a moof rewritten to movie-fragment-relative
+   * addressing with a `tfdt`, as the MSE ISO BMFF byte stream format requires: input with
+   * `tfhd` base_data_offset, implicit offsets across trafs, a `trun` without data_offset,
+   * no `tfdt`) and `discontinuities` (fragments with a `tfdt` jump, see
+   * #GstFmp4InitCache:discont-threshold), all guint64.
+   *
+   * Since: 0.2
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_STATS,
+      g_param_spec_boxed ("stats", "Statistics",
+                          "init-segments, fragments, fragments-normalized (moof rewritten for "
+                          "MSE), discontinuities (tfdt jumps), since PAUSED",
+                          GST_TYPE_STRUCTURE,
+                          GParamFlags (G_PARAM_READABLE | G_PARAM_STATIC_STRINGS)));
 
   gst_element_class_add_static_pad_template (element_class, &sink_template);
   gst_element_class_add_static_pad_template (element_class, &src_template);

@@ -607,6 +607,7 @@ gst_web_socket_sink_render (GstBaseSink *sink, GstBuffer *buffer)
   item->generation = priv->generation;
   item->payload = {mapped->map.data, mapped->map.size, mapped};
   item->keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+  item->discont = GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DISCONT);
   BoxIterator it (mapped->map.data, mapped->map.size);
   while (it.Next ()) {
     if (it.type () != FourCC ("moof"))

@@ -148,6 +148,10 @@ Broadcaster::QueueFragment (ViewerId id, Viewer &v, const ItemPtr &fp)
   size_t keep = 0;  // bytes of the payload copied into head (rewritten moof)
   bool rebase = RebaseOf (v) && f.info && f.decode_time_ns >= 0 &&
                 f.moof_offset + f.moof_size <= f.payload.size;
+  // A timestamp jump (fmp4initcache flags the first fragment of it once, whichever track
+  // comes first): the viewer's timeline goes on from where it was.
+  if (rebase && f.discont)
+    v.have_offset = false;
   if (rebase) {
     if (!v.have_offset) {
       v.offset_ns = f.decode_time_ns - v.timeline_end_ns;
@@ -210,6 +214,8 @@ Broadcaster::StartViewer (ViewerId id, Viewer &v)
     ns += std::max<int64_t> (f->duration_ns, 0);
     end = std::max (end, f->end_ns);
   }
+  if (gop_discont_)
+    end = gop_.front ()->decode_time_ns + ns;  // decode times jump inside: count durations
   if (v.backlog_bytes + bytes > config_.max_backlog_bytes ||
       v.backlog_ns + ns > config_.max_backlog_ns)
     return;
@@ -283,12 +289,17 @@ Broadcaster::CacheFragment (const ItemPtr &f)
   if (f->keyframe) {
     gop_.clear ();
     gop_bytes_ = 0;
+    gop_ns_ = 0;
+    gop_discont_ = false;
   } else if (gop_.empty ()) {
     return;  // no keyframe to start from
+  } else if (f->discont) {
+    gop_discont_ = true;
   }
   gop_.push_back (f);
   gop_bytes_ += f->payload.size;
-  int64_t span = f->end_ns - gop_.front ()->decode_time_ns;
+  gop_ns_ += std::max<int64_t> (f->duration_ns, 0);
+  int64_t span = gop_discont_ ? gop_ns_ : f->end_ns - gop_.front ()->decode_time_ns;
   if (gop_bytes_ > config_.gop_max_bytes || span > config_.gop_max_ns) {
     // Too long to replay: new viewers wait for the next keyframe instead.
     gop_.clear ();

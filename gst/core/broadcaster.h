@@ -38,6 +38,9 @@ struct StreamItem
   std::string stream_json;  // the `stream` message for this init
   // kFragment
   bool keyframe = false;
+  // A timestamp discontinuity (the buffer's DISCONT: a tfdt jump, or lost data) starts here:
+  // rebased viewers' timelines restart at it, so they stay continuous.
+  bool discont = false;
   uint32_t sequence = 0;
   int64_t decode_time_ns = -1;  // earliest track start (ns), -1 if unknown
   int64_t end_ns = -1;          // latest track end (ns)
@@ -216,6 +219,8 @@ private:
   ItemPtr init_;
   std::vector<ItemPtr> gop_;  // from the latest keyframe fragment of the current init
   uint64_t gop_bytes_ = 0;
+  int64_t gop_ns_ = 0;         // sum of the cached fragments' durations
+  bool gop_discont_ = false;   // a discontinuity inside the cached GOP
   std::unordered_map<ViewerId, Viewer> viewers_;
   ViewerId next_id_ = 1;
   std::vector<Event> events_;

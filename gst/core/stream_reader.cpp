@@ -57,6 +57,9 @@ StreamReader::Apply (const Decision &d, std::vector<uint8_t> box, std::vector<Se
       if (d.fragment)
         s.fragment = *d.fragment;
       s.discont = d.discont;
+      s.normalized = d.normalized;
+      s.timestamp_jump = d.timestamp_jump;
+      s.info = d.info;
       held_.clear ();
       out->push_back (std::move (s));
       return;

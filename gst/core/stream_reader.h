@@ -21,6 +21,9 @@ struct Segment
   FragmentInfo fragment;       // kFragment
   bool discont = false;
   std::string message;         // kWarning / kError
+  bool normalized = false;     // kFragment: its moof was rewritten (normalize.h)
+  bool timestamp_jump = false; // kFragment: a track's tfdt jumped (a discontinuity)
+  std::string info;            // what was normalised and why, the first time
 };
 
 class StreamReader
@@ -32,6 +35,7 @@ public:
   // End of stream: a warning if bytes of an incomplete box remain.
   std::vector<Segment> Finish ();
   size_t buffered () const { return queue_.Available (); }
+  StreamAssembler &assembler () { return assembler_; }
 
 private:
   class Queue : public ByteSource

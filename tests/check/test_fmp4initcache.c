@@ -3,6 +3,7 @@
 #include <gst/check/gstharness.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* A buffer wrapping (not copying) bytes [offset, offset+size) of `data`. */
 static GstBuffer *
@@ -544,6 +545,240 @@ GST_START_TEST (test_no_fragment_timeout_zero_disables)
 }
 GST_END_TEST;
 
+/* ---- Normalisation (issue 13): moofs rewritten to movie-fragment-relative addressing. ---- */
+
+static guint32
+rd32 (const guint8 *p)
+{
+  return GST_READ_UINT32_BE (p);
+}
+
+/* Pushes `data` whole (one input buffer), then EOS; keeps the element for its properties. */
+static GstHarness *
+run_whole (GBytes *data, const gchar *props, GPtrArray *buffers, GList **messages)
+{
+  gchar *desc = g_strdup_printf ("fmp4initcache name=cache %s", props ? props : "");
+  GstHarness *h = gst_harness_new_parse (desc);
+  GstBus *bus = gst_bus_new ();
+  GstBuffer *buf;
+  GstMessage *msg;
+  g_free (desc);
+  gst_element_set_bus (h->element, bus);
+  gst_harness_set_src_caps_str (h, "video/quicktime");
+  fail_unless_equals_int (gst_harness_push (h, wrap (data, 0, g_bytes_get_size (data))),
+                          GST_FLOW_OK);
+  gst_harness_push_event (h, gst_event_new_eos ());
+  while ((buf = gst_harness_try_pull (h)))
+    g_ptr_array_add (buffers, buf);
+  while ((msg = gst_bus_pop (bus)))
+    *messages = g_list_append (*messages, msg);
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  return h;
+}
+
+static guint64
+stat_of (GstHarness *h, const gchar *field)
+{
+  GstStructure *st = NULL;
+  guint64 v = 0;
+  GstElement *cache = gst_bin_get_by_name (GST_BIN (h->element), "cache");
+  fail_unless (cache != NULL);
+  g_object_get (cache, "stats", &st, NULL);
+  gst_object_unref (cache);
+  fail_unless (st != NULL);
+  fail_unless (gst_structure_get_uint64 (st, field, &v), "no %s in stats", field);
+  gst_structure_free (st);
+  return v;
+}
+
+/* ffprobe's packet count per stream ("30,45,") of a file. */
+static gchar *
+probe_packets (const gchar *path)
+{
+  gchar *cmd = g_strdup_printf ("ffprobe -v error -count_packets -show_entries "
+                                "stream=nb_read_packets -of csv=p=0 '%s'", path);
+  gchar *out = NULL;
+  gint status = 0;
+  GError *err = NULL;
+  fail_unless (g_spawn_command_line_sync (cmd, &out, NULL, &status, &err), "%s: %s", cmd,
+               err ? err->message : "");
+  fail_unless (g_spawn_check_wait_status (status, NULL), "%s failed", cmd);
+  g_free (cmd);
+  g_strdelimit (out, "\n", ',');
+  return out;
+}
+
+GST_START_TEST (test_normalised_output_keeps_every_sample)
+{
+  /* name, reason in the info message, ffprobe's count of the input if it reads it wrong */
+  const gchar *cases[][3] = {
+      {"absolute-base.mp4", "base_data_offset", NULL},
+      {"omit-tfhd-offset.mp4", "several trafs", NULL},
+      {"realworld/02_ffmpeg-lavf58_h264-aac_partially-fragmented.mp4", "base_data_offset", NULL},
+      /* ffmpeg reads GPAC 0.5's second traf as the spec says (from the end of the first traf's
+       * data) and finds 88 audio packets, with decode errors: the trun sample counts are 82 and
+       * 119, and our output has them all, decoded without an error. */
+      {"realworld/08_gpac050_h264-aac_2traf_implicit-base_sidx-per-frag.mp4", "several trafs",
+       "82,119,"},
+      {"realworld/22_ffmpeg-lavf60_ismv-smooth_h264-aac_tfxd-uuid_trun-v1-neg.mp4", "tfdt", NULL},
+  };
+  for (guint c = 0; c < G_N_ELEMENTS (cases); c++) {
+    GBytes *data = read_fixture (cases[c][0]);
+    gsize in_size;
+    const guint8 *in = g_bytes_get_data (data, &in_size);
+    GPtrArray *buffers = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
+    GList *messages = NULL;
+    GstHarness *h = run_whole (data, NULL, buffers, &messages);
+
+    /* One info message per kind of rewrite, naming it. */
+    guint infos = 0;
+    for (GList *l = messages; l; l = l->next) {
+      GstMessage *m = l->data;
+      fail_if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR, "%s: error", cases[c][0]);
+      fail_if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_WARNING, "%s: warning", cases[c][0]);
+      if (GST_MESSAGE_TYPE (m) != GST_MESSAGE_INFO)
+        continue;
+      GError *err = NULL;
+      gchar *dbg = NULL;
+      gst_message_parse_info (m, &err, &dbg);
+      fail_unless (strstr (dbg, cases[c][1]) != NULL, "%s: info '%s'", cases[c][0], dbg);
+      infos++;
+      g_error_free (err);
+      g_free (dbg);
+    }
+    fail_unless_equals_int (infos, 1);
+    guint64 fragments = stat_of (h, "fragments");
+    fail_unless_equals_uint64 (fragments, buffers->len - 1);
+    fail_unless (stat_of (h, "fragments-normalized") > 0);
+    fail_unless_equals_uint64 (stat_of (h, "discontinuities"), 0);
+    fail_unless_equals_uint64 (stat_of (h, "init-segments"), 1);
+
+    /* The mdat is never copied: the last memory of each fragment is the input's. */
+    for (guint i = 1; i < buffers->len; i++) {
+      GstBuffer *b = g_ptr_array_index (buffers, i);
+      GstMemory *last = gst_buffer_peek_memory (b, gst_buffer_n_memory (b) - 1);
+      GstMapInfo map;
+      fail_unless (gst_memory_map (last, &map, GST_MAP_READ));
+      if (i > 1 || !strstr (cases[c][0], "/02_")) /* 02: the moov's mdat, also shared */
+        fail_unless (map.data >= in && map.data + map.size <= in + in_size,
+                     "%s: fragment %u's mdat was copied", cases[c][0], i);
+      gst_memory_unmap (last, &map);
+    }
+
+    /* Every sample is there: ffprobe counts the same packets in the output as in the input. */
+    gchar *out_path = g_build_filename (g_get_tmp_dir (), "fmp4ws-normalised-XXXXXX.mp4", NULL);
+    gint fd = g_mkstemp (out_path);
+    fail_unless (fd >= 0);
+    for (guint i = 0; i < buffers->len; i++) {
+      GstBuffer *b = g_ptr_array_index (buffers, i);
+      GstMapInfo map;
+      gst_buffer_map (b, &map, GST_MAP_READ);
+      fail_unless (write (fd, map.data, map.size) == (gssize) map.size);
+      gst_buffer_unmap (b, &map);
+    }
+    close (fd);
+    gchar *in_path = g_build_filename (FIXTURES_DIR, cases[c][0], NULL);
+    gchar *want = cases[c][2] ? g_strdup (cases[c][2]) : probe_packets (in_path);
+    gchar *got = probe_packets (out_path);
+    fail_unless (g_str_equal (want, got), "%s: ffprobe packets %s in the input, %s out",
+                 cases[c][0], want, got);
+    /* and ffmpeg decodes it without a word */
+    gchar *cmd = g_strdup_printf ("ffmpeg -v error -i '%s' -f null -", out_path);
+    gchar *err_out = NULL;
+    gint status = 0;
+    fail_unless (g_spawn_command_line_sync (cmd, NULL, &err_out, &status, NULL));
+    fail_unless (g_spawn_check_wait_status (status, NULL) && err_out[0] == '\0',
+                 "%s: ffmpeg says: %s", cases[c][0], err_out);
+    g_free (cmd);
+    g_free (err_out);
+    g_unlink (out_path);
+    g_free (want);
+    g_free (got);
+    g_free (in_path);
+    g_free (out_path);
+    gst_harness_teardown (h);
+    g_list_free_full (messages, (GDestroyNotify) gst_message_unref);
+    g_ptr_array_unref (buffers);
+    g_bytes_unref (data);
+  }
+}
+GST_END_TEST;
+
+/* Sets, from moof `from` on, each track's tfdt to tfdt - (its tfdt in moof `from`): the
+ * timeline starts again at 0 there, as an encoder that resets does (tfdt v1 only). */
+static GBytes *
+restart_timestamps_at (GBytes *data, guint from)
+{
+  gsize size = 0;
+  const guint8 *orig = g_bytes_get_data (data, &size);
+  guint8 *b = g_memdup2 (orig, size);
+  guint64 base[8] = {0};
+  guint32 ids[8] = {0};
+  guint moof = 0;
+  for (gsize p = 0; p + 8 <= size; p += rd32 (b + p)) {
+    if (memcmp (b + p + 4, "moof", 4) != 0)
+      continue;
+    if (moof++ < from)
+      continue;
+    for (gsize q = p + 8; q < p + rd32 (b + p); q += rd32 (b + q)) {
+      if (memcmp (b + q + 4, "traf", 4) != 0)
+        continue;
+      guint32 id = 0;
+      for (gsize r = q + 8; r < q + rd32 (b + q); r += rd32 (b + r)) {
+        if (memcmp (b + r + 4, "tfhd", 4) == 0)
+          id = rd32 (b + r + 12);
+        if (memcmp (b + r + 4, "tfdt", 4) != 0)
+          continue;
+        fail_unless (b[r + 8] == 1);
+        guint64 t = GST_READ_UINT64_BE (b + r + 12);
+        guint k = 0;
+        while (k < 8 && ids[k] && ids[k] != id)
+          k++;
+        fail_unless (k < 8);
+        if (!ids[k]) {
+          ids[k] = id;
+          base[k] = t;
+        }
+        GST_WRITE_UINT64_BE (b + r + 12, t - base[k]);
+      }
+    }
+  }
+  return g_bytes_new_take (b, size);
+}
+
+GST_START_TEST (test_timestamp_jump_is_flagged_discont)
+{
+  GBytes *src = read_fixture ("every-frame.mp4");
+  GBytes *data = restart_timestamps_at (src, 15); /* 0.5 s back at moof 15 */
+  for (int loose = 0; loose < 2; loose++) {
+    GPtrArray *buffers = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
+    GList *messages = NULL;
+    /* 100 ms: a jump; 1 s (the default): within the threshold */
+    GstHarness *h = run_whole (data, loose ? NULL : "discont-threshold=100000000", buffers,
+                               &messages);
+    guint disconts = 0, at = 0;
+    for (guint i = 1; i < buffers->len; i++)
+      if (GST_BUFFER_FLAG_IS_SET (g_ptr_array_index (buffers, i), GST_BUFFER_FLAG_DISCONT)) {
+        disconts++;
+        at = i;
+      }
+    fail_unless_equals_int (disconts, loose ? 0 : 1);
+    if (!loose) {
+      fail_unless_equals_int (at, 1 + 15); /* after the init segment */
+      fail_unless_equals_uint64 (GST_BUFFER_PTS (g_ptr_array_index (buffers, at)), 0);
+    }
+    fail_unless_equals_uint64 (stat_of (h, "discontinuities"), loose ? 0 : 1);
+    fail_unless_equals_uint64 (stat_of (h, "fragments-normalized"), 0);
+    gst_harness_teardown (h);
+    g_list_free_full (messages, (GDestroyNotify) gst_message_unref);
+    g_ptr_array_unref (buffers);
+  }
+  g_bytes_unref (data);
+  g_bytes_unref (src);
+}
+GST_END_TEST;
+
 static Suite *
 fmp4initcache_suite (void)
 {
@@ -564,6 +799,8 @@ fmp4initcache_suite (void)
   tcase_add_test (tc, test_flush_resets);
   tcase_add_test (tc, test_no_fragment_after_init_warns_with_the_fix);
   tcase_add_test (tc, test_no_fragment_timeout_zero_disables);
+  tcase_add_test (tc, test_normalised_output_keeps_every_sample);
+  tcase_add_test (tc, test_timestamp_jump_is_flagged_discont);
   return s;
 }
 

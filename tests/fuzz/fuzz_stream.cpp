@@ -14,7 +14,8 @@
 // element's. Checked: splitter events against the bytes, the held list against
 // StreamAssembler::held() and kMaxHeldBoxes, every init segment (ftyp + moov that parses,
 // without samples), every fragment (optional styp/prft/emsg/sidx/ssix, one moof that parses
-// to the Decision's FragmentInfo, the mdat last; RebaseMoof on a copy of the moof), the first
+// to the Decision's FragmentInfo, then the boxes its data spans, at least one mdat; a
+// rewritten moof addresses MSE's way, inside them; RebaseMoof on a copy of the moof), the first
 // fragment rebuilt from a moov with samples (truns point at the moov's samples), and that a
 // chunked run gives exactly the boxes and segments of a whole-buffer run. ParseMoov/CleanMoov/
 // ParseMoof/CodecStringForSampleEntry are also called directly on the input and on every box.
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "fuzz_common.h"
+#include "normalize.h"
 
 using namespace fuzz;
 
@@ -224,7 +226,7 @@ private:
         held_.clear ();
         break;
       case Decision::kEmitFragment:
-        FUZZ_CHECK (box != nullptr && h != nullptr && h->type == FourCC ("mdat"));
+        FUZZ_CHECK (box != nullptr && h != nullptr);
         OnFragment (d, *h);
         held_.clear ();
         break;
@@ -275,7 +277,7 @@ private:
     Record (std::move (e));
   }
 
-  void OnFragment (const Decision &d, const BoxHeader &mdat)
+  void OnFragment (const Decision &d, const BoxHeader &last)
   {
     const InitInfo *init = assembler_.init ();
     FUZZ_CHECK (init != nullptr);
@@ -283,28 +285,34 @@ private:
     CheckFragmentInfo (*d.fragment);
     std::vector<bool> from_held;
     std::vector<uint8_t> bytes = Build (d, &from_held);
-    // The current box (the mdat) is the last piece.
+    // The current box (an mdat, or a box inside the span the data offsets address) is the
+    // last piece.
     FUZZ_CHECK (d.pieces.back ().held == int (held_.size ()) - 1);
     std::vector<TopBox> boxes = SplitWhole (bytes.data (), bytes.size ());
     FUZZ_CHECK (boxes.size () >= 2);
-    FUZZ_CHECK (boxes.back ().type == FourCC ("mdat"));
-    FUZZ_CHECK (boxes.back ().size == mdat.size);
-    size_t moofs = 0, moof_index = 0;
-    for (size_t i = 0; i + 1 < boxes.size (); i++) {
+    FUZZ_CHECK (boxes.back ().size == last.size);
+    // [styp|prft|emsg|sidx|ssix]* moof, then the boxes its data spans: at least one mdat,
+    // no box that starts something else.
+    size_t moofs = 0, moof_index = 0, mdats = 0;
+    for (size_t i = 0; i < boxes.size (); i++) {
       uint32_t t = boxes[i].type;
+      bool prefix = t == FourCC ("styp") || t == FourCC ("prft") || t == FourCC ("emsg") ||
+                    t == FourCC ("sidx") || t == FourCC ("ssix");
       if (t == FourCC ("moof")) {
         moofs++;
         moof_index = i;
         continue;
       }
-      if (!(t == FourCC ("styp") || t == FourCC ("prft") || t == FourCC ("emsg") ||
-            t == FourCC ("sidx") || t == FourCC ("ssix"))) {
+      mdats += moofs == 1 && t == FourCC ("mdat");
+      if ((moofs == 0 && !prefix) || (moofs == 1 && (prefix || t == FourCC ("ftyp") ||
+                                                     t == FourCC ("moov")))) {
         fprintf (stderr, "fragment holds a '%s' box (box %zu of %zu)\n",
                  FourCCToString (t).c_str (), i, boxes.size ());
-        FUZZ_CHECK (!"only styp/prft/emsg/sidx/ssix, one moof and the mdat in a fragment");
+        FUZZ_CHECK (!"only styp/prft/emsg/sidx/ssix, one moof and the boxes of its data");
       }
     }
     FUZZ_CHECK (moofs == 1);
+    FUZZ_CHECK (mdats >= 1);
     const TopBox &mb = boxes[moof_index];
     const uint8_t *moof = bytes.data () + mb.offset;
     std::string error;
@@ -313,10 +321,22 @@ private:
     CheckSameFragment (*f, *d.fragment);
     // A moof the assembler made (ffmpeg's moov with samples): the mdat comes right after it
     // and its samples are the moov's.
-    if (!d.pieces[0].bytes.empty ()) {
-      FUZZ_CHECK (d.pieces.size () == 2 && moof_index == 0);
-      CheckBuiltFirstFragment (d.pieces[0].bytes, *init, removed_ - mdat.size - ftyp_offset_,
-                               mdat.header_size, mdat.size);
+    if (!d.pieces[0].bytes.empty () && !d.normalized) {
+      FUZZ_CHECK (d.pieces.size () == 2 && moof_index == 0 && last.type == FourCC ("mdat"));
+      CheckBuiltFirstFragment (d.pieces[0].bytes, *init, removed_ - last.size - ftyp_offset_,
+                               last.header_size, last.size);
+    }
+    // A rewritten moof: the addressing MSE takes, every run inside what follows the moof.
+    if (d.normalized) {
+      FUZZ_CHECK (!d.pieces[moof_index].bytes.empty ());
+      MoofLayout layout;
+      FUZZ_CHECK (ParseMoofLayout (moof, mb.size, *init, &layout, &error));
+      FUZZ_CHECK (layout.reasons == 0);
+      size_t after = bytes.size () - mb.offset;
+      for (const TrafLayout &tl : layout.trafs)
+        for (const TrunLayout &run : tl.truns)
+          FUZZ_CHECK (run.bytes == 0 || (run.data_offset >= int64_t (mb.size) &&
+                                         uint64_t (run.data_offset) + run.bytes <= after));
     }
     // What a viewer's send path does with each fragment.
     CheckRebases (moof, mb.size, *init, *f, opt_.extra_offset_ns);

@@ -23,11 +23,19 @@ struct Stream
   std::vector<ItemPtr> fragments;
 };
 
+inline Stream MakeStreamFromBytes (const std::vector<uint8_t> &data, uint32_t generation = 1);
+
 inline Stream
 MakeStream (const std::string &fixture, uint32_t generation = 1)
 {
+  return MakeStreamFromBytes (ReadFixture (fixture), generation);
+}
+
+// The same from a stream's bytes (an edited fixture).
+inline Stream
+MakeStreamFromBytes (const std::vector<uint8_t> &data, uint32_t generation)
+{
   auto segs = std::make_shared<std::vector<Segment>> ();
-  std::vector<uint8_t> data = ReadFixture (fixture);
   StreamReader r;
   *segs = r.Push (data.data (), data.size ());
   Stream s;
@@ -45,6 +53,7 @@ MakeStream (const std::string &fixture, uint32_t generation = 1)
     } else if (g.kind == Segment::kFragment) {
       item->kind = StreamItem::kFragment;
       item->keyframe = g.fragment.keyframe;
+      item->discont = g.discont;
       // The moof is the first box (these fixtures have no styp).
       BoxIterator it (g.bytes.data (), g.bytes.size ());
       EXPECT_TRUE (it.Next ());

@@ -11,6 +11,10 @@
 #include "json.h"
 #include "stream_reader.h"
 #include "stream_items.h"
+#include "edit_stream.h"
+
+#include <cmath>
+#include <map>
 
 using namespace fmp4ws::core;
 using fmp4ws::test::MakeStream;
@@ -543,4 +547,110 @@ TEST (Broadcast, ViewersWithTheSameTimelineShareOneRewrittenMoof)
   EXPECT_NE (ma.head.get (), mr.head.get ());  // not rebased: another head (frame header only)
   EXPECT_GT (ma.head->size (), mr.head->size ());
   EXPECT_EQ (Decode (ma).payload, Decode (mc).payload);
+}
+
+namespace {
+
+// Largest difference, over the fragments and tracks, between a track's tfdt and the end of
+// its previous fragment (s), in what a viewer got.
+double
+LargestTrackGap (const std::vector<Message> &msgs, const InitInfo &init)
+{
+  std::map<uint32_t, double> end;
+  double worst = 0;
+  for (const Message &m : msgs) {
+    if (m.opcode != 2)
+      continue;
+    BoxIterator it (m.payload.data (), m.payload.size ());
+    while (it.Next ()) {
+      if (it.type () != FourCC ("moof"))
+        continue;
+      std::string error;
+      auto info = ParseMoof (it.box (), it.box_size (), init, &error);
+      EXPECT_TRUE (info) << error;
+      for (const TrafTiming &t : info->trafs) {
+        if (!t.samples)
+          continue;
+        double start = double (t.decode_time) / t.timescale;
+        if (end.count (t.track_id))
+          worst = std::max (worst, std::fabs (start - end[t.track_id]));
+        end[t.track_id] = start + double (t.duration) / t.timescale;
+      }
+    }
+  }
+  return worst;
+}
+
+}  // namespace
+
+TEST (Broadcast, RebasedTimelineStaysContinuousAcrossTimestampJumps)
+{
+  std::vector<uint8_t> data = ReadFixture ("every-frame.mp4");
+  fmp4ws::test::ShiftTfdt (&data, 10, 1000, 60.0);   // 60 s forward at moof 10
+  fmp4ws::test::ShiftTfdt (&data, 20, 1000, -30.0);  // 30 s back at moof 20
+  Stream s = fmp4ws::test::MakeStreamFromBytes (data);
+  int disconts = 0;
+  for (const ItemPtr &f : s.fragments)
+    disconts += f->discont;
+  ASSERT_EQ (disconts, 2);
+  Broadcaster b;
+  b.PushInit (s.init);
+  auto rebased = b.AddViewer ({});
+  Broadcaster::ViewerOptions raw_options;
+  raw_options.rebase = false;
+  auto raw = b.AddViewer (raw_options);
+  // /stream.mp4: the same rebasing, no WebSocket framing.
+  Broadcaster::ViewerOptions progressive_options;
+  progressive_options.framing = Framing::kRaw;
+  auto progressive = b.AddViewer (progressive_options);
+  std::vector<uint8_t> progressive_bytes;  // what /stream.mp4 would write
+  size_t progressive_fragments = 0;
+  auto drain_raw_framing = [&] (std::vector<Message> *) {
+    const auto *q = b.Queue (progressive);
+    while (q && !q->empty ()) {
+      const OutMessage &m = q->front ();
+      progressive_fragments += m.is_fragment;
+      if (m.head)
+        progressive_bytes.insert (progressive_bytes.end (), m.head->begin (), m.head->end ());
+      progressive_bytes.insert (progressive_bytes.end (), m.body.data + m.body_offset,
+                                m.body.data + m.body_offset + m.body_size);
+      b.Consumed (progressive, m.size ());
+    }
+  };
+
+  std::vector<Message> got = Drain (b, rebased), got_raw = Drain (b, raw), got_progressive;
+  drain_raw_framing (&got_progressive);
+  for (const ItemPtr &f : s.fragments) {
+    b.PushFragment (f);
+    for (const Message &m : Drain (b, rebased))
+      got.push_back (m);
+    for (const Message &m : Drain (b, raw))
+      got_raw.push_back (m);
+    drain_raw_framing (&got_progressive);
+  }
+  // Each track goes on where it ended (ffmpeg's audio has gaps of about a frame of its own);
+  // without rebasing the jumps are there.
+  EXPECT_LT (LargestTrackGap (got, *s.init->init), 0.1);
+  // The progressive stream read back as a file: one init, every fragment, continuous.
+  StreamReader reader;
+  std::vector<Segment> segs = reader.Push (progressive_bytes.data (), progressive_bytes.size ());
+  std::vector<Message> as_messages;
+  for (const Segment &g : segs) {
+    EXPECT_NE (g.kind, Segment::kWarning) << g.message;
+    EXPECT_FALSE (g.timestamp_jump);
+    if (g.kind == Segment::kFragment)
+      as_messages.push_back ({2, g.bytes});
+  }
+  got_progressive = as_messages;
+  EXPECT_LT (LargestTrackGap (got_progressive, *s.init->init), 0.1);
+  EXPECT_GT (LargestTrackGap (got_raw, *s.init->init), 29.0);
+  // /stream.mp4 got the fragments the WebSocket viewer got (all from the first keyframe
+  // fragment on), and read back as a file they are all there.
+  size_t ws_fragments = 0;
+  for (const Message &m : got)
+    ws_fragments += m.opcode == 2;
+  ws_fragments--;  // the init segment
+  EXPECT_GE (ws_fragments, s.fragments.size () - 1);
+  EXPECT_EQ (progressive_fragments, ws_fragments);
+  EXPECT_EQ (got_progressive.size (), ws_fragments);
 }

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -9,13 +11,16 @@
 #include <vector>
 
 #include "box.h"
+#include "edit_stream.h"
 #include "fixtures.h"
+#include "normalize.h"
 #include "bytes.h"
 #include "fragment.h"
 #include "init_segment.h"
 #include "stream_reader.h"
 
 using namespace fmp4ws::core;
+using namespace fmp4ws::test;
 
 namespace {
 
@@ -802,4 +807,424 @@ TEST (FuzzRegressions, CrashInputsAreHandled)
   }
   closedir (d);
   EXPECT_GE (files, 7);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalisation: every fragment uses movie-fragment-relative addressing with a tfdt (the MSE
+// "ISO BMFF Byte Stream Format"), whatever addressing the input used.
+
+namespace {
+
+struct Addressed
+{
+  uint64_t samples = 0, bytes = 0;
+  int trafs = 0, mdats = 0;
+};
+
+// Checks a fragment as MSE reads it: every tfhd without base_data_offset and with
+// default-base-is-moof (or the first traf), every trun with a data_offset, every traf with a
+// tfdt, every run's data inside an mdat payload of the fragment. Counts what it addresses.
+Addressed
+CheckMseAddressing (const Segment &f, const InitInfo &init, const std::string &what)
+{
+  Addressed a;
+  std::vector<std::pair<size_t, size_t>> mdats;  // payload ranges, from the moof start
+  size_t moof_at = 0, moof_size = 0;
+  BoxIterator top (f.bytes.data (), f.bytes.size ());
+  while (top.Next ()) {
+    if (top.type () == FourCC ("moof") && !moof_size) {
+      moof_at = size_t (top.box () - f.bytes.data ());
+      moof_size = top.box_size ();
+    } else if (top.type () == FourCC ("mdat")) {
+      size_t at = size_t (top.box () - f.bytes.data ());
+      mdats.push_back ({at + 8 - moof_at, at + top.box_size () - moof_at});
+      a.mdats++;
+    }
+  }
+  EXPECT_FALSE (top.error ()) << what;
+  EXPECT_GT (moof_size, 0u) << what;
+  MoofLayout layout;
+  std::string error;
+  EXPECT_TRUE (ParseMoofLayout (f.bytes.data () + moof_at, moof_size, init, &layout, &error))
+      << what << ": " << error;
+  EXPECT_EQ (layout.reasons, 0u) << what << ": " << NormalizeReasonsText (layout.reasons);
+  for (size_t i = 0; i < layout.trafs.size (); i++) {
+    const TrafLayout &tl = layout.trafs[i];
+    a.trafs++;
+    EXPECT_FALSE (tl.tfhd_flags & 0x000001) << what;
+    EXPECT_TRUE (i == 0 || (tl.tfhd_flags & 0x020000)) << what;
+    EXPECT_TRUE (tl.has_tfdt) << what;
+    for (const TrunLayout &run : tl.truns) {
+      EXPECT_TRUE (run.has_data_offset) << what;
+      if (run.bytes == 0)
+        continue;
+      // Inside the mdats (a run may span several, as USP's TTML does).
+      bool inside = !mdats.empty () && size_t (run.data_offset) >= mdats.front ().first &&
+                    size_t (run.data_offset) + run.bytes <= mdats.back ().second + 8 * (mdats.size () - 1);
+      EXPECT_TRUE (inside) << what << ": run at " << run.data_offset << " (" << run.bytes
+                           << " bytes) is not inside the mdats";
+      a.bytes += run.bytes;
+    }
+  }
+  for (const TrafTiming &t : f.fragment.trafs)
+    a.samples += t.samples;
+  return a;
+}
+
+// Samples the moofs of a file declare (trun sample counts), by top-level parsing.
+uint64_t
+DeclaredSamples (const std::vector<uint8_t> &data)
+{
+  uint64_t n = 0;
+  for (const TopBox &b : TopBoxes (data)) {
+    if (b.type != FourCC ("moof"))
+      continue;
+    BoxIterator it (data.data () + b.offset + 8, b.size - 8);
+    while (it.Next ())
+      if (it.type () == FourCC ("traf")) {
+        BoxIterator tr (it.payload (), it.payload_size ());
+        while (tr.Next ())
+          if (tr.type () == FourCC ("trun"))
+            n += LoadU32 (tr.payload () + 4);
+      }
+  }
+  return n;
+}
+
+struct Normalised
+{
+  int fragments = 0, normalized = 0;
+  uint64_t samples = 0;
+  std::string info;
+};
+
+Normalised
+CheckNormalised (const std::vector<uint8_t> &data, const std::string &what)
+{
+  std::vector<Segment> segs = ReadAll (data);
+  Normalised n;
+  const InitInfo *init = nullptr;
+  for (const Segment &g : segs) {
+    EXPECT_NE (g.kind, Segment::kError) << what << ": " << g.message;
+    EXPECT_NE (g.kind, Segment::kWarning) << what << ": " << g.message;
+    if (g.kind == Segment::kInit)
+      init = &g.init;
+    if (g.kind != Segment::kFragment)
+      continue;
+    n.fragments++;
+    n.normalized += g.normalized;
+    if (!g.info.empty ())
+      n.info += g.info;
+    Addressed a = CheckMseAddressing (g, *init, what + " fragment " + std::to_string (n.fragments));
+    n.samples += a.samples;
+  }
+  return n;
+}
+
+}  // namespace
+
+TEST (Normalize, AbsoluteBaseDataOffsetFromFfmpegWithoutDefaultBaseMoof)
+{
+  // -movflags frag_keyframe+empty_moov (the flags guides give): tfhd base_data_offset.
+  std::vector<uint8_t> data = ReadFixture ("absolute-base.mp4");
+  Normalised n = CheckNormalised (data, "absolute-base");
+  EXPECT_EQ (n.fragments, 2);
+  EXPECT_EQ (n.normalized, 2);
+  EXPECT_EQ (n.samples, DeclaredSamples (data));
+  EXPECT_NE (n.info.find ("base_data_offset"), std::string::npos) << n.info;
+}
+
+TEST (Normalize, ImplicitOffsetsAcrossTrafsFromOmitTfhdOffset)
+{
+  std::vector<uint8_t> data = ReadFixture ("omit-tfhd-offset.mp4");
+  Normalised n = CheckNormalised (data, "omit-tfhd-offset");
+  EXPECT_EQ (n.normalized, n.fragments);
+  EXPECT_EQ (n.samples, DeclaredSamples (data));
+  EXPECT_NE (n.info.find ("several trafs"), std::string::npos) << n.info;
+  // Only the moof changed: what follows it (the mdat) is the input's, byte for byte, and the
+  // audio run starts where the video run ends, as ISO/IEC 14496-12 8.8.7.1 says.
+  std::vector<Segment> segs = ReadAll (data);
+  std::vector<TopBox> in = TopBoxes (data);
+  size_t k = 0;
+  for (const Segment &g : segs) {
+    if (g.kind != Segment::kFragment)
+      continue;
+    while (in[k].type != FourCC ("moof"))
+      k++;
+    const TopBox &mdat = in[k + 1];
+    ASSERT_EQ (mdat.type, FourCC ("mdat"));
+    std::vector<TopBox> out = TopBoxes (g.bytes);
+    ASSERT_EQ (out.size (), 2u);
+    ASSERT_EQ (out[1].size, mdat.size);
+    EXPECT_EQ (0, memcmp (g.bytes.data () + out[1].offset, data.data () + mdat.offset, mdat.size));
+    MoofLayout l;
+    std::string error;
+    ASSERT_TRUE (ParseMoofLayout (g.bytes.data (), out[0].size, segs[0].init, &l, &error));
+    ASSERT_EQ (l.trafs.size (), 2u);
+    EXPECT_EQ (int64_t (l.trafs[1].truns[0].data_offset),
+               l.trafs[0].truns[0].data_offset + int64_t (l.trafs[0].truns[0].bytes));
+    EXPECT_EQ (size_t (l.trafs[0].truns[0].data_offset), out[0].size + 8);
+    k++;
+  }
+}
+
+TEST (Normalize, AlreadyNormalisedStreamsAreUntouched)
+{
+  for (const char *name : {"empty-moov.mp4", "every-frame.mp4", "separate-moof.mp4", "cmaf.mp4",
+                           "dash.mp4", "mp4mux-av.mp4", "notes-g30.mp4"}) {
+    std::vector<Segment> segs = ReadAll (ReadFixture (name));
+    for (const Segment &g : segs) {
+      EXPECT_FALSE (g.normalized) << name;
+      EXPECT_FALSE (g.timestamp_jump) << name;
+    }
+  }
+}
+
+TEST (Normalize, RealWorldPackagers)
+{
+  struct Case
+  {
+    const char *file;
+    const char *reason;
+  } cases[] = {
+      // ffmpeg 58 without empty_moov: absolute base_data_offset, tfdt v1.
+      {"realworld/02_ffmpeg-lavf58_h264-aac_partially-fragmented.mp4", "base_data_offset"},
+      // GPAC 0.5: 2 trafs, no base flags, the second traf's data_offset counted from the moof.
+      {"realworld/08_gpac050_h264-aac_2traf_implicit-base_sidx-per-frag.mp4", "several trafs"},
+      // ffmpeg ismv: no tfdt, Smooth Streaming tfxd.
+      {"realworld/22_ffmpeg-lavf60_ismv-smooth_h264-aac_tfxd-uuid_trun-v1-neg.mp4", "tfdt"},
+  };
+  for (const Case &c : cases) {
+    std::vector<uint8_t> data = ReadFixture (c.file);
+    Normalised n = CheckNormalised (data, c.file);
+    EXPECT_GT (n.normalized, 0) << c.file;
+    EXPECT_NE (n.info.find (c.reason), std::string::npos) << c.file << ": " << n.info;
+    // Every sample the input's moofs declare is addressed (02: plus the moov's samples).
+    if (std::string (c.file).find ("/02_") == std::string::npos)
+      EXPECT_EQ (n.samples, DeclaredSamples (data)) << c.file;
+    else
+      EXPECT_GT (n.samples, DeclaredSamples (data)) << c.file;
+  }
+}
+
+TEST (Normalize, TfxdGivesTheTfdt)
+{
+  std::vector<uint8_t> data =
+      ReadFixture ("realworld/22_ffmpeg-lavf60_ismv-smooth_h264-aac_tfxd-uuid_trun-v1-neg.mp4");
+  std::vector<Segment> segs = ReadAll (data);
+  // Tracks alternate, one traf per moof; each track's tfdt (from tfxd) continues its own end.
+  std::map<uint32_t, uint64_t> end;
+  int checked = 0;
+  for (const Segment &g : segs) {
+    if (g.kind != Segment::kFragment)
+      continue;
+    ASSERT_EQ (g.fragment.trafs.size (), 1u);
+    const TrafTiming &t = g.fragment.trafs[0];
+    EXPECT_NE (t.tfdt_offset, 0u);
+    if (end.count (t.track_id)) {
+      EXPECT_EQ (t.decode_time, end[t.track_id]) << "track " << t.track_id;
+      checked++;
+    }
+    end[t.track_id] = t.decode_time + t.duration;
+    EXPECT_FALSE (g.timestamp_jump);
+  }
+  EXPECT_GT (checked, 0);
+}
+
+TEST (Normalize, MissingTfdtIsTheTracksPreviousEnd)
+{
+  std::vector<uint8_t> data = ReadFixture ("every-frame.mp4");
+  std::vector<Segment> ref = ReadAll (data);
+  std::vector<uint8_t> stripped = StripTfdt (data);
+  ASSERT_LT (stripped.size (), data.size ());
+  Normalised n = CheckNormalised (stripped, "every-frame without tfdt");
+  EXPECT_EQ (n.normalized, n.fragments);
+  EXPECT_NE (n.info.find ("without tfdt"), std::string::npos) << n.info;
+  std::vector<Segment> got = ReadAll (stripped);
+  ASSERT_EQ (got.size (), ref.size ());
+  for (size_t i = 0; i < got.size (); i++) {
+    if (ref[i].kind != Segment::kFragment)
+      continue;
+    ASSERT_EQ (got[i].fragment.trafs.size (), ref[i].fragment.trafs.size ());
+    for (size_t t = 0; t < ref[i].fragment.trafs.size (); t++) {
+      const TrafTiming &g = got[i].fragment.trafs[t], &r = ref[i].fragment.trafs[t];
+      const Track *track = ref[0].init.FindTrack (r.track_id);
+      ASSERT_TRUE (track);
+      if (track->is_video ()) {
+        EXPECT_EQ (g.decode_time, r.decode_time) << "segment " << i << " traf " << t;
+      } else {
+        // ffmpeg guesses the last audio sample's duration of a fragment and corrects it with
+        // the next tfdt; without tfdt only the durations are left: a few frames of drift.
+        EXPECT_NEAR (double (g.decode_time) / track->timescale,
+                     double (r.decode_time) / track->timescale, 0.25)
+            << "segment " << i << " traf " << t;
+      }
+    }
+    // The mdat is the same bytes.
+    std::vector<TopBox> a = TopBoxes (ref[i].bytes), b = TopBoxes (got[i].bytes);
+    EXPECT_EQ (0, memcmp (ref[i].bytes.data () + a.back ().offset,
+                          got[i].bytes.data () + b.back ().offset, a.back ().size));
+  }
+}
+
+TEST (Normalize, EveryBoxTheDataOffsetsSpanIsKept)
+{
+  // Unified Streaming TTML: styp sidx moof mdat mdat, one sample in each mdat.
+  std::vector<uint8_t> data = ReadFixture ("realworld/20_usp_ttml-stpp_two-mdat-per-fragment.mp4");
+  std::vector<Segment> segs = ReadAll (data);
+  int fragments = 0;
+  for (const Segment &g : segs) {
+    ASSERT_NE (g.kind, Segment::kWarning) << g.message;
+    if (g.kind != Segment::kFragment)
+      continue;
+    fragments++;
+    Addressed a = CheckMseAddressing (g, segs[0].init, "ttml");
+    EXPECT_EQ (a.mdats, 2);
+    EXPECT_EQ (a.samples, 2u);
+    std::vector<TopBox> in = TopBoxes (data);
+    ASSERT_EQ (in[3].type, FourCC ("styp"));
+    EXPECT_EQ (g.bytes.size (), data.size () - in[3].offset);  // styp to the end, all of it
+  }
+  EXPECT_EQ (fragments, 1);
+
+  // A free box between moof and mdat, counted by the data offsets: kept, the fragment is the
+  // input's bytes unchanged.
+  std::vector<uint8_t> plain = ReadFixture ("empty-moov.mp4");
+  std::vector<uint8_t> with_free = FreeBetweenMoofAndMdat (plain, 24);
+  std::vector<Segment> ref = ReadAll (plain), got = ReadAll (with_free);
+  ASSERT_EQ (got.size (), ref.size ());
+  for (size_t i = 0; i < got.size (); i++) {
+    if (got[i].kind != Segment::kFragment)
+      continue;
+    EXPECT_FALSE (got[i].normalized);
+    EXPECT_EQ (got[i].bytes.size (), ref[i].bytes.size () + 24);
+    CheckMseAddressing (got[i], got[0].init, "free between moof and mdat");
+  }
+}
+
+TEST (Normalize, IncompleteDataIsDroppedWithAWarning)
+{
+  // The second mdat of the TTML fragment missing: a new styp comes instead.
+  std::vector<uint8_t> data = ReadFixture ("realworld/20_usp_ttml-stpp_two-mdat-per-fragment.mp4");
+  std::vector<TopBox> in = TopBoxes (data);
+  ASSERT_EQ (in.back ().type, FourCC ("mdat"));
+  std::vector<uint8_t> cut (data.begin (), data.begin () + long (in.back ().offset));
+  ASSERT_EQ (in[3].type, FourCC ("styp"));
+  cut.insert (cut.end (), data.begin () + long (in[3].offset), data.end ());  // styp... again
+  std::vector<Segment> segs = ReadAll (cut);
+  Summary s = Summarize (segs);
+  EXPECT_EQ (s.fragments, 1);
+  EXPECT_EQ (s.warnings, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timestamp discontinuities inside one init segment.
+
+TEST (Discontinuity, TfdtJumpsForwardAndBackAreFlagged)
+{
+  std::vector<uint8_t> data = ReadFixture ("every-frame.mp4");
+  size_t moofs = 0;
+  for (const TopBox &b : TopBoxes (data))
+    moofs += b.type == FourCC ("moof");
+  ASSERT_GE (moofs, 25u);
+  ShiftTfdt (&data, 10, moofs, 60.0);   // 60 s forward at moof 10
+  ShiftTfdt (&data, 20, moofs, -30.0);  // then 30 s back at moof 20
+  StreamReader r;
+  std::vector<Segment> segs = r.Push (data.data (), data.size ());
+  std::vector<size_t> jumps;
+  size_t k = 0;
+  for (const Segment &g : segs) {
+    if (g.kind != Segment::kFragment)
+      continue;
+    EXPECT_EQ (g.discont, g.timestamp_jump) << k;
+    if (g.timestamp_jump)
+      jumps.push_back (k);
+    k++;
+  }
+  EXPECT_EQ (jumps, (std::vector<size_t>{10, 20}));
+  EXPECT_EQ (r.assembler ().stats ().discontinuities, 2u);
+  EXPECT_EQ (r.assembler ().stats ().fragments, moofs);
+
+  // Above the threshold only.
+  StreamReader loose;
+  loose.assembler ().set_discont_threshold_ns (61'000'000'000);
+  for (const Segment &g : loose.Push (data.data (), data.size ()))
+    EXPECT_FALSE (g.timestamp_jump);
+}
+
+TEST (Discontinuity, SmallJitterAndANewInitAreNotJumps)
+{
+  std::vector<uint8_t> data = ReadFixture ("every-frame.mp4");
+  ShiftTfdt (&data, 10, 11, 0.5);  // half a second off, back the next fragment: within 1 s
+  std::vector<Segment> segs = ReadAll (data);
+  for (const Segment &g : segs)
+    EXPECT_FALSE (g.timestamp_jump);
+  // A new init segment starts new timelines: no jump across it.
+  std::vector<uint8_t> a = ReadFixture ("every-frame.mp4");
+  std::vector<Segment> two = ReadAll (Concat (a, a));
+  for (const Segment &g : two)
+    EXPECT_FALSE (g.timestamp_jump);
+}
+
+TEST (Discontinuity, A32BitTfdtThatWrapsGoesOnIn64Bits)
+{
+  // mp4mux: tfdt version 0, one traf per moof (the tracks alternate).
+  std::vector<uint8_t> data = ReadFixture ("mp4mux-av.mp4");
+  std::vector<Segment> ref = ReadAll (data);
+  std::map<uint32_t, int64_t> shift = WrapTfdtAt (&data, 4);
+  ASSERT_EQ (shift.size (), 2u);
+  StreamReader r;
+  std::vector<Segment> got = r.Push (data.data (), data.size ());
+  ASSERT_EQ (got.size (), ref.size ());
+  int normalized = 0;
+  std::string info;
+  for (size_t i = 0; i < got.size (); i++) {
+    EXPECT_NE (got[i].kind, Segment::kWarning) << got[i].message;
+    if (got[i].kind != Segment::kFragment)
+      continue;
+    EXPECT_FALSE (got[i].timestamp_jump) << i;
+    EXPECT_FALSE (got[i].discont) << i;
+    normalized += got[i].normalized;
+    info += got[i].info;
+    // Every time is the original one, shifted by the same amount per track: continuous.
+    for (size_t t = 0; t < got[i].fragment.trafs.size (); t++) {
+      const TrafTiming &g = got[i].fragment.trafs[t], &o = ref[i].fragment.trafs[t];
+      EXPECT_EQ (int64_t (g.decode_time), int64_t (o.decode_time) - shift[o.track_id])
+          << "segment " << i;
+    }
+    CheckMseAddressing (got[i], got[0].init, "wrapped " + std::to_string (i));
+  }
+  EXPECT_GT (normalized, 0);
+  EXPECT_NE (info.find ("wrapped"), std::string::npos) << info;
+  EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
+}
+
+TEST (Normalize, DataSpanIsBounded)
+{
+  // The TTML fragment's data spans both mdats (2,849 bytes after the moof): with a bound
+  // below that, the fragment is dropped with a warning instead of held.
+  std::vector<uint8_t> data = ReadFixture ("realworld/20_usp_ttml-stpp_two-mdat-per-fragment.mp4");
+  StreamReader r;
+  r.assembler ().set_max_data_span (2000);
+  Summary s = Summarize (r.Push (data.data (), data.size ()));
+  EXPECT_EQ (s.fragments, 0);
+  EXPECT_GE (s.warnings, 1);
+  // A moof whose base_data_offset is out of any range: dropped, no crash.
+  std::vector<uint8_t> bad = ReadFixture ("absolute-base.mp4");
+  for (const TopBox &b : TopBoxes (bad)) {
+    if (b.type != FourCC ("moof"))
+      continue;
+    BoxIterator it (bad.data () + b.offset + 8, b.size - 8);
+    while (it.Next ())
+      if (it.type () == FourCC ("traf")) {
+        BoxIterator tr (it.payload (), it.payload_size ());
+        while (tr.Next ())
+          if (tr.type () == FourCC ("tfhd"))
+            StoreU64 (const_cast<uint8_t *> (tr.payload ()) + 8, 0xfffffffffffffff0ull);
+      }
+  }
+  Summary b = Summarize (ReadAll (bad));
+  EXPECT_EQ (b.fragments, 0);
+  EXPECT_EQ (b.warnings, 2);
+  EXPECT_EQ (b.errors, 0);
 }
