@@ -856,7 +856,8 @@ get_stats (GstWebSocketSink *self)
       G_TYPE_UINT, priv->http->http_connections (), "io-threads",
       G_TYPE_UINT, io_threads, "connections", G_TYPE_UINT64, t.connections,
       "bytes-sent", G_TYPE_UINT64, t.bytes_sent, "fragments-sent", G_TYPE_UINT64,
-      t.fragments_sent, "fragments-dropped", G_TYPE_UINT64, t.fragments_dropped,
+      t.fragments_sent, "fragments-dropped", G_TYPE_UINT64, t.fragments_dropped, "skips",
+      G_TYPE_UINT64, t.skips,
       "gop-cache-fragments", G_TYPE_UINT, gop_fragments, "gop-cache-bytes", G_TYPE_UINT64,
       gop_bytes, "overload-drops", G_TYPE_UINT64, overload_drops, "disconnects",
       GST_TYPE_STRUCTURE, disc, "refused", GST_TYPE_STRUCTURE, refused, NULL);
@@ -1588,8 +1589,8 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * GstWebSocketSink:stats:
    *
    * viewers, http-connections (connections waiting for their request headers now: see
-   * max-http-connections), io-threads, connections, bytes-sent, fragments-sent, fragments-dropped, GOP
-   * cache size, overload-drops (fragments an I/O thread that fell behind by more than
+   * max-http-connections), io-threads, connections, bytes-sent, fragments-sent, fragments-dropped, skips
+   * (backlog overflows of all viewers, gone and connected), GOP cache size, overload-drops (fragments an I/O thread that fell behind by more than
    * max-backlog-bytes or 4096 fragments never took), disconnects (by reason; refusals as
    * "rejected--REASON"), refused (a structure of counts of connections and requests refused
    * before they became viewers, by reason, every reason present: budget, http-connections,

@@ -69,10 +69,12 @@ run_token_command (int argc, char **argv)
     return 2;
   }
   const int64_t expiry = g_get_real_time () / G_USEC_PER_SEC + cmd.ttl;
-  const std::string path = cmd.list ? "/streams" : token_path (cmd.stream);
+  const std::string path =
+      cmd.list ? "/streams" : cmd.metrics ? "/metrics" : token_path (cmd.stream);
   const std::string token = fmp4ws::server::MakeToken (cmd.secret, path, expiry);
-  const std::string url =
-      cmd.list ? streams_url (cmd.base_url, token) : viewer_url (cmd.base_url, cmd.stream, token);
+  const std::string url = cmd.list      ? streams_url (cmd.base_url, token)
+                          : cmd.metrics ? metrics_url (cmd.base_url, token)
+                                        : viewer_url (cmd.base_url, cmd.stream, token);
   g_print ("%s\n", url.c_str ());
   return 0;
 }
@@ -153,6 +155,18 @@ main (int argc, char **argv)
     StreamRegistry streams (server, o);
     Publishers publishers (streams, o);
     publishers.add_http_routes (server);
+    const double start_time_s = double (g_get_real_time ()) / G_USEC_PER_SEC;
+    streams.process_metrics = [&] (fmp4ws::server::MetricsInput *in) {
+      in->connections = fmp4ws::server::ConnectionMetrics{
+          http.open_connections (), http.connection_budget (), http.http_connections (),
+          http.http_connection_budget ()};
+      // The accept loop's refusals (budget, per-address, timeout, http-connections): no stream.
+      fmp4ws::server::Totals loop;
+      for (auto &[why, n] : refused)
+        loop.disconnects[why] = n;
+      in->unassigned_refusals = loop;
+      in->process = read_process_metrics (start_time_s);
+    };
     streams.add_routes ();
     std::string detail;
     switch (http.ListenFor (server, nullptr, ho, &detail)) {

@@ -145,14 +145,23 @@ PrometheusText (const MetricsInput &in)
             "Connections and requests refused before they became viewers, by reason: budget "
             "(max-connections), http-connections, per-address, timeout (request-timeout), "
             "origin, max-clients, token, authorize.");
+  // With a shared accept loop (unassigned_refusals), its reasons are counted there, not per
+  // stream; the streams keep the request-level ones.
+  auto loop_reason = [] (const std::string &r) {
+    return r == "budget" || r == "http-connections" || r == "per-address" || r == "timeout";
+  };
   for (const StreamMetrics &s : in.streams)
     for (auto &[reason, n] : Refusals (s.snap.totals)) {
+      if (in.unassigned_refusals && loop_reason (reason))
+        continue;
       Labels l = base (s);
       l.emplace_back ("reason", reason);
       w.Sample ("fmp4ws_refused_connections_total", l, double (n));
     }
   if (in.unassigned_refusals)
     for (auto &[reason, n] : Refusals (*in.unassigned_refusals)) {
+      if (!loop_reason (reason) && n == 0)
+        continue;
       Labels l;
       if (in.stream_label)
         l.emplace_back ("stream", "");

@@ -52,8 +52,9 @@ struct MetricsInput
   bool stream_label = false;  // label every stream's series with stream="NAME"
   bool publishers = false;    // emit fmp4ws_publishing / fmp4ws_publishers_total
   std::optional<ConnectionMetrics> connections;
-  // Refusals counted outside any stream (fmp4ws-server's accept loop: budget, timeout, ...),
-  // emitted with stream="" (Prometheus: no stream). By reason as in Refusals().
+  // Refusals counted outside any stream (fmp4ws-server's accept loop), emitted with
+  // stream="" (Prometheus: no stream label): budget, http-connections, per-address and
+  // timeout always (the streams' own rows then leave these out), any other reason if not 0.
   std::optional<Totals> unassigned_refusals;
   std::optional<ProcessMetrics> process;
 };

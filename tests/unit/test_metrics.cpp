@@ -159,6 +159,11 @@ TEST (Metrics, ServerLabelsStreamsAndReportsTheProcess)
   EXPECT_TRUE (has_line (t, "fmp4ws_viewers{stream=\"we\\\"ird\\\\name\\n\"} 0"));
   EXPECT_TRUE (has_line (t, "fmp4ws_refused_connections_total{stream=\"(default)\",reason=\"token\"} 6"));
   EXPECT_TRUE (has_line (t, "fmp4ws_refused_connections_total{stream=\"\",reason=\"budget\"} 11"));
+  EXPECT_TRUE (has_line (t, "fmp4ws_refused_connections_total{stream=\"\",reason=\"timeout\"} 0"));
+  // The accept loop's reasons only there; the request-level ones only per stream.
+  EXPECT_EQ (t.find ("{stream=\"(default)\",reason=\"budget\"}"), std::string::npos);
+  EXPECT_EQ (t.find ("{stream=\"\",reason=\"token\"}"), std::string::npos);
+  EXPECT_TRUE (has_line (t, "fmp4ws_refused_connections_total{stream=\"(default)\",reason=\"origin\"} 1"));
   EXPECT_TRUE (has_line (t, "fmp4ws_publishing{stream=\"(default)\"} 1"));
   EXPECT_TRUE (has_line (t, "fmp4ws_publishers_total{stream=\"(default)\"} 3"));
   EXPECT_TRUE (has_line (t, "fmp4ws_streams 2"));
