@@ -1,7 +1,7 @@
 // fmp4ws-server: the notes' Node.js server done right, with GStreamer and our two elements.
 //
 //   fmp4ws-server [--port 8080] [--ingest-port 8081] [options]
-//   fmp4ws-server token --secret S [--stream NAME] [--ttl SECONDS] [--base-url URL]
+//   fmp4ws-server token --secret S [--stream NAME | --list | --metrics] [--ttl SECONDS] [--base-url URL]
 //
 // - TCP ingest (the notes' workflow): ffmpeg ... -f mp4 tcp://host:8081 publishes the default
 //   stream, watched at http://host:8080/ (WebSocket ws://host:8080/ws or ws://host:8080/).
@@ -9,7 +9,8 @@
 //   connection is closed at once, logged). Viewers stay connected between publishers and get
 //   the new init segment when the next one starts.
 // - HTTP ingest: ffmpeg ... -f mp4 -method PUT http://host:8080/live/NAME (or POST, chunked)
-//   publishes stream NAME, watched at http://host:8080/live/NAME/. GET /streams lists streams.
+//   publishes stream NAME, watched at http://host:8080/live/NAME/. GET /streams lists streams;
+//   GET /metrics is the Prometheus text of every stream, the accept loop and the process.
 // - Each stream: one viewer pipeline (appsrc ! websocketsink on the shared server) that lives
 //   as long as the server, and one ingest pipeline per publisher (appsrc ! fmp4initcache !
 //   appsink). An ingest error (garbage, a stall, a disconnect mid-box) ends that publisher,
@@ -17,7 +18,7 @@
 //
 // Where things are (tools/server/):
 //   options.{h,cpp}          the flags (an Options struct) and --help
-//   stream_registry.{h,cpp}  streams, their viewer pipelines, GET /streams
+//   stream_registry.{h,cpp}  streams, their viewer pipelines, GET /streams, GET /metrics
 //   publisher.{h,cpp}        publishers: TCP and HTTP ingest, their pipelines, timeouts
 //   routes.{h,cpp}           URL layout (stream names, paths) and the /streams JSON: pure
 //   log.{h,cpp}              the timestamped log lines

@@ -168,7 +168,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
            "  ffmpeg ... -f mp4 -movflags frag_keyframe+default_base_moof tcp://HOST:8081/\n"
            "  ffmpeg ... -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT "
            "http://HOST:8080/live/NAME\n"
-           "Watch: http://HOST:8080/ (TCP stream) or http://HOST:8080/live/NAME/; list: /streams\n"
+           "Watch: http://HOST:8080/ (TCP stream) or http://HOST:8080/live/NAME/; list: /streams; Prometheus: /metrics\n"
            "Signed viewer URL (with --token-secret): fmp4ws-server token --help");
   g_option_context_add_main_entries (ctx, entries, nullptr);
   if (extra)
