@@ -20,7 +20,9 @@
  *
  * The same port serves the web player (`GET /`, built in), the live stream as
  * progressive fragmented MP4 (`GET /stream.mp4`, for ffplay, VLC, `<video>`)
- * and a JSON status (`GET /status`).
+ * a JSON status (`GET /status`) and Prometheus metrics (`GET /metrics`, the
+ * text format 0.0.4; behind the same token-secret and authorize checks as
+ * `/status`, route "metrics").
  *
  * HTTP and the WebSocket handshake run on the server's own thread and main
  * context (or an application's, see #GstWebSocketSink:soup-server); each
@@ -61,6 +63,7 @@
 #include "server/http_routes.h"
 #include "server/http_server.h"
 #include "server/io_thread.h"
+#include "server/metrics.h"
 #include "server/ws_frame.h"
 
 GST_DEBUG_CATEGORY_STATIC (gst_web_socket_sink_debug);
@@ -376,6 +379,22 @@ route_hooks (GstWebSocketSink *self)
     }
     std::lock_guard<std::mutex> lock (priv->status_lock);
     return fmp4ws::server::StatusJson (snap, priv->status_stream);
+  };
+  h.metrics_text = [self, priv] {
+    fmp4ws::server::MetricsInput in;
+    in.streams.emplace_back ();
+    {
+      std::lock_guard<std::mutex> shards_lock (priv->shards_lock);
+      in.streams[0].snap = snapshot (priv, true);
+    }
+    GST_OBJECT_LOCK (self);
+    bool own_listener = priv->settings.soup_server == nullptr;
+    GST_OBJECT_UNLOCK (self);
+    if (own_listener)  // the descriptor budget is the listener's (not an application's server)
+      in.connections = fmp4ws::server::ConnectionMetrics{
+          priv->http->open_connections (), priv->http->connection_budget (),
+          priv->http->http_connections (), priv->http->http_connection_budget ()};
+    return fmp4ws::server::PrometheusText (in);
   };
   h.reject = [priv] (const char *why) {
     std::lock_guard<std::mutex> lock (priv->status_lock);
@@ -881,7 +900,8 @@ get_stats (GstWebSocketSink *self)
       G_TYPE_UINT, priv->http->http_connections (), "io-threads",
       G_TYPE_UINT, io_threads, "connections", G_TYPE_UINT64, t.connections,
       "bytes-sent", G_TYPE_UINT64, t.bytes_sent, "fragments-sent", G_TYPE_UINT64,
-      t.fragments_sent, "fragments-dropped", G_TYPE_UINT64, t.fragments_dropped,
+      t.fragments_sent, "fragments-dropped", G_TYPE_UINT64, t.fragments_dropped, "skips",
+      G_TYPE_UINT64, t.skips,
       "gop-cache-fragments", G_TYPE_UINT, gop_fragments, "gop-cache-bytes", G_TYPE_UINT64,
       gop_bytes, "overload-drops", G_TYPE_UINT64, overload_drops, "disconnects",
       GST_TYPE_STRUCTURE, disc, "refused", GST_TYPE_STRUCTURE, refused, NULL);
@@ -1613,8 +1633,8 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * GstWebSocketSink:stats:
    *
    * viewers, http-connections (connections waiting for their request headers now: see
-   * max-http-connections), io-threads, connections, bytes-sent, fragments-sent, fragments-dropped, GOP
-   * cache size, overload-drops (fragments an I/O thread that fell behind by more than
+   * max-http-connections), io-threads, connections, bytes-sent, fragments-sent, fragments-dropped, skips
+   * (backlog overflows of all viewers, gone and connected), GOP cache size, overload-drops (fragments an I/O thread that fell behind by more than
    * max-backlog-bytes or 4096 fragments never took), disconnects (by reason; refusals as
    * "rejected--REASON"), refused (a structure of counts of connections and requests refused
    * before they became viewers, by reason, every reason present: budget, http-connections,
@@ -1663,7 +1683,7 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
    * @sink: the sink
    * @request: (transfer none): the request, a #GstStructure named "request" with the string
    *   fields `route` ("page": / or /index.html, "websocket", "stream": /stream.mp4,
-   *   "status", "file": any other file of the page), `address` (the client's IP address),
+   *   "status", "metrics" (GET /metrics), "file": any other file of the page), `address` (the client's IP address),
    *   `method`, `path` (the full path, path-prefix included), `query` (raw, without '?';
    *   "" if none), `origin` ("" if none) and `headers` (a #GstStructure named "headers": one
    *   string field per request header, its name in lower case, repeated headers joined with

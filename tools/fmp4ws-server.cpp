@@ -1,7 +1,7 @@
 // fmp4ws-server: the notes' Node.js server done right, with GStreamer and our two elements.
 //
 //   fmp4ws-server [--port 8080] [--ingest-port 8081] [options]
-//   fmp4ws-server token --secret S [--stream NAME] [--ttl SECONDS] [--base-url URL]
+//   fmp4ws-server token --secret S [--stream NAME | --list | --metrics] [--ttl SECONDS] [--base-url URL]
 //
 // - TCP ingest (the notes' workflow): ffmpeg ... -f mp4 tcp://host:8081 publishes the default
 //   stream, watched at http://host:8080/ (WebSocket ws://host:8080/ws or ws://host:8080/).
@@ -9,7 +9,8 @@
 //   connection is closed at once, logged). Viewers stay connected between publishers and get
 //   the new init segment when the next one starts.
 // - HTTP ingest: ffmpeg ... -f mp4 -method PUT http://host:8080/live/NAME (or POST, chunked)
-//   publishes stream NAME, watched at http://host:8080/live/NAME/. GET /streams lists streams.
+//   publishes stream NAME, watched at http://host:8080/live/NAME/. GET /streams lists streams;
+//   GET /metrics is the Prometheus text of every stream, the accept loop and the process.
 // - Each stream: one viewer pipeline (appsrc ! websocketsink on the shared server) that lives
 //   as long as the server, and one ingest pipeline per publisher (appsrc ! fmp4initcache !
 //   appsink). An ingest error (garbage, a stall, a disconnect mid-box) ends that publisher,
@@ -17,7 +18,7 @@
 //
 // Where things are (tools/server/):
 //   options.{h,cpp}          the flags (an Options struct) and --help
-//   stream_registry.{h,cpp}  streams, their viewer pipelines, GET /streams
+//   stream_registry.{h,cpp}  streams, their viewer pipelines, GET /streams, GET /metrics
 //   publisher.{h,cpp}        publishers: TCP and HTTP ingest, their pipelines, timeouts
 //   routes.{h,cpp}           URL layout (stream names, paths) and the /streams JSON: pure
 //   log.{h,cpp}              the timestamped log lines
@@ -69,10 +70,12 @@ run_token_command (int argc, char **argv)
     return 2;
   }
   const int64_t expiry = g_get_real_time () / G_USEC_PER_SEC + cmd.ttl;
-  const std::string path = cmd.list ? "/streams" : token_path (cmd.stream);
+  const std::string path =
+      cmd.list ? "/streams" : cmd.metrics ? "/metrics" : token_path (cmd.stream);
   const std::string token = fmp4ws::server::MakeToken (cmd.secret, path, expiry);
-  const std::string url =
-      cmd.list ? streams_url (cmd.base_url, token) : viewer_url (cmd.base_url, cmd.stream, token);
+  const std::string url = cmd.list      ? streams_url (cmd.base_url, token)
+                          : cmd.metrics ? metrics_url (cmd.base_url, token)
+                                        : viewer_url (cmd.base_url, cmd.stream, token);
   g_print ("%s\n", url.c_str ());
   return 0;
 }
@@ -153,6 +156,18 @@ main (int argc, char **argv)
     StreamRegistry streams (server, o);
     Publishers publishers (streams, o);
     publishers.add_http_routes (server);
+    const double start_time_s = double (g_get_real_time ()) / G_USEC_PER_SEC;
+    streams.process_metrics = [&] (fmp4ws::server::MetricsInput *in) {
+      in->connections = fmp4ws::server::ConnectionMetrics{
+          http.open_connections (), http.connection_budget (), http.http_connections (),
+          http.http_connection_budget ()};
+      // The accept loop's refusals (budget, per-address, timeout, http-connections): no stream.
+      fmp4ws::server::Totals loop;
+      for (auto &[why, n] : refused)
+        loop.disconnects[why] = n;
+      in->unassigned_refusals = loop;
+      in->process = read_process_metrics (start_time_s);
+    };
     streams.add_routes ();
     std::string detail;
     switch (http.ListenFor (server, nullptr, ho, &detail)) {

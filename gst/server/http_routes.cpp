@@ -13,6 +13,7 @@
 
 #include "http_server.h"
 #include "json.h"
+#include "metrics.h"
 #include "token.h"
 
 namespace fmp4ws::server {
@@ -400,6 +401,10 @@ HttpRoutes::Handle (void *m, const char *full_path, void *q)
     respond_text (msg, SOUP_STATUS_OK, "application/json", hooks_.status_json () + "\n");
     return;
   }
+  if (strcmp (path, "/metrics") == 0 && hooks_.metrics_text) {
+    respond_text (msg, SOUP_STATUS_OK, kMetricsContentType, hooks_.metrics_text ());
+    return;
+  }
   serve_file (s, player_, msg, path);
 }
 
@@ -419,6 +424,8 @@ HttpRoutes::Allowed (const RouteSettings &s, void *m, bool is_ws, const char *me
     route = "stream";
   else if (p == "/status" || p == "/status.json")
     route = "status";
+  else if (p == "/metrics")
+    route = "metrics";
   else if (p == "/" || p == "/index.html")
     route = "page";
   if (!s.token_secret.empty ()) {

@@ -1,6 +1,6 @@
 // The HTTP side of websocketsink on a libsoup 3 server: the routes (WebSocket upgrade on
 // `path` or "/", GET /stream.mp4, GET /status, the player's files from a GResource or a
-// document root), Origin and max-clients checks, and the hand-off of a viewer's connection
+// document root), GET /metrics (Prometheus), Origin and max-clients checks, and the hand-off of a viewer's connection
 // (stolen from libsoup once its response head is written) to the I/O threads.
 //
 // Runs on the thread that owns the server's GMainContext. The header has no GLib/libsoup
@@ -42,7 +42,7 @@ struct RouteSettings
 struct AuthorizeRequest
 {
   std::string route;    // "page" (/ or /index.html), "websocket", "stream" (/stream.mp4),
-                        // "status", "file" (any other file of the page)
+                        // "status", "metrics", "file" (any other file of the page)
   std::string address;  // the client's IP address
   std::string method;   // GET, HEAD, ...
   std::string path;     // the full path, prefix included (e.g. /live/cam1/ws)
@@ -68,6 +68,8 @@ public:
     std::function<RouteSettings ()> settings;
     std::function<unsigned ()> open_viewers;  // for max-clients
     std::function<std::string ()> status_json;
+    // The GET /metrics body (metrics.h PrometheusText); unset: /metrics is not served (404).
+    std::function<std::string ()> metrics_text;
     std::function<void (const char *why)> reject;  // a refused request, counted by reason
     // Access check after the token's (may be empty): 0 allows, else the HTTP status to deny
     // with. Called on the server's thread for every request under the prefix, when

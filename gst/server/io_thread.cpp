@@ -106,6 +106,7 @@ Totals::Add (const Totals &o)
   bytes_sent += o.bytes_sent;
   fragments_sent += o.fragments_sent;
   fragments_dropped += o.fragments_dropped;
+  skips += o.skips;
   connections += o.connections;
   for (auto &[reason, n] : o.disconnects)
     disconnects[reason] += n;
@@ -369,6 +370,7 @@ IoThread::Finish (Connection *c, const std::string &reason)
     totals_.bytes_sent += st->bytes_sent;
     totals_.fragments_sent += st->fragments_sent;
     totals_.fragments_dropped += st->fragments_dropped;
+    totals_.skips += st->skips;
   }
   std::string why = c->close_reason.empty () ? reason : c->close_reason;
   totals_.disconnects[why]++;
@@ -795,6 +797,7 @@ IoThread::Snap (Snapshot *out, bool with_clients) const
     out->totals.bytes_sent += st->bytes_sent;
     out->totals.fragments_sent += st->fragments_sent;
     out->totals.fragments_dropped += st->fragments_dropped;
+    out->totals.skips += st->skips;
     if (with_clients)
       out->clients.push_back ({id, c->address, c->websocket, *st, bc_.BacklogBytes (id),
                                bc_.BacklogNs (id)});

@@ -67,6 +67,7 @@ private:
 struct Totals
 {
   uint64_t bytes_sent = 0, fragments_sent = 0, fragments_dropped = 0, connections = 0;
+  uint64_t skips = 0;  // backlog overflows (core::ViewerStats::skips) of all viewers
   std::map<std::string, uint64_t> disconnects;  // by reason
   void Add (const Totals &o);
 };

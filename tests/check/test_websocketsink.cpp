@@ -2813,6 +2813,105 @@ GST_START_TEST (test_viewer_burst_over_budget)
 }
 GST_END_TEST;
 
+/* ------------------------------------------------------------------------------------------ */
+/* GET /metrics: Prometheus text format 0.0.4, checked by Debian's promtool.                  */
+
+/* `promtool check metrics` on `text`: "" if it passes, else what it said. promtool missing
+ * fails the test (scripts/deps.sh test installs the Debian package prometheus). */
+static std::string
+promtool_check (const std::string &text)
+{
+  gchar *promtool = g_find_program_in_path ("promtool");
+  fail_unless (promtool != NULL,
+               "promtool not found: install Debian's prometheus package (scripts/deps.sh test)");
+  gchar *dir = g_dir_make_tmp ("fmp4ws-metrics-XXXXXX", NULL);
+  gchar *file = g_build_filename (dir, "metrics.txt", NULL);
+  fail_unless (g_file_set_contents (file, text.data (), gssize (text.size ()), NULL));
+  gchar *cmd = g_strdup_printf ("sh -c '%s check metrics < %s'", promtool, file);
+  gchar *out = NULL, *err = NULL;
+  gint status = -1;
+  fail_unless (g_spawn_command_line_sync (cmd, &out, &err, &status, NULL));
+  std::string said = status == 0 ? "" : std::string ("exit ") + std::to_string (status) + ": " +
+                                           (out ? out : "") + (err ? err : "");
+  g_unlink (file);
+  g_rmdir (dir);
+  g_free (out);
+  g_free (err);
+  g_free (cmd);
+  g_free (file);
+  g_free (dir);
+  g_free (promtool);
+  return said;
+}
+
+/* The value of the sample line `name` (with its labels, e.g. `fmp4ws_viewers` or
+ * `x{reason="token"}`); -1 if absent. */
+static double
+metric_value (const std::string &text, const std::string &name)
+{
+  size_t at = 0;
+  while ((at = text.find (name + " ", at)) != std::string::npos) {
+    if (at == 0 || text[at - 1] == '\n')
+      return g_ascii_strtod (text.c_str () + at + name.size () + 1, NULL);
+    at++;
+  }
+  return -1;
+}
+
+static guint
+deny_metrics (GstElement *, const GstStructure *req, gpointer)
+{
+  return g_strcmp0 (gst_structure_get_string (req, "route"), "metrics") == 0 ? 401 : 0;
+}
+
+GST_START_TEST (test_metrics_route)
+{
+  guint port;
+  GstElement *p = start_live_pipeline (NULL, &port);
+  GstElement *sink = get_sink (p);
+  Client *c = client_connect (url (port));
+  fail_unless (c->conn != NULL);
+  fail_unless (pump_until ([&] { return c->msgs.size () >= 4; }, 10000));
+  std::string body;
+  std::string head = raw_response (port, get_request ("/metrics"), &body);
+  expect_str (head, "HTTP/1.1 200");
+  const std::string text = body;
+  fail_unless_equals_int (metric_value (text, "fmp4ws_viewers"), 1);
+  fail_unless (metric_value (text, "fmp4ws_sent_fragments_total") >= 2, "%s", text.c_str ());
+  fail_unless (metric_value (text, "fmp4ws_sent_bytes_total") > 1000, "%s", text.c_str ());
+  fail_unless (metric_value (text, "fmp4ws_gop_cache_fragments") >= 1, "%s", text.c_str ());
+  fail_unless_equals_int (metric_value (text, "fmp4ws_viewer_backlog_bytes_count"), 1);
+  fail_unless_equals_int (metric_value (text, "fmp4ws_refused_connections_total{reason=\"token\"}"), 0);
+  /* Own listener: the descriptor budget (this request's connection is open). */
+  fail_unless (metric_value (text, "fmp4ws_connection_budget") > 0, "%s", text.c_str ());
+  fail_unless (metric_value (text, "fmp4ws_open_connections") >= 2, "%s", text.c_str ());
+  fail_unless (metric_value (text, "fmp4ws_http_connection_budget") > 0, "%s", text.c_str ());
+  std::string said = promtool_check (text);
+  fail_unless (said.empty (), "promtool check metrics: %s\n%s", said.c_str (), text.c_str ());
+  /* What promtool must catch (so the check above can fail): a sample before its TYPE. */
+  fail_if (promtool_check ("fmp4ws_viewers 1\n# TYPE fmp4ws_viewers gauge\n").empty ());
+  client_free (c);
+
+  /* token-secret: /metrics needs the signed link like /status; refusals counted. */
+  g_object_set (sink, "token-secret", "s3cret", NULL);
+  expect_str (raw_response (port, get_request ("/metrics")), "HTTP/1.1 403");
+  const std::string valid = "?token=" + make_token ("s3cret", "/", unix_now () + 3600);
+  expect_str (raw_response (port, get_request ("/metrics" + valid), &body), "HTTP/1.1 200");
+  fail_unless_equals_int (metric_value (body, "fmp4ws_refused_connections_total{reason=\"token\"}"), 1);
+  g_object_set (sink, "token-secret", NULL, NULL);
+  /* authorize sees the route "metrics". */
+  gulong id = g_signal_connect (sink, "authorize", G_CALLBACK (deny_metrics), NULL);
+  expect_str (raw_response (port, get_request ("/metrics")), "HTTP/1.1 401");
+  expect_str (raw_response (port, get_request ("/status")), "HTTP/1.1 200");
+  g_signal_handler_disconnect (sink, id);
+  expect_str (raw_response (port, get_request ("/metrics"), &body), "HTTP/1.1 200");
+  fail_unless_equals_int (metric_value (body, "fmp4ws_refused_connections_total{reason=\"authorize\"}"), 1);
+  fail_unless (promtool_check (body).empty ());
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
 static Suite *
 websocketsink_suite (void)
 {
@@ -2846,6 +2945,7 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_out_of_descriptors_then_new_viewers_get_in);
   tcase_add_test (tc, test_half_sent_requests_then_new_viewers_get_in);
   tcase_add_test (tc, test_token_secret_on_every_route);
+  tcase_add_test (tc, test_metrics_route);
   tcase_add_test (tc, test_token_secret_under_a_path_prefix);
   tcase_add_test (tc, test_authorize_signal);
   tcase_add_test (tc, test_blocking_authorize_leaves_viewers_alone);

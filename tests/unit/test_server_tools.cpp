@@ -278,6 +278,11 @@ TEST (TokenCommand, DefaultsAndEveryFlag)
   EXPECT_EQ (d.ttl, 60);
   EXPECT_EQ (d.base_url, "https://tv.example/");
   EXPECT_TRUE (d.list);
+  EXPECT_FALSE (d.metrics);
+  TokenCommand m;
+  ASSERT_TRUE (ParseToken ({"--secret=x", "--metrics", "--ttl", "31536000"}, &m, &error)) << error;
+  EXPECT_TRUE (m.metrics);
+  EXPECT_FALSE (m.list);
   std::string f = TempFile ("filed\n");
   TokenCommand e;
   ASSERT_TRUE (ParseToken ({"--secret-file", f, "--stream", "a.b-c_1"}, &e, &error)) << error;
@@ -293,7 +298,7 @@ TEST (TokenCommand, BadCommandLinesAreErrors)
            {"--secret", "x", "--ttl", "0"}, {"--secret", "x", "--ttl", "-5"},
            {"--secret", "x", "--ttl", "soon"}, {"--secret", "x", "--base-url", "ftp://h"},
            {"--secret", "x", "--base-url", "localhost:8080"}, {"--secret", "x", "extra"},
-           {"--secret", "x", "--bogus"}}) {
+           {"--secret", "x", "--bogus"}, {"--secret", "x", "--list", "--metrics"}}) {
     TokenCommand c;
     std::string error;
     EXPECT_FALSE (ParseToken (bad, &c, &error)) << (bad.empty () ? "(none)" : bad.back ());
@@ -310,6 +315,7 @@ TEST (TokenCommand, ViewerUrlsCarryATokenForTheStreamsPath)
   EXPECT_EQ (viewer_url ("https://tv.example/proxy//", "cam1", "T"),
              "https://tv.example/proxy/live/cam1/?token=T");
   EXPECT_EQ (streams_url ("http://h:8080/", "T"), "http://h:8080/streams?token=T");
+  EXPECT_EQ (metrics_url ("http://h:8080//", "T"), "http://h:8080/metrics?token=T");
   // The path the server's sink checks (its path-prefix, or "/") is the one signed.
   const std::string t = fmp4ws::server::MakeToken ("s", token_path ("cam1"), 2000000000);
   EXPECT_EQ (fmp4ws::server::VerifyToken ("s", viewer_prefix ("cam1"), t.c_str (), 0),

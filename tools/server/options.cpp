@@ -64,13 +64,14 @@ bool
 parse_token_command (int *argc, char ***argv, TokenCommand *cmd, std::string *error)
 {
   StringArg secret, secret_file, stream, base_url;
-  gboolean list = FALSE;
+  gboolean list = FALSE, metrics = FALSE;
   gint64 ttl = cmd->ttl;
   GOptionEntry entries[] = {
       {"secret", 0, 0, G_OPTION_ARG_STRING, &secret.value, "The server's --token-secret", "S"},
       {"secret-file", 0, 0, G_OPTION_ARG_FILENAME, &secret_file.value, "Read the secret from FILE (its first line)", "FILE"},
       {"stream", 0, 0, G_OPTION_ARG_STRING, &stream.value, "Stream NAME (/live/NAME/; default: the TCP-ingest stream at /)", "NAME"},
       {"list", 0, 0, G_OPTION_ARG_NONE, &list, "A GET /streams URL instead of a viewer URL", nullptr},
+      {"metrics", 0, 0, G_OPTION_ARG_NONE, &metrics, "A GET /metrics URL (Prometheus) instead of a viewer URL", nullptr},
       {"ttl", 0, 0, G_OPTION_ARG_INT64, &ttl, "Seconds the link is valid from now (default 3600)", "SECONDS"},
       {"base-url", 0, 0, G_OPTION_ARG_STRING, &base_url.value, "Where viewers reach the server (default http://localhost:8080)", "URL"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
@@ -82,7 +83,7 @@ parse_token_command (int *argc, char ***argv, TokenCommand *cmd, std::string *er
   g_option_context_set_summary (
       ctx, "fmp4ws-server token --secret S [--stream NAME] [--ttl SECONDS] [--base-url URL]\n"
            "The URL's ?token=EXPIRY.SIG: SIG = hex HMAC-SHA256 of \"EXPIRY:PATH\" with the secret,\n"
-           "PATH = /live/NAME (/ for the default stream, /streams with --list).");
+           "PATH = /live/NAME (/ for the default stream, /streams with --list, /metrics with --metrics).");
   g_option_context_add_main_entries (ctx, entries, nullptr);
   GError *err = nullptr;
   bool ok = g_option_context_parse (ctx, &sub_argc, &sub_argv, &err);
@@ -112,6 +113,11 @@ parse_token_command (int *argc, char ***argv, TokenCommand *cmd, std::string *er
     return false;
   }
   cmd->list = list;
+  cmd->metrics = metrics;
+  if (list && metrics) {
+    *error = "token: --list and --metrics: one or the other";
+    return false;
+  }
   if (ttl <= 0 || ttl > int64_t (100) * 365 * 24 * 3600) {
     *error = "token: --ttl must be 1 second to 100 years";
     return false;
@@ -162,7 +168,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
            "  ffmpeg ... -f mp4 -movflags frag_keyframe+default_base_moof tcp://HOST:8081/\n"
            "  ffmpeg ... -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT "
            "http://HOST:8080/live/NAME\n"
-           "Watch: http://HOST:8080/ (TCP stream) or http://HOST:8080/live/NAME/; list: /streams\n"
+           "Watch: http://HOST:8080/ (TCP stream) or http://HOST:8080/live/NAME/; list: /streams; Prometheus: /metrics\n"
            "Signed viewer URL (with --token-secret): fmp4ws-server token --help");
   g_option_context_add_main_entries (ctx, entries, nullptr);
   if (extra)

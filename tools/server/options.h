@@ -41,6 +41,7 @@ struct TokenCommand
   std::string secret;                          // --secret or --secret-file (required)
   std::string stream;                          // --stream NAME; "": the default (TCP) stream
   bool list = false;                           // --list: the GET /streams URL instead
+  bool metrics = false;                        // --metrics: the GET /metrics URL instead
   int64_t ttl = 3600;                          // --ttl SECONDS, > 0
   std::string base_url = "http://localhost:8080";  // --base-url: where viewers reach the server
 };

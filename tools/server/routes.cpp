@@ -67,6 +67,15 @@ streams_url (const std::string &base_url, const std::string &token)
 }
 
 std::string
+metrics_url (const std::string &base_url, const std::string &token)
+{
+  std::string base = base_url;
+  while (!base.empty () && base.back () == '/')
+    base.pop_back ();
+  return base + "/metrics?token=" + token;
+}
+
+std::string
 streams_json (const std::vector<StreamSummary> &streams)
 {
   std::string json = "[";

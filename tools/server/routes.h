@@ -32,6 +32,10 @@ std::string viewer_url (const std::string &base_url, const std::string &name,
 // token signs PATH "/streams").
 std::string streams_url (const std::string &base_url, const std::string &token);
 
+// The signed GET /metrics URL: `base_url` (a trailing '/' dropped), /metrics?token=TOKEN (the
+// token signs PATH "/metrics").
+std::string metrics_url (const std::string &base_url, const std::string &token);
+
 // One stream as GET /streams lists it.
 struct StreamSummary
 {

@@ -6,12 +6,14 @@
 #include <gst/gst.h>
 #include <libsoup/soup.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "metrics.h"  // gst/server: Prometheus text
 #include "options.h"
 
 namespace fmp4ws::tools {
@@ -57,7 +59,10 @@ public:
   StreamRegistry (const StreamRegistry &) = delete;
   StreamRegistry &operator= (const StreamRegistry &) = delete;
 
-  void add_routes ();  // GET /streams on the server
+  void add_routes ();  // GET /streams and GET /metrics on the server
+  // What GET /metrics adds to the streams' numbers: the accept loop's (connections, refusals
+  // outside any stream) and the process's. Set by main () before add_routes ().
+  std::function<void (fmp4ws::server::MetricsInput *)> process_metrics;
   Stream *find (const std::string &name) const;  // null if there is none
   // A new stream with its viewer pipeline playing (viewers at prefix/); null on failure (logged).
   Stream *create (const std::string &name);
@@ -71,12 +76,23 @@ public:
 private:
   static void on_streams (SoupServer *, SoupServerMessage *msg, const char *, GHashTable *,
                           gpointer self);
+  static void on_metrics (SoupServer *, SoupServerMessage *msg, const char *, GHashTable *,
+                          gpointer self);
+  // --token-secret set and no valid ?token= for `path`: answers 403 and returns false.
+  bool token_ok (SoupServerMessage *msg, GHashTable *query, const char *path) const;
 
   SoupServer *server_;
   const Options &opt_;
   std::map<std::string, std::unique_ptr<Stream>> streams_;
 };
 
-const char *stream_label (const Stream *s);  // its name, "(default)" for the default stream
+const char *stream_label (const Stream *s);
+
+// A websocketsink's `stats` structure as the Snapshot it was made from (what GET /metrics
+// needs: totals, refusals, GOP cache, and each client's backlog and latency).
+fmp4ws::server::Snapshot snapshot_from_stats (const GstStructure *stats);
+
+// The process's CPU time, resident memory and descriptors (Linux /proc), and `start_time_s`.
+fmp4ws::server::ProcessMetrics read_process_metrics (double start_time_s);  // its name, "(default)" for the default stream
 
 }  // namespace fmp4ws::tools
