@@ -109,6 +109,7 @@ enum
   PROP_GOP_CACHE_MAX_BYTES,
   PROP_GOP_CACHE_MAX_TIME,
   PROP_REBASE,
+  PROP_ADD_PRFT,
   PROP_MAX_CLIENTS,
   PROP_MAX_CONNECTIONS,
   PROP_ALLOWED_ORIGINS,
@@ -532,6 +533,7 @@ gst_web_socket_sink_render (GstBaseSink *sink, GstBuffer *buffer)
   item->generation = priv->generation;
   item->payload = {mapped->map.data, mapped->map.size, mapped};
   item->keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
+  item->arrival_unix_us = g_get_real_time ();  // for the prft the sink adds (add-prft)
   BoxIterator it (mapped->map.data, mapped->map.size);
   while (it.Next ()) {
     if (it.type () != FourCC ("moof"))
@@ -757,7 +759,8 @@ get_stats (GstWebSocketSink *self)
           G_TYPE_UINT64, c.backlog_bytes, "backlog-time", G_TYPE_UINT64,
           (guint64) MAX (c.backlog_ns, 0), "latency", G_TYPE_DOUBLE, st->latency,
           "current-time", G_TYPE_DOUBLE, st->current_time, "stalls", G_TYPE_UINT64,
-          st->stalls, NULL);
+          st->stalls, "wall-clock-latency", G_TYPE_DOUBLE, st->wall_clock_latency,
+          "wall-clock-source", G_TYPE_STRING, st->wall_clock_source.c_str (), NULL);
       GValue v = G_VALUE_INIT;
       g_value_init (&v, GST_TYPE_STRUCTURE);
       gst_value_set_structure (&v, cs);
@@ -848,6 +851,10 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       break;
     case PROP_REBASE:
       s.config.rebase = g_value_get_boolean (value);
+      config_changed = true;
+      break;
+    case PROP_ADD_PRFT:
+      s.config.add_prft = g_value_get_boolean (value);
       config_changed = true;
       break;
     case PROP_MAX_CONNECTIONS:
@@ -966,6 +973,9 @@ gst_web_socket_sink_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_REBASE:
       g_value_set_boolean (value, s.config.rebase);
+      break;
+    case PROP_ADD_PRFT:
+      g_value_set_boolean (value, s.config.add_prft);
       break;
     case PROP_MAX_CONNECTIONS:
       g_value_set_uint (value, s.max_connections);
@@ -1185,6 +1195,27 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
                             "Start each viewer's timeline at 0, without gaps (only the moof is "
                             "rewritten per viewer)",
                             DEFAULT_REBASE, RW_PLAYING));
+  /**
+   * GstWebSocketSink:add-prft:
+   *
+   * Give every fragment that has no `prft` (ISO/IEC 14496-12 §8.16.5
+   * ProducerReferenceTimeBox) one, in front of its moof, per viewer: version 1, flags 4 ("the
+   * time the movie fragment was written": how players tell it from an encoder's, e.g. ffmpeg
+   * `-write_prft wallclock`, flags 0), reference track the fragment's first video track (else
+   * its first), media_time that track's tfdt as this viewer gets it (rebased), ntp_timestamp the
+   * wall clock (g_get_real_time()) when the fragment reached the sink less the track
+   * fragment's duration. An encoder's prft is kept as is (its media time is the encoder's,
+   * not rebased). With it the player measures wall-clock latency (capture or arrival to
+   * screen; clocks in sync assumed, exact on one machine).
+   *
+   * Since: 0.2
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_ADD_PRFT,
+      g_param_spec_boolean ("add-prft", "Add prft",
+                            "Add a prft box (arrival wall-clock time, NTP) to fragments without "
+                            "one, for wall-clock latency in players",
+                            TRUE, RW_PLAYING));
   /**
    * GstWebSocketSink:max-clients:
    *

@@ -513,6 +513,11 @@ IoThread::HandleText (Connection *c, const std::string &text)
   if (type == "report") {
     bc_.Report (c->id, (*obj)["current_time"].num, (*obj)["buffered_end"].num,
                 uint64_t ((*obj)["stalls"].num));
+    auto wcl = obj->find ("wall_clock_latency");
+    auto src = obj->find ("wall_clock_source");
+    if (wcl != obj->end () && wcl->second.kind == core::JsonValue::kNumber && src != obj->end () &&
+        src->second.kind == core::JsonValue::kString)
+      bc_.ReportWallClock (c->id, wcl->second.num, src->second.str);
   } else if (type == "pause") {
     if (LogOn (LogLevel::kDebug))
       Log (LogLevel::kDebug, "client " + std::to_string (c->id) + " paused");
