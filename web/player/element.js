@@ -29,7 +29,8 @@ const ElementBase = /** @type {typeof HTMLElement} */ (globalThis.HTMLElement ??
 /**
  * `<fmp4-player>` custom element wrapping {@link Fmp4Player}.
  *
- * Attributes: `src` (WebSocket URL), `target-latency` (seconds, default 1.5), `muted`, `autoplay`,
+ * Attributes: `src` (WebSocket URL), `target-latency` (seconds; default: learned from the stream,
+ * see {@link Fmp4Player}'s `targetLatency` option), `muted`, `autoplay`,
  * `controls`, `stats` (show the stats overlay).
  * Properties: `player` ({@link Fmp4Player}), `video`, `stats`, `state`, `src`.
  * The player's `statechange`, `error`, `stats` and `stream` events are re-dispatched on the element.
@@ -96,7 +97,7 @@ export class Fmp4PlayerElement extends ElementBase {
   _applyAll() {
     const o = this.player.options;
     const tl = parseFloat(this.getAttribute('target-latency') ?? '');
-    o.targetLatency = Number.isFinite(tl) && tl > 0 ? tl : 1.5;
+    o.targetLatency = Number.isFinite(tl) && tl > 0 ? tl : null;
     o.autoplay = this.hasAttribute('autoplay');
     this.video.muted = this.hasAttribute('muted');
     this.video.controls = this.hasAttribute('controls');
@@ -146,7 +147,8 @@ export class Fmp4PlayerElement extends ElementBase {
     const kbps = ((s.bitrate * 8) / 1000).toFixed(0);
     this._statsEl.textContent = [
       `state      ${s.state}`,
-      `latency    ${s.latency === null ? '-' : s.latency.toFixed(2)} s (target ${s.targetLatency.toFixed(2)})`,
+      `buffer     ${s.latency === null ? '-' : s.latency.toFixed(2)} s (target ${s.targetLatency.toFixed(2)}, jitter ${s.jitter.toFixed(2)})`,
+      `wall clock ${s.wallClockLatency === null ? '-' : `${s.wallClockLatency.toFixed(3)} s (${s.wallClockSource})`}`,
       `rate       ${s.playbackRate.toFixed(2)}x`,
       `bitrate    ${kbps} kbit/s`,
       `resolution ${s.resolution ?? '-'}`,
