@@ -220,8 +220,10 @@ Broadcaster::StartViewer (ViewerId id, Viewer &v)
 {
   v.phase = Phase::kWaitKeyframe;
   if (SyncOf (v) != SyncMethod::kLatestKeyframe || gop_.empty () || !init_ ||
-      gop_.front ()->generation != init_->generation)
+      gop_.front ()->generation != init_->generation) {
+    Emit (id, Event::kNeedKeyframe);
     return;
+  }
   // Burst the cached GOP if it fits in the viewer's backlog bounds.
   uint64_t bytes = 0;
   int64_t ns = 0, end = gop_.front ()->decode_time_ns;
@@ -231,8 +233,10 @@ Broadcaster::StartViewer (ViewerId id, Viewer &v)
     end = std::max (end, f->end_ns);
   }
   if (v.backlog_bytes + bytes > config_.max_backlog_bytes ||
-      v.backlog_ns + ns > config_.max_backlog_ns)
+      v.backlog_ns + ns > config_.max_backlog_ns) {
+    Emit (id, Event::kNeedKeyframe);
     return;
+  }
   // The first fragment will start at the end of the viewer's timeline (rebased) or at
   // its own decode time.
   int64_t start = RebaseOf (v) ? v.timeline_end_ns : gop_.front ()->decode_time_ns;
@@ -291,6 +295,7 @@ Broadcaster::Overflow (ViewerId id, Viewer &v)
   uint64_t before = v.stats.fragments_dropped;
   DropQueue (v);
   v.phase = Phase::kWaitKeyframe;
+  Emit (id, Event::kNeedKeyframe);
   v.have_offset = false;  // close the gap for players that never seek
   QueueText (id, v,
              "{\"type\":\"skip\",\"fragments\":" +
@@ -399,6 +404,7 @@ Broadcaster::Gap (uint64_t lost)
     // What is queued is whole and in order: it is still sent. What follows must start on
     // a keyframe, and its timeline continues where the queued part ends.
     v.phase = Phase::kWaitKeyframe;
+    Emit (id, Event::kNeedKeyframe);
     v.have_offset = false;
     v.stats.fragments_dropped += lost;
     dropped_total_ += lost;

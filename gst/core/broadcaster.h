@@ -127,11 +127,13 @@ public:
     std::optional<bool> rebase;
   };
 
-  // What happened to a viewer during an operation, for the glue.
+  // What happened to a viewer during an operation, for the glue. kNeedKeyframe: the viewer
+  // waits for the next keyframe fragment (no cached GOP for it: next-keyframe, a GOP longer
+  // than the cache, a backlog or overload skip), the glue may ask upstream for one.
   struct Event
   {
     ViewerId viewer;
-    enum Kind { kWritable, kClose } kind;
+    enum Kind { kWritable, kClose, kNeedKeyframe } kind;
     uint16_t close_code = 0;
     std::string reason;
   };

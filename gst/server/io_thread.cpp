@@ -473,6 +473,11 @@ void
 IoThread::ProcessEvents ()
 {
   std::vector<Broadcaster::Event> events = bc_.TakeEvents ();
+  bool need_keyframe = false;
+  for (const Broadcaster::Event &e : events)
+    need_keyframe |= e.kind == Broadcaster::Event::kNeedKeyframe;
+  if (need_keyframe && cb_.need_keyframe)
+    cb_.need_keyframe ();
   for (const Broadcaster::Event &e : events) {
     if (e.kind != Broadcaster::Event::kClose)
       continue;

@@ -699,3 +699,30 @@ TEST (Prft, EncodersPrftKeptAndRebased)
     (void) timescale;
   }
 }
+
+// A viewer that must wait for a keyframe raises kNeedKeyframe (the sink then asks upstream for
+// one, force-key-unit); one that gets the cached GOP does not.
+TEST (Broadcast, WaitingForAKeyframeIsAnEvent)
+{
+  Stream s = MakeStream ("notes-g30.mp4");  // keyframe fragments: #0 and #12
+  auto need = [] (Broadcaster &b) {
+    bool any = false;
+    for (const Broadcaster::Event &e : b.TakeEvents ())
+      any |= e.kind == Broadcaster::Event::kNeedKeyframe;
+    return any;
+  };
+  Broadcaster latest;
+  latest.PushInit (s.init);
+  for (size_t i = 0; i < 14; i++)
+    latest.PushFragment (s.fragments[i]);
+  latest.TakeEvents ();
+  latest.AddViewer ({});
+  EXPECT_FALSE (need (latest)) << "the cached GOP: no wait";
+  Broadcaster next (BroadcastConfig{SyncMethod::kNextKeyframe});
+  next.PushInit (s.init);
+  for (size_t i = 0; i < 14; i++)
+    next.PushFragment (s.fragments[i]);
+  next.TakeEvents ();
+  next.AddViewer ({});
+  EXPECT_TRUE (need (next)) << "next-keyframe: waits";
+}
