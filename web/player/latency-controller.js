@@ -167,7 +167,7 @@ export function maxLatency(settings, fragmentDuration, learnedTarget) {
 
 /** @type {LearnOptions} */
 export const LEARN_DEFAULTS = Object.freeze({
-  window: 15, warmUp: 4, lookBack: 2, maxJitter: 0.5, margin: 0.2, maxMargin: 2, stallRaise: 0.15, calmPeriod: 10, jitter: 0.05, maxTarget: 5,
+  window: 15, warmUp: 4, lookBack: 2, maxJitter: 0.5, margin: 0.2, maxMargin: 2, stallRaise: 0.15, calmPeriod: 10, jitter: 0.1, maxTarget: 5,
 });
 
 /**

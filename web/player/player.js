@@ -191,6 +191,8 @@ export class Fmp4Player extends EventTarget {
     this._lastFragStart = /** @type {number|null} */ (null);
     this._fragDuration = 0.5;
     this._jumpOnData = false;
+    /** performance.now() at which to check the latency once after the first frame (0: done) */
+    this._settleAt = 0;
     this._pauseReasons = new Set();
     this._pauseSent = false;
     this._eos = false;
@@ -466,6 +468,7 @@ export class Fmp4Player extends EventTarget {
     });
     this._lastFragStart = null;
     this._framesShown = false;
+    this._settleAt = 0;
     this._watchFirstFrame();
   }
 
@@ -573,6 +576,7 @@ export class Fmp4Player extends EventTarget {
     const mark = () => {
       if (session !== this._transport.session || this._framesShown) return;
       this._framesShown = true;
+      this._settleAt = performance.now() + 1000;
       this._transport.resetBackoff(); // playback works: the next reconnect starts with the short delay
       if (this._ttff === null) {
         this._ttff = Math.round(performance.now() - this._connectT0);
@@ -718,6 +722,12 @@ export class Fmp4Player extends EventTarget {
     const dt = Math.min(1000, now - (this._lastTick || now));
     this._lastTick = now;
     this._learner.tick(now / 1000);
+    if (this._settleAt && now >= this._settleAt && mse && !v.seeking && !v.paused) {
+      // 1 s after the first frame: what piled up while the page started to play (decoder
+      // set-up, the start burst) is skipped if well over the target, as after a hidden page
+      this._settleAt = 0;
+      this._resume();
+    }
     if (mse && mse.sb && v.readyState > 0 && !v.seeking) this._control(dt);
     if (this.options.reportInterval > 0 && now - this._lastReport >= this.options.reportInterval) {
       this._lastReport = now;
