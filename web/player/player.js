@@ -597,6 +597,12 @@ export class Fmp4Player extends EventTarget {
     const mse = this._mse;
     // once per MediaSource: a pause by the user is respected afterwards
     if (!this.options.autoplay || !mse || mse.autoplayed || !v.buffered.length) return;
+    // Start with the target's worth ahead (a start burst of one long fragment would run dry
+    // before the next one comes), waiting for more fragments at most 2 s.
+    const b = v.buffered;
+    const now = performance.now();
+    mse.autoplayWaitSince ??= now;
+    if (b.end(b.length - 1) - v.currentTime < this._effectiveTarget() && now - mse.autoplayWaitSince < 2000) return;
     mse.autoplayed = true;
     if (!v.paused) return;
     const p = v.play();
