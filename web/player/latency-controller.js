@@ -13,7 +13,7 @@
  * @property {number} [maxLatency] latency above which to jump (default from the target)
  * @property {boolean} preferJumps only jump, never change `playbackRate` (Safari)
  * @property {number} maxCatchUpRate highest `playbackRate` to catch up
- * @property {number} slowDownRate `playbackRate` when the buffer runs low
+ * @property {number} slowDownRate lowest `playbackRate`, when the buffer runs low
  */
 
 /**
