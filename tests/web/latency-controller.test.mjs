@@ -426,6 +426,18 @@ test('learner: a stall raises the margin, calm periods lower it back to the leas
   assert.equal(l.margin, LEARN_DEFAULTS.maxMargin, 'bounded');
 });
 
+test('learner: a new publisher raises the margin for a while; Firefox starts higher', () => {
+  const l = new TargetLearner();
+  l.fragment(0, 0, 0.1);
+  l.raise(1, 0.5);
+  assert.equal(l.margin, 0.5);
+  l.raise(2, 0.3);
+  assert.equal(l.margin, 0.5, 'never lowered by a raise');
+  l.tick(1000);
+  assert.equal(l.margin, LEARN_DEFAULTS.margin, 'calm periods bring it back');
+  assert.equal(new TargetLearner({ margin: 0.5 }).target, 0.5 + LEARN_DEFAULTS.jitter);
+});
+
 test('target: learned by default, target-latency overrides (at least half a fragment + MIN_MARGIN)', () => {
   assert.equal(effectiveTarget(null, 0.7, 0.62), 0.62);
   assert.equal(effectiveTarget(null, 0.7), 0.35 + LEARN_DEFAULTS.margin + LEARN_DEFAULTS.jitter, 'nothing learned yet');

@@ -245,6 +245,17 @@ export class TargetLearner {
     this.calmSince = now;
   }
 
+  /**
+   * Raises the margin to at least `margin` for now (calm periods lower it again): a new
+   * publisher or stream (new init segment) starts irregularly.
+   * @param {number} now s
+   * @param {number} margin s
+   */
+  raise(now, margin) {
+    this.margin = Math.min(this.options.maxMargin, Math.max(this.margin, margin));
+    this.calmSince = now;
+  }
+
   /** Called on every tick: lowers the margin after calm periods. @param {number} now s */
   tick(now) {
     if (this.calmSince === null) return;

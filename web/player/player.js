@@ -14,7 +14,7 @@ import {
   TargetLearner,
 } from './latency-controller.js';
 import { ByteRateMeter, videoQuality } from './stats.js';
-import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
+import { LOG_PREFIX, errText, round3, isSafari, isFirefox } from './util.js';
 
 /** @typedef {import('./bmff.js').TrackInfo} TrackInfo */
 
@@ -204,7 +204,7 @@ export class Fmp4Player extends EventTarget {
     /** @type {Array<{mediaTime: number, unixMs: number, source: 'encoder'|'server'}>} recent prfts */
     this._prfts = [];
     /** learns the latency target when `options.targetLatency` is null */
-    this._learner = new TargetLearner();
+    this._learner = this._newLearner();
     /** @type {Array<object>|null} the last `options.trace` controller steps (debug only) */
     this.controlTrace = null;
     /** @type {Array<[number, number, number, boolean]>} fragments since the last traced step */
@@ -227,6 +227,16 @@ export class Fmp4Player extends EventTarget {
       ['pause', () => this._onVideoPause()],
       ['error', () => this._onVideoError()],
     ];
+  }
+
+  /**
+   * The latency learner: the least margin 0.2 s (Chromium underflows with 0.08–0.17 s
+   * buffered), 0.5 s on Firefox (its MSE stalls with more left, and resumes later: measured in
+   * tests/web's Firefox traces and the e2e runs).
+   * @returns {TargetLearner}
+   */
+  _newLearner() {
+    return new TargetLearner(isFirefox() ? { margin: 0.5 } : {});
   }
 
   /** @returns {string} the WebSocket URL */
@@ -326,7 +336,7 @@ export class Fmp4Player extends EventTarget {
     this._counters = { bytes: 0, reconnects: 0, stalls: 0, jumps: 0, evictions: 0, skips: 0 };
     this._frameBase = { dropped: 0, decoded: 0 };
     this._rx.reset();
-    this._learner = new TargetLearner();
+    this._learner = this._newLearner();
     this.video.playsInline = true;
     for (const [t, f] of this._videoListeners) this.video.addEventListener(t, f);
     document.addEventListener('visibilitychange', this._onVisibility);
@@ -413,6 +423,8 @@ export class Fmp4Player extends EventTarget {
     this._stream = msg;
     this._generation = msg.generation ?? this._generation + 1;
     this._learner.resetArrivals();
+    // a new publisher (new init segment) starts irregularly: more margin for a while
+    if (previous) this._learner.raise(performance.now() / 1000, 0.5);
     this.dispatchEvent(new CustomEvent('stream', { detail: msg }));
     const support = checkSupport(msg);
     if (!support.ok) {
@@ -597,12 +609,14 @@ export class Fmp4Player extends EventTarget {
     const mse = this._mse;
     // once per MediaSource: a pause by the user is respected afterwards
     if (!this.options.autoplay || !mse || mse.autoplayed || !v.buffered.length) return;
-    // Start with the target's worth ahead (a start burst of one long fragment would run dry
-    // before the next one comes), waiting for more fragments at most 2 s.
+    // Once the start burst is in (while it comes, more is on its way: play at once), start with
+    // the target's worth ahead: a burst of one long fragment would run dry before the next one
+    // comes. Waits for more fragments at most 2 s.
     const b = v.buffered;
     const now = performance.now();
     mse.autoplayWaitSince ??= now;
-    if (b.end(b.length - 1) - v.currentTime < this._effectiveTarget() && now - mse.autoplayWaitSince < 2000) return;
+    if (!this._liveStart && b.end(b.length - 1) - v.currentTime < this._effectiveTarget() &&
+        now - mse.autoplayWaitSince < 2000) return;
     mse.autoplayed = true;
     if (!v.paused) return;
     const p = v.play();
