@@ -48,6 +48,7 @@
 
 #include <gio/gio.h>
 #include <libsoup/soup.h>
+#include <gst/video/video.h>
 
 #include <atomic>
 #include <functional>
@@ -86,6 +87,7 @@ extern "C" GResource *fmp4ws_web_get_resource (void);
 #define DEFAULT_MAX_BACKLOG_TIME (10 * GST_SECOND)
 #define DEFAULT_GOP_CACHE_MAX_BYTES (G_GUINT64_CONSTANT (32) << 20)
 #define DEFAULT_GOP_CACHE_MAX_TIME (15 * GST_SECOND)
+#define DEFAULT_KEYFRAME_REQUEST_INTERVAL (1 * GST_SECOND)
 #define DEFAULT_REBASE TRUE
 #define DEFAULT_MAX_CLIENTS 1000
 #define DEFAULT_MAX_CONNECTIONS 0
@@ -115,6 +117,8 @@ enum
   PROP_GOP_CACHE_MAX_BYTES,
   PROP_GOP_CACHE_MAX_TIME,
   PROP_REBASE,
+  PROP_ADD_PRFT,
+  PROP_KEYFRAME_REQUEST_INTERVAL,
   PROP_MAX_CLIENTS,
   PROP_MAX_CONNECTIONS,
   PROP_REQUEST_TIMEOUT,
@@ -223,6 +227,10 @@ struct GstWebSocketSinkPrivate
   std::vector<std::unique_ptr<IoThread>> shards;
   std::atomic<guint64> next_viewer_id{1};
   std::atomic<guint> open_viewers{0};  // connected, or being handed to an I/O thread
+  // force-key-unit requests upstream (keyframe-request-interval, read by the I/O threads)
+  std::atomic<guint64> keyframe_request_interval{DEFAULT_KEYFRAME_REQUEST_INTERVAL};
+  std::atomic<gint64> last_keyframe_request_us{G_MININT64};
+  std::atomic<guint64> keyframe_requests{0};
 
   // Any thread.
   std::mutex status_lock;
@@ -322,6 +330,31 @@ io_callbacks (GstWebSocketSink *self)
     g_signal_emit (self, signals[SIGNAL_CLIENT_REMOVED], 0, id, address.c_str (), why.c_str ());
   };
   cb.connection_released = [self] { self->priv->open_viewers--; };
+  cb.need_keyframe = [self] {
+    // A viewer waits for a keyframe: ask upstream for one (an encoder in the pipeline, e.g.
+    // x264enc, answers a force-key-unit event), at most once per keyframe-request-interval.
+    GstWebSocketSinkPrivate *priv = self->priv;
+    guint64 interval = priv->keyframe_request_interval.load ();
+    if (interval == 0)
+      return;
+    gint64 now = g_get_monotonic_time ();
+    gint64 last = priv->last_keyframe_request_us.load ();
+    if (last != G_MININT64 && now - last < gint64 (interval / GST_USECOND))
+      return;
+    if (!priv->last_keyframe_request_us.compare_exchange_strong (last, now))
+      return;  // another I/O thread asked just now
+    priv->keyframe_requests++;
+    // Pushed from GStreamer's thread pool, not from this I/O thread (which holds its lock).
+    gst_element_call_async (
+        GST_ELEMENT (self),
+        [] (GstElement *e, gpointer) {
+          GST_DEBUG_OBJECT (e, "a viewer waits for a keyframe: force-key-unit upstream");
+          gst_pad_push_event (GST_BASE_SINK_PAD (e),
+                              gst_video_event_new_upstream_force_key_unit (GST_CLOCK_TIME_NONE,
+                                                                           TRUE, 0));
+        },
+        NULL, NULL);
+  };
   cb.log = [self] (IoThread::LogLevel level, const std::string &msg) {
     GST_CAT_LEVEL_LOG (GST_CAT_DEFAULT, gst_level (level), self, "%s", msg.c_str ());
   };
@@ -627,6 +660,7 @@ gst_web_socket_sink_render (GstBaseSink *sink, GstBuffer *buffer)
   item->payload = {mapped->map.data, mapped->map.size, mapped};
   item->keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
   item->discont = GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DISCONT);
+  item->arrival_unix_us = g_get_real_time ();  // for the prft the sink adds (add-prft)
   BoxIterator it (mapped->map.data, mapped->map.size);
   while (it.Next ()) {
     if (it.type () != FourCC ("moof"))
@@ -873,7 +907,8 @@ get_stats (GstWebSocketSink *self)
           G_TYPE_UINT64, c.backlog_bytes, "backlog-time", G_TYPE_UINT64,
           (guint64) MAX (c.backlog_ns, 0), "latency", G_TYPE_DOUBLE, st->latency,
           "current-time", G_TYPE_DOUBLE, st->current_time, "stalls", G_TYPE_UINT64,
-          st->stalls, NULL);
+          st->stalls, "wall-clock-latency", G_TYPE_DOUBLE, st->wall_clock_latency,
+          "wall-clock-source", G_TYPE_STRING, st->wall_clock_source.c_str (), NULL);
       GValue v = G_VALUE_INIT;
       g_value_init (&v, GST_TYPE_STRUCTURE);
       gst_value_set_structure (&v, cs);
@@ -903,7 +938,8 @@ get_stats (GstWebSocketSink *self)
       t.fragments_sent, "fragments-dropped", G_TYPE_UINT64, t.fragments_dropped, "skips",
       G_TYPE_UINT64, t.skips,
       "gop-cache-fragments", G_TYPE_UINT, gop_fragments, "gop-cache-bytes", G_TYPE_UINT64,
-      gop_bytes, "overload-drops", G_TYPE_UINT64, overload_drops, "disconnects",
+      gop_bytes, "overload-drops", G_TYPE_UINT64, overload_drops, "keyframe-requests",
+      G_TYPE_UINT64, self->priv->keyframe_requests.load (), "disconnects",
       GST_TYPE_STRUCTURE, disc, "refused", GST_TYPE_STRUCTURE, refused, NULL);
   gst_structure_free (disc);
   gst_structure_free (refused);
@@ -975,6 +1011,13 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
     case PROP_REBASE:
       s.config.rebase = g_value_get_boolean (value);
       config_changed = true;
+      break;
+    case PROP_ADD_PRFT:
+      s.config.add_prft = g_value_get_boolean (value);
+      config_changed = true;
+      break;
+    case PROP_KEYFRAME_REQUEST_INTERVAL:
+      self->priv->keyframe_request_interval = g_value_get_uint64 (value);
       break;
     case PROP_MAX_CONNECTIONS:
       s.max_connections = g_value_get_uint (value);
@@ -1104,6 +1147,12 @@ gst_web_socket_sink_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_REBASE:
       g_value_set_boolean (value, s.config.rebase);
+      break;
+    case PROP_ADD_PRFT:
+      g_value_set_boolean (value, s.config.add_prft);
+      break;
+    case PROP_KEYFRAME_REQUEST_INTERVAL:
+      g_value_set_uint64 (value, self->priv->keyframe_request_interval.load ());
       break;
     case PROP_MAX_CONNECTIONS:
       g_value_set_uint (value, s.max_connections);
@@ -1332,6 +1381,45 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
                             "Start each viewer's timeline at 0, without gaps (only the moof is "
                             "rewritten per viewer)",
                             DEFAULT_REBASE, RW_PLAYING));
+  /**
+   * GstWebSocketSink:keyframe-request-interval:
+   *
+   * When a viewer must wait for a keyframe (sync-method=next-keyframe, a GOP longer than the
+   * GOP cache allows, a backlog or overload skip), send an upstream force-key-unit event
+   * (gst_video_event_new_upstream_force_key_unit, all-headers) so that an encoder in the
+   * pipeline (x264enc, ...) starts a new GOP now: at most once per this interval (ns). 0:
+   * never. Publishers outside the pipeline (tcpserversrc) cannot be asked: the event stops
+   * there.
+   *
+   * Since: 0.2
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_KEYFRAME_REQUEST_INTERVAL,
+      g_param_spec_uint64 ("keyframe-request-interval", "Keyframe request interval",
+                           "Least time (ns) between two upstream force-key-unit events sent "
+                           "when a viewer waits for a keyframe (0: never)",
+                           0, G_MAXINT64, DEFAULT_KEYFRAME_REQUEST_INTERVAL, RW_PLAYING));
+  /**
+   * GstWebSocketSink:add-prft:
+   *
+   * Give every fragment that has no `prft` (ISO/IEC 14496-12 §8.16.5
+   * ProducerReferenceTimeBox) one, in front of its moof, per viewer: version 1, flags 4 ("the
+   * time the movie fragment was written": how players tell it from an encoder's, e.g. ffmpeg
+   * `-write_prft wallclock`, flags 0), reference track the fragment's first video track (else
+   * its first), media_time that track's tfdt as this viewer gets it (rebased), ntp_timestamp the
+   * wall clock (g_get_real_time()) when the fragment reached the sink less the track
+   * fragment's duration. An encoder's prft is kept as is (its media time is the encoder's,
+   * not rebased). With it the player measures wall-clock latency (capture or arrival to
+   * screen; clocks in sync assumed, exact on one machine).
+   *
+   * Since: 0.2
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_ADD_PRFT,
+      g_param_spec_boolean ("add-prft", "Add prft",
+                            "Add a prft box (arrival wall-clock time, NTP) to fragments without "
+                            "one, for wall-clock latency in players",
+                            TRUE, RW_PLAYING));
   /**
    * GstWebSocketSink:max-clients:
    *

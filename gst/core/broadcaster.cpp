@@ -41,6 +41,8 @@ SetFragmentInfo (StreamItem *item, const FragmentInfo &info, const InitInfo &ini
   // An audio moof beside video moofs (separate_moof, mp4mux) covers time the video
   // moofs cover too: it adds nothing to a backlog's duration.
   item->duration_ns = (info.has_video || !init.has_video) ? std::max<int64_t> (info.duration_ns (), 0) : 0;
+  item->has_prft = item->payload.data && moof_offset <= item->payload.size &&
+                   HasPrft (item->payload.data, moof_offset);
 }
 
 void
@@ -145,24 +147,29 @@ Broadcaster::QueueFragment (ViewerId id, Viewer &v, const ItemPtr &fp)
   OutMessage m;
   m.is_fragment = true;
   m.duration_ns = std::max<int64_t> (f.duration_ns, 0);
-  size_t keep = 0;  // bytes of the payload copied into head (rewritten moof)
-  bool rebase = RebaseOf (v) && f.info && f.decode_time_ns >= 0 &&
-                f.moof_offset + f.moof_size <= f.payload.size;
+  size_t keep = 0;  // bytes of the payload copied into head (moof, rewritten and/or with a prft)
+  const bool moof_ok = f.info && f.moof_offset + f.moof_size <= f.payload.size;
+  bool rebase = RebaseOf (v) && moof_ok && f.decode_time_ns >= 0;
   // A timestamp jump (fmp4initcache flags the first fragment of it once, whichever track
   // comes first): the viewer's timeline goes on from where it was.
   if (rebase && f.discont)
     v.have_offset = false;
+  // A prft of our own in front of the moof (arrival time, the viewer's media time) when the
+  // fragment has none; its bytes depend on the offset as the rewritten moof does.
+  const bool add_prft = config_.add_prft && moof_ok && !f.has_prft && f.arrival_unix_us >= 0;
   if (rebase) {
     if (!v.have_offset) {
       v.offset_ns = f.decode_time_ns - v.timeline_end_ns;
       v.have_offset = true;
     }
-    keep = f.moof_offset + f.moof_size;
   }
-  // The head (frame header + rewritten moof) depends only on the framing and the offset:
-  // reuse the one made for an earlier viewer with the same.
+  if (rebase || add_prft)
+    keep = f.moof_offset + f.moof_size;
+  // The head (frame header + what precedes the moof + maybe a prft + the moof, rewritten)
+  // depends only on the framing and the offset: reuse the one made for an earlier viewer with
+  // the same (not rebased with a prft: the same bytes as offset 0).
   const int framing = int (v.options.framing);
-  const int64_t key = keep ? v.offset_ns : INT64_MIN;
+  const int64_t key = rebase ? v.offset_ns : (keep ? 0 : INT64_MIN);
   const StreamItem::Head *cached = nullptr;
   for (const StreamItem::Head &h : f.heads)
     if (h.framing == framing && h.offset_ns == key) {
@@ -173,18 +180,31 @@ Broadcaster::QueueFragment (ViewerId id, Viewer &v, const ItemPtr &fp)
     m.head = cached->bytes;
     keep = cached->payload_bytes_in_head;
   } else {
-    std::vector<uint8_t> head;
-    if (v.options.framing == Framing::kWebSocket)
-      FrameHeader (kOpBinary, f.payload.size, &head);
+    std::vector<uint8_t> content;  // replaces payload[0, keep)
     if (keep) {
-      size_t at = head.size ();
-      head.insert (head.end (), f.payload.data, f.payload.data + keep);
-      if (!RebaseMoof (head.data () + at + f.moof_offset, f.moof_size, *f.info, v.offset_ns)) {
+      content.assign (f.payload.data, f.payload.data + f.moof_offset);
+      const size_t prft_at = content.size ();
+      if (add_prft)
+        content.resize (prft_at + kPrftSize);
+      const size_t moof_at = content.size ();
+      content.insert (content.end (), f.payload.data + f.moof_offset,
+                      f.payload.data + f.moof_offset + f.moof_size);
+      bool ok = !rebase || RebaseMoof (content.data () + moof_at, f.moof_size, *f.info, v.offset_ns);
+      if (ok && rebase && f.has_prft)
+        ok = RebasePrft (content.data (), f.moof_offset, *f.info, v.offset_ns);
+      if (ok && add_prft)
+        ok = WritePrft (content.data () + prft_at, content.data () + moof_at, f.moof_size, *f.info,
+                        f.arrival_unix_us, kPrftFlagsServer);
+      if (!ok) {
         // Malformed moof: send the fragment untouched rather than corrupt it.
-        head.resize (at);
+        content.clear ();
         keep = 0;
       }
     }
+    std::vector<uint8_t> head;
+    if (v.options.framing == Framing::kWebSocket)
+      FrameHeader (kOpBinary, content.size () + f.payload.size - keep, &head);
+    head.insert (head.end (), content.begin (), content.end ());
     m.head = std::make_shared<const std::vector<uint8_t>> (std::move (head));
     if (f.heads.size () < StreamItem::kMaxHeads)
       f.heads.push_back ({framing, key, m.head, keep});
@@ -204,8 +224,10 @@ Broadcaster::StartViewer (ViewerId id, Viewer &v)
 {
   v.phase = Phase::kWaitKeyframe;
   if (SyncOf (v) != SyncMethod::kLatestKeyframe || gop_.empty () || !init_ ||
-      gop_.front ()->generation != init_->generation)
+      gop_.front ()->generation != init_->generation) {
+    Emit (id, Event::kNeedKeyframe);
     return;
+  }
   // Burst the cached GOP if it fits in the viewer's backlog bounds.
   uint64_t bytes = 0;
   int64_t ns = 0, end = gop_.front ()->decode_time_ns;
@@ -217,8 +239,10 @@ Broadcaster::StartViewer (ViewerId id, Viewer &v)
   if (gop_discont_)
     end = gop_.front ()->decode_time_ns + ns;  // decode times jump inside: count durations
   if (v.backlog_bytes + bytes > config_.max_backlog_bytes ||
-      v.backlog_ns + ns > config_.max_backlog_ns)
+      v.backlog_ns + ns > config_.max_backlog_ns) {
+    Emit (id, Event::kNeedKeyframe);
     return;
+  }
   // The first fragment will start at the end of the viewer's timeline (rebased) or at
   // its own decode time.
   int64_t start = RebaseOf (v) ? v.timeline_end_ns : gop_.front ()->decode_time_ns;
@@ -277,6 +301,7 @@ Broadcaster::Overflow (ViewerId id, Viewer &v)
   uint64_t before = v.stats.fragments_dropped;
   DropQueue (v);
   v.phase = Phase::kWaitKeyframe;
+  Emit (id, Event::kNeedKeyframe);
   v.have_offset = false;  // close the gap for players that never seek
   QueueText (id, v,
              "{\"type\":\"skip\",\"fragments\":" +
@@ -390,6 +415,7 @@ Broadcaster::Gap (uint64_t lost)
     // What is queued is whole and in order: it is still sent. What follows must start on
     // a keyframe, and its timeline continues where the queued part ends.
     v.phase = Phase::kWaitKeyframe;
+    Emit (id, Event::kNeedKeyframe);
     v.have_offset = false;
     v.stats.fragments_dropped += lost;
     dropped_total_ += lost;
@@ -513,6 +539,18 @@ Broadcaster::Report (ViewerId id, double current_time, double buffered_end, uint
   s.current_time = current_time;
   s.latency = buffered_end >= current_time ? buffered_end - current_time : 0;
   s.stalls = stalls;
+}
+
+void
+Broadcaster::ReportWallClock (ViewerId id, double latency_s, const std::string &source)
+{
+  auto it = viewers_.find (id);
+  if (it == viewers_.end ())
+    return;
+  if (!(latency_s >= -60 && latency_s <= 3600) || (source != "encoder" && source != "server"))
+    return;
+  it->second.stats.wall_clock_latency = latency_s;
+  it->second.stats.wall_clock_source = source;
 }
 
 const std::deque<OutMessage> *

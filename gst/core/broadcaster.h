@@ -48,6 +48,8 @@ struct StreamItem
                                 // runs beside video moofs, as with separate_moof)
   std::optional<FragmentInfo> info;  // moof layout, for rebasing (absent: sent as is)
   size_t moof_offset = 0, moof_size = 0;
+  bool has_prft = false;            // a prft precedes the moof (the encoder's: kept as is)
+  int64_t arrival_unix_us = -1;     // wall clock (Unix µs) when it reached the sink; -1: unknown
   // Message heads already made for this fragment, by (framing, timeline offset): viewers that
   // started at the same keyframe share one rewritten moof. Only the broadcaster's thread
   // touches it; bounded (kMaxHeads).
@@ -80,6 +82,10 @@ struct BroadcastConfig
   uint64_t gop_max_bytes = 32u << 20;
   int64_t gop_max_ns = 15'000'000'000;
   bool rebase = true;
+  // Fragments without a prft get one in front of their moof, per viewer: the arrival time
+  // (NTP) of the fragment and the viewer's (rebased) media time (ISO/IEC 14496-12 §8.16.5,
+  // flags kPrftFlagsServer).
+  bool add_prft = true;
 };
 
 using Bytes = std::shared_ptr<const std::vector<uint8_t>>;
@@ -108,6 +114,8 @@ struct ViewerStats
   double latency = -1;              // from the viewer's reports (buffered_end - current_time)
   double current_time = -1;
   uint64_t stalls = 0;
+  double wall_clock_latency = -1;   // from the reports: capture/arrival to screen (s), -1: none
+  std::string wall_clock_source;    // "encoder" or "server" (whose prft), empty: none
 };
 
 class Broadcaster
@@ -122,11 +130,13 @@ public:
     std::optional<bool> rebase;
   };
 
-  // What happened to a viewer during an operation, for the glue.
+  // What happened to a viewer during an operation, for the glue. kNeedKeyframe: the viewer
+  // waits for the next keyframe fragment (no cached GOP for it: next-keyframe, a GOP longer
+  // than the cache, a backlog or overload skip), the glue may ask upstream for one.
   struct Event
   {
     ViewerId viewer;
-    enum Kind { kWritable, kClose } kind;
+    enum Kind { kWritable, kClose, kNeedKeyframe } kind;
     uint16_t close_code = 0;
     std::string reason;
   };
@@ -162,6 +172,10 @@ public:
   // Closes: queues a close frame after what is queued (drain) or instead of it.
   void Close (ViewerId id, uint16_t code, const std::string &reason, bool drain = false);
   void Report (ViewerId id, double current_time, double buffered_end, uint64_t stalls);
+  // The viewer's wall-clock latency (s, from a prft: now − the wall-clock time of the frame
+  // on screen) and whose prft it came from ("encoder" or "server"). Values outside
+  // [-60, 3600] s or another source are ignored (a viewer's clock may be off; not a crash).
+  void ReportWallClock (ViewerId id, double latency_s, const std::string &source);
 
   // The viewer's queue, front first; the glue writes from `front_offset`.
   const std::deque<OutMessage> *Queue (ViewerId id) const;

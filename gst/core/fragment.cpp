@@ -256,4 +256,93 @@ RebaseMoof (uint8_t *moof, size_t size, const FragmentInfo &info, int64_t offset
   return true;
 }
 
+uint64_t
+NtpFromUnixMicros (int64_t unix_us)
+{
+  int64_t sec = unix_us / 1000000;
+  int64_t us = unix_us % 1000000;
+  if (us < 0) {
+    us += 1000000;
+    sec -= 1;
+  }
+  uint64_t frac = (uint64_t (us) << 32) / 1000000;
+  return (uint64_t (sec + int64_t (kNtpUnixOffset)) << 32) | frac;
+}
+
+bool
+HasPrft (const uint8_t *bytes, size_t size)
+{
+  BoxIterator it (bytes, size);
+  while (it.Next ())
+    if (it.type () == FourCC ("prft"))
+      return true;
+  return false;
+}
+
+bool
+RebasePrft (uint8_t *bytes, size_t size, const FragmentInfo &info, int64_t offset_ns)
+{
+  BoxIterator it (bytes, size);
+  while (it.Next ()) {
+    if (it.type () != FourCC ("prft"))
+      continue;
+    uint8_t *p = bytes + (it.payload () - bytes);
+    size_t n = it.payload_size ();
+    if (n < 4)
+      return false;
+    uint8_t version = p[0];
+    if (n < (version == 1 ? 24u : 20u))
+      return false;
+    uint32_t track_id = LoadU32 (p + 4);
+    uint32_t timescale = 0;
+    for (const TrafTiming &tt : info.trafs)
+      if (tt.track_id == track_id)
+        timescale = tt.timescale;
+    if (timescale == 0)
+      continue;
+    __int128 shift = ((__int128) offset_ns * timescale +
+                      (offset_ns >= 0 ? 500000000 : -500000000)) / 1000000000;
+    uint64_t mt = version == 1 ? (uint64_t (LoadU32 (p + 16)) << 32) | LoadU32 (p + 20)
+                               : LoadU32 (p + 16);
+    __int128 t = (__int128) mt - shift;
+    if (t < 0)
+      t = 0;
+    if (version == 1)
+      StoreU64 (p + 16, uint64_t (t > UINT64_MAX ? UINT64_MAX : t));
+    else
+      StoreU32 (p + 16, uint32_t (t > 0xffffffff ? 0xffffffff : t));
+  }
+  return true;
+}
+
+bool
+WritePrft (uint8_t *out, const uint8_t *moof, size_t moof_size, const FragmentInfo &info,
+           int64_t unix_us, uint32_t flags)
+{
+  if (info.timing < 0 || size_t (info.timing) >= info.trafs.size ())
+    return false;
+  const TrafTiming &tt = info.trafs[size_t (info.timing)];
+  if (tt.tfdt_offset == 0 || tt.timescale == 0 || tt.tfdt_offset >= moof_size)
+    return false;
+  BoxHeader h;
+  if (ParseBoxHeader (moof + tt.tfdt_offset, moof_size - tt.tfdt_offset,
+                      moof_size - tt.tfdt_offset, &h) != HeaderStatus::kOk ||
+      h.type != FourCC ("tfdt"))
+    return false;
+  const uint8_t *p = moof + tt.tfdt_offset + h.header_size;  // version, flags, time
+  uint8_t version = p[0];
+  if (h.size - h.header_size < (version == 1 ? 12u : 8u))
+    return false;
+  uint64_t media_time = version == 1 ? (uint64_t (LoadU32 (p + 4)) << 32) | LoadU32 (p + 8)
+                                     : LoadU32 (p + 4);
+  int64_t duration_us = int64_t ((__int128) tt.duration * 1000000 / tt.timescale);
+  StoreU32 (out, uint32_t (kPrftSize));
+  StoreU32 (out + 4, FourCC ("prft"));
+  StoreU32 (out + 8, (1u << 24) | (flags & 0xffffff));  // version 1
+  StoreU32 (out + 12, tt.track_id);
+  StoreU64 (out + 16, NtpFromUnixMicros (unix_us - duration_us));
+  StoreU64 (out + 24, media_time);
+  return true;
+}
+
 }  // namespace fmp4ws::core

@@ -518,11 +518,16 @@ StatusJson (const Snapshot &snap, const std::string &stream)
   for (const ClientSnapshot &c : snap.clients) {
     if (!clients.empty ())
       clients += ",";
-    char lat[32];
+    char lat[32], wcl[32];
     g_snprintf (lat, sizeof lat, "%.3f", c.stats.latency);
+    g_snprintf (wcl, sizeof wcl, "%.3f", c.stats.wall_clock_latency);
     clients += "{\"id\":" + std::to_string (c.id) + ",\"address\":" + core::JsonString (c.address) +
                ",\"bytes_sent\":" + std::to_string (c.stats.bytes_sent) + ",\"backlog_bytes\":" +
-               std::to_string (c.backlog_bytes) + ",\"latency\":" + lat + "}";
+               std::to_string (c.backlog_bytes) + ",\"latency\":" + lat;
+    if (!c.stats.wall_clock_source.empty ())
+      clients += std::string (",\"wall_clock_latency\":") + wcl + ",\"wall_clock_source\":" +
+                 core::JsonString (c.stats.wall_clock_source);
+    clients += "}";
   }
   std::string s = "{\"viewers\":" + std::to_string (snap.viewers);
   s += ",\"stream\":" + (stream.empty () ? std::string ("null") : stream);

@@ -475,6 +475,11 @@ void
 IoThread::ProcessEvents ()
 {
   std::vector<Broadcaster::Event> events = bc_.TakeEvents ();
+  bool need_keyframe = false;
+  for (const Broadcaster::Event &e : events)
+    need_keyframe |= e.kind == Broadcaster::Event::kNeedKeyframe;
+  if (need_keyframe && cb_.need_keyframe)
+    cb_.need_keyframe ();
   for (const Broadcaster::Event &e : events) {
     if (e.kind != Broadcaster::Event::kClose)
       continue;
@@ -515,6 +520,11 @@ IoThread::HandleText (Connection *c, const std::string &text)
   if (type == "report") {
     bc_.Report (c->id, (*obj)["current_time"].num, (*obj)["buffered_end"].num,
                 uint64_t ((*obj)["stalls"].num));
+    auto wcl = obj->find ("wall_clock_latency");
+    auto src = obj->find ("wall_clock_source");
+    if (wcl != obj->end () && wcl->second.kind == core::JsonValue::kNumber && src != obj->end () &&
+        src->second.kind == core::JsonValue::kString)
+      bc_.ReportWallClock (c->id, wcl->second.num, src->second.str);
   } else if (type == "pause") {
     if (LogOn (LogLevel::kDebug))
       Log (LogLevel::kDebug, "client " + std::to_string (c->id) + " paused");

@@ -112,6 +112,9 @@ public:
     std::function<void (uint64_t id, const std::string &address, const std::string &reason)>
         client_removed;
     std::function<void ()> connection_released;  // any connection handed over left
+    // A viewer waits for the next keyframe fragment (Broadcaster::Event::kNeedKeyframe): the
+    // sink may ask upstream for one (force-key-unit); called at most once per batch of events.
+    std::function<void ()> need_keyframe;
     std::function<void (LogLevel, const std::string &)> log;
     // Whether `log` wants a level (asked each time: messages it does not want are not even
     // formatted); unset: every level.

@@ -50,7 +50,7 @@ describe(engine, () => {
       assertPlayed(s, { what: 'late joiner', width: 640, height: 360 });
       assert.ok(ttff < 1000, `first frame ${ttff} ms after navigation (want < 1000 ms)`);
       // near the live edge: playing the cached GOP from its keyframe would put the viewer up to a
-      // GOP (4 s) + a fragment behind; the player jumps to (live edge - target latency 1.5 s)
+      // GOP (4 s) + a fragment behind; the player jumps to (live edge - its target + half a fragment)
       assert.ok(s.latency.avg < 2.5, `live latency ${JSON.stringify(s.latency)} (want avg < 2.5 s: near the live edge)`);
     });
   });

@@ -581,6 +581,47 @@ LargestTrackGap (const std::vector<Message> &msgs, const InitInfo &init)
   return worst;
 }
 
+// A copy of a fragment item that arrived at `unix_us` (what the glue stamps), optionally with
+// `prefix` (e.g. an encoder's prft) in front of its moof.
+ItemPtr
+Arrived (const ItemPtr &f, const InitInfo &init, int64_t unix_us, const std::vector<uint8_t> &prefix,
+         std::vector<std::shared_ptr<std::vector<uint8_t>>> *keep)
+{
+  auto item = std::make_shared<StreamItem> (*f);
+  item->heads.clear ();
+  item->arrival_unix_us = unix_us;
+  if (!prefix.empty ()) {
+    auto bytes = std::make_shared<std::vector<uint8_t>> (prefix);
+    bytes->insert (bytes->end (), f->payload.data, f->payload.data + f->payload.size);
+    keep->push_back (bytes);
+    item->payload = {bytes->data (), bytes->size (), bytes};
+    SetFragmentInfo (item.get (), *f->info, init, prefix.size (), f->moof_size);
+  }
+  return item;
+}
+
+uint64_t
+U64 (const uint8_t *p)
+{
+  return (uint64_t (LoadU32 (p)) << 32) | LoadU32 (p + 4);
+}
+
+// The timing traf's tfdt (ticks) and timescale of the moof in a message.
+std::pair<uint64_t, uint32_t>
+TimingTfdt (const Message &m, const InitInfo &init, uint32_t *track_id)
+{
+  BoxIterator it (m.payload.data (), m.payload.size ());
+  while (it.Next ())
+    if (it.type () == FourCC ("moof")) {
+      std::string error;
+      auto info = ParseMoof (it.box (), it.box_size (), init, &error);
+      const TrafTiming &tt = info->trafs[size_t (info->timing)];
+      *track_id = tt.track_id;
+      return {tt.decode_time, tt.timescale};
+    }
+  return {0, 0};
+}
+
 }  // namespace
 
 TEST (Broadcast, RebasedTimelineStaysContinuousAcrossTimestampJumps)
@@ -653,4 +694,141 @@ TEST (Broadcast, RebasedTimelineStaysContinuousAcrossTimestampJumps)
   EXPECT_GE (ws_fragments, s.fragments.size () - 1);
   EXPECT_EQ (progressive_fragments, ws_fragments);
   EXPECT_EQ (got_progressive.size (), ws_fragments);
+}
+
+TEST (Prft, NtpTimestamps)
+{
+  EXPECT_EQ (NtpFromUnixMicros (0), uint64_t (kNtpUnixOffset) << 32);
+  EXPECT_EQ (NtpFromUnixMicros (1'500'000), ((uint64_t (kNtpUnixOffset) + 1) << 32) | 0x80000000u);
+  EXPECT_EQ (NtpFromUnixMicros (-500'000), ((uint64_t (kNtpUnixOffset) - 1) << 32) | 0x80000000u);
+}
+
+// The sink gives fragments without a prft one, per viewer (ISO/IEC 14496-12 §8.16.5): in front
+// of the moof, flags 4, the timing track, the viewer's rebased tfdt, the arrival time less the
+// track fragment's duration.
+TEST (Prft, AddedInFrontOfTheMoofWithTheViewersMediaTime)
+{
+  Stream s = MakeStream ("notes-g30.mp4");  // keyframe fragments: #0 and #12
+  const InitInfo &init = *s.init->init;
+  std::vector<std::shared_ptr<std::vector<uint8_t>>> keep;
+  const int64_t t0 = 1'764'500'000'000'000;  // 2025-11-30, µs
+  Broadcaster b;
+  b.PushInit (s.init);
+  std::vector<ItemPtr> items;
+  for (size_t i = 0; i < 16; i++) {
+    items.push_back (Arrived (s.fragments[i], init, t0 + int64_t (i) * 100'000, {}, &keep));
+    b.PushFragment (items.back ());
+  }
+  auto id = b.AddViewer ({});
+  Broadcaster::ViewerOptions raw_timeline;
+  raw_timeline.rebase = false;
+  auto id2 = b.AddViewer (raw_timeline);
+  std::vector<Message> msgs = Drain (b, id), msgs2 = Drain (b, id2);
+  ASSERT_EQ (msgs.size (), 3u + 4u);
+  ASSERT_EQ (msgs2.size (), 3u + 4u);
+  for (size_t k = 0; k < 4; k++) {
+    const ItemPtr &f = items[12 + k];
+    for (const Message *m : {&msgs[3 + k], &msgs2[3 + k]}) {
+      const bool rebased = m == &msgs[3 + k];
+      ASSERT_EQ (m->payload.size (), f->payload.size + kPrftSize);
+      const uint8_t *p = m->payload.data ();
+      EXPECT_EQ (LoadU32 (p), kPrftSize);
+      EXPECT_EQ (LoadU32 (p + 4), FourCC ("prft"));
+      EXPECT_EQ (LoadU32 (p + 8), (1u << 24) | kPrftFlagsServer);  // version 1, flags 4
+      uint32_t track = 0;
+      auto [tfdt, timescale] = TimingTfdt (*m, init, &track);
+      EXPECT_EQ (LoadU32 (p + 12), track);
+      EXPECT_EQ (U64 (p + 24), tfdt) << "media_time = the tfdt this viewer gets";
+      const TrafTiming &tt = f->info->trafs[size_t (f->info->timing)];
+      EXPECT_EQ (tfdt == tt.decode_time, !rebased);
+      int64_t duration_us = int64_t (tt.duration * 1000000 / tt.timescale);
+      EXPECT_EQ (U64 (p + 16), NtpFromUnixMicros (f->arrival_unix_us - duration_us));
+      // then the moof and mdat, the mdat untouched
+      BoxIterator it (p + kPrftSize, m->payload.size () - kPrftSize);
+      ASSERT_TRUE (it.Next ());
+      EXPECT_EQ (it.type (), FourCC ("moof"));
+      EXPECT_EQ (0, memcmp (p + kPrftSize + f->moof_size, f->payload.data + f->moof_size,
+                            f->payload.size - f->moof_size));
+      (void) timescale;
+    }
+  }
+  // off: the fragments as they came (not rebased: byte for byte)
+  BroadcastConfig c;
+  c.add_prft = false;
+  Broadcaster off (c);
+  off.PushInit (s.init);
+  for (size_t i = 0; i < 16; i++)
+    off.PushFragment (Arrived (s.fragments[i], init, t0, {}, &keep));
+  auto id3 = off.AddViewer (raw_timeline);
+  std::vector<Message> m3 = Drain (off, id3);
+  ASSERT_EQ (m3.size (), 7u);
+  EXPECT_EQ (m3[3].payload.size (), s.fragments[12]->payload.size);
+  EXPECT_EQ (0, memcmp (m3[3].payload.data (), s.fragments[12]->payload.data, m3[3].payload.size ()));
+}
+
+// An encoder's prft (ffmpeg -write_prft) is kept, not doubled; its media_time follows the
+// viewer's rebased timeline.
+TEST (Prft, EncodersPrftKeptAndRebased)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  const InitInfo &init = *s.init->init;
+  std::vector<std::shared_ptr<std::vector<uint8_t>>> keep;
+  Broadcaster b;
+  b.PushInit (s.init);
+  std::vector<ItemPtr> items;
+  for (size_t i = 0; i < 16; i++) {
+    const ItemPtr &f = s.fragments[i];
+    const TrafTiming &tt = f->info->trafs[size_t (f->info->timing)];
+    std::vector<uint8_t> prft (kPrftSize);
+    ASSERT_TRUE (WritePrft (prft.data (), f->payload.data, f->moof_size, *f->info, 1'000'000'000'000'000, 0));
+    EXPECT_EQ (U64 (prft.data () + 24), tt.decode_time);
+    items.push_back (Arrived (f, init, 2'000'000'000'000'000, prft, &keep));
+    EXPECT_TRUE (items.back ()->has_prft);
+    b.PushFragment (items.back ());
+  }
+  auto id = b.AddViewer ({});
+  std::vector<Message> msgs = Drain (b, id);
+  ASSERT_EQ (msgs.size (), 7u);
+  for (size_t k = 0; k < 4; k++) {
+    const Message &m = msgs[3 + k];
+    ASSERT_EQ (m.payload.size (), items[12 + k]->payload.size) << "no second prft";
+    const uint8_t *p = m.payload.data ();
+    EXPECT_EQ (LoadU32 (p + 8), 1u << 24) << "the encoder's flags (0) kept";
+    EXPECT_EQ (U64 (p + 16), NtpFromUnixMicros (1'000'000'000'000'000 -
+                                                int64_t (s.fragments[12 + k]->info->trafs[0].duration * 1000000 /
+                                                         s.fragments[12 + k]->info->trafs[0].timescale)))
+        << "the encoder's time kept";
+    uint32_t track = 0;
+    auto [tfdt, timescale] = TimingTfdt (m, init, &track);
+    EXPECT_EQ (U64 (p + 24), tfdt) << "media_time rebased like the tfdt";
+    EXPECT_NE (tfdt, s.fragments[12 + k]->info->trafs[size_t (s.fragments[12 + k]->info->timing)].decode_time);
+    (void) timescale;
+  }
+}
+
+// A viewer that must wait for a keyframe raises kNeedKeyframe (the sink then asks upstream for
+// one, force-key-unit); one that gets the cached GOP does not.
+TEST (Broadcast, WaitingForAKeyframeIsAnEvent)
+{
+  Stream s = MakeStream ("notes-g30.mp4");  // keyframe fragments: #0 and #12
+  auto need = [] (Broadcaster &b) {
+    bool any = false;
+    for (const Broadcaster::Event &e : b.TakeEvents ())
+      any |= e.kind == Broadcaster::Event::kNeedKeyframe;
+    return any;
+  };
+  Broadcaster latest;
+  latest.PushInit (s.init);
+  for (size_t i = 0; i < 14; i++)
+    latest.PushFragment (s.fragments[i]);
+  latest.TakeEvents ();
+  latest.AddViewer ({});
+  EXPECT_FALSE (need (latest)) << "the cached GOP: no wait";
+  Broadcaster next (BroadcastConfig{SyncMethod::kNextKeyframe});
+  next.PushInit (s.init);
+  for (size_t i = 0; i < 14; i++)
+    next.PushFragment (s.fragments[i]);
+  next.TakeEvents ();
+  next.AddViewer ({});
+  EXPECT_TRUE (need (next)) << "next-keyframe: waits";
 }

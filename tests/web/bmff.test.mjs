@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { boxes, parseInit, parseFragment } from '../../web/player/bmff.js';
+import { boxes, parseInit, parseFragment, NTP_UNIX_OFFSET } from '../../web/player/bmff.js';
 
 const fixture = (name) => new Uint8Array(fs.readFileSync(new URL(`../fixtures/${name}`, import.meta.url)));
 
@@ -73,7 +73,8 @@ test('parseFragment: audio only: every fragment is a keyframe, starts ascending'
 
 test('parseFragment: unknown track or no moof: no start', () => {
   const { fragments } = split(fixture('notes-g30.mp4'));
-  assert.deepEqual(parseFragment(fragments[0], new Map()), { start: null, keyframe: true });
+  const p = parseFragment(fragments[0], new Map());
+  assert.deepEqual({ start: p.start, keyframe: p.keyframe, duration: p.duration }, { start: null, keyframe: true, duration: 0 });
   assert.equal(parseFragment(new Uint8Array(8), parseInit(split(fixture('notes-g30.mp4')).init)).start, null);
 });
 
@@ -95,9 +96,67 @@ const TRACKS = new Map([
 
 test('parseFragment: earliest tfdt of the moof; keyframe from trun first-sample flags, else trex', () => {
   const frag = (...trafs) => new Uint8Array([...box('moof', ...trafs), ...box('mdat', [0])]);
-  assert.deepEqual(parseFragment(frag(traf(1, 2000, 0x02000000), traf(2, 91200)), TRACKS), { start: 1.9, keyframe: true });
-  assert.deepEqual(parseFragment(frag(traf(2, 91200), traf(1, 2000, 0x02000000)), TRACKS), { start: 1.9, keyframe: true });
-  assert.deepEqual(parseFragment(frag(traf(1, 2000, 0x01010000), traf(2, 96000)), TRACKS), { start: 2, keyframe: false });
-  assert.deepEqual(parseFragment(frag(traf(1, 2000)), TRACKS), { start: 2, keyframe: false }, 'trex default: non-sync');
-  assert.deepEqual(parseFragment(frag(traf(2, 48000)), TRACKS), { start: 1, keyframe: false }, 'audio moof in a stream with video');
+  const sk = (u8) => {
+    const p = parseFragment(u8, TRACKS);
+    return { start: p.start, keyframe: p.keyframe };
+  };
+  assert.deepEqual(sk(frag(traf(1, 2000, 0x02000000), traf(2, 91200))), { start: 1.9, keyframe: true });
+  assert.deepEqual(sk(frag(traf(2, 91200), traf(1, 2000, 0x02000000))), { start: 1.9, keyframe: true });
+  assert.deepEqual(sk(frag(traf(1, 2000, 0x01010000), traf(2, 96000))), { start: 2, keyframe: false });
+  assert.deepEqual(sk(frag(traf(1, 2000))), { start: 2, keyframe: false }, 'trex default: non-sync');
+  assert.deepEqual(sk(frag(traf(2, 48000))), { start: 1, keyframe: false }, 'audio moof in a stream with video');
+});
+
+// Fragment durations (the player's fragment-duration estimate and the latency learner use them):
+// the sum of the video track fragment's sample durations, whatever the fragmenting.
+for (const [file, want] of [['notes-g30.mp4', null], ['separate-moof.mp4', null], ['mp4mux-av.mp4', null], ['audio-only.mp4', 0.5]]) {
+  test(`parseFragment: ${file}: durations add up to the timeline (next start − start)`, () => {
+    const { init, fragments } = split(fixture(file));
+    const tracks = parseInit(init);
+    const video = [...tracks.values()].some((t) => t.handler === 'vide');
+    const parsed = fragments.map((f) => parseFragment(f, tracks)).filter((p) => !video || p.hasVideo);
+    assert.ok(parsed.length >= 2, `${parsed.length} fragments`);
+    for (const p of parsed) assert.ok(p.duration > 0 && p.duration < 3, `duration ${p.duration}`);
+    // the video fragments tile the video timeline: each ends where the next starts (the start is
+    // the earliest tfdt of the moof: audio may start a little earlier in the same moof)
+    for (let i = 0; i + 1 < parsed.length; i++) {
+      const gap = parsed[i + 1].start - (parsed[i].start + parsed[i].duration);
+      assert.ok(Math.abs(gap) < 0.05, `fragment ${i}: ends ${parsed[i].start + parsed[i].duration}, next starts ${parsed[i + 1].start}`);
+    }
+    if (want !== null) assert.ok(Math.abs(parsed[0].duration - want) < 0.05, `${parsed[0].duration} ≈ ${want}`);
+  });
+}
+
+test('parseFragment: duration from trun sample durations, tfhd default or trex default', () => {
+  const tracks = new Map([[1, { id: 1, timescale: 1000, handler: 'vide', defaultFlags: 0, defaultDuration: 40 }]]);
+  const moof = (tfhdFlags, tfhdExtra, trun) => new Uint8Array([...box('moof', box('traf',
+    box('tfhd', u32(tfhdFlags), u32(1), ...tfhdExtra), box('tfdt', [0, 0, 0, 0], u32(1000)), trun)), ...box('mdat', [0])]);
+  // per-sample durations (0x100) and sizes (0x200): 33 + 34 + 33 ms
+  const perSample = box('trun', u32(0x000300), u32(3), u32(33), u32(10), u32(34), u32(10), u32(33), u32(10));
+  assert.equal(parseFragment(moof(0x020000, [], perSample), tracks).duration, 0.1);
+  // tfhd default_sample_duration (0x8): 5 × 20 ms
+  const five = box('trun', u32(0x000000), u32(5));
+  assert.equal(parseFragment(moof(0x020008, [u32(20)], five), tracks).duration, 0.1);
+  // trex default: 5 × 40 ms
+  assert.equal(parseFragment(moof(0x020000, [], five), tracks).duration, 0.2);
+});
+
+test('parseFragment: prft (ISO/IEC 14496-12 §8.16.5) before the moof: NTP time, media time, flags', () => {
+  const tracks = new Map([[1, { id: 1, timescale: 90000, handler: 'vide', defaultFlags: 0, defaultDuration: 3000 }]]);
+  const unixS = 1764500000.25; // 2025-11-30
+  const ntp = unixS + NTP_UNIX_OFFSET;
+  const sec = Math.floor(ntp);
+  const frac = Math.round((ntp - sec) * 2 ** 32);
+  const rest = [...box('moof', box('traf', box('tfhd', u32(0x020000), u32(1)), box('tfdt', [0, 0, 0, 0], u32(180000)))), ...box('mdat', [0])];
+  const v1 = new Uint8Array([...box('prft', [1, 0, 0, 4], u32(1), u32(sec), u32(frac), u32(0), u32(180000)), ...rest]);
+  const p = parseFragment(v1, tracks).prft;
+  assert.equal(p.flags, 4);
+  assert.equal(p.referenceTrackId, 1);
+  assert.equal(p.mediaTime, 2);
+  assert.ok(Math.abs(p.unixMs - unixS * 1000) < 0.01, `${p.unixMs}`);
+  const v0 = new Uint8Array([...box('prft', [0, 0, 0, 0], u32(1), u32(sec), u32(frac), u32(90000)), ...rest]);
+  assert.deepEqual({ flags: parseFragment(v0, tracks).prft.flags, mediaTime: parseFragment(v0, tracks).prft.mediaTime }, { flags: 0, mediaTime: 1 });
+  assert.equal(parseFragment(new Uint8Array(rest), tracks).prft, null, 'no prft');
+  const cut = new Uint8Array([...box('prft', [1, 0, 0, 0], u32(1), u32(sec)), ...rest]);
+  assert.equal(parseFragment(cut, tracks).prft, null, 'truncated prft: ignored');
 });

@@ -23,9 +23,10 @@
 // with `document-root=<this checkout>/web` (so the web/ of this tree is what runs, not the copy in
 // the plugin's GResource); a preload script sets the player's debug option `trace` before its first
 // tick, and the player keeps every step in `player.controlTrace` (`{t, state, sample, settings,
-// seek, rate}`: the exact objects passed to and returned by controlStep). The fixture keeps them
+// seek, rate, arrivals}`: the exact objects passed to and returned by controlStep, and the fragment arrivals the latency learner got). The fixture keeps them
 // as `ticks` (`settings` once at the top when they never change).
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BROWSERS, launchBrowser, gotoPage, waitForFirstFrame } from '../e2e/lib/browser.mjs';
@@ -141,6 +142,14 @@ async function record(browser, engine, version, name) {
     })));
     const steps = got.trace ?? [];
     if (steps.length < 20) throw new Error(`${engine}/${name}: only ${steps.length} controller steps recorded`);
+    // A stream that did not come in real time (the machine too loaded for ffmpeg/x264 to keep
+    // up: media arriving at a fraction of the wall clock) is no trace of the player: refused.
+    const live = steps.flatMap((k) => k.arrivals ?? []).filter((a) => !a[3]);
+    if (live.length < 20) throw new Error(`${engine}/${name}: only ${live.length} fragment arrivals recorded`);
+    const mediaPerWall = ((live.at(-1)[1] + live.at(-1)[2]) - (live[0][1] + live[0][2])) / ((live.at(-1)[0] - live[0][0]) / 1000);
+    if (mediaPerWall < 0.85) {
+      throw new Error(`${engine}/${name}: the stream delivered ${mediaPerWall.toFixed(2)} s of media per s (< 0.85): machine too loaded, not recorded (load average ${os.loadavg()[0].toFixed(1)})`);
+    }
     const settings = steps[0].settings;
     const same = steps.every((s) => JSON.stringify(s.settings) === JSON.stringify(settings));
     const ticks = steps.map((s) => {

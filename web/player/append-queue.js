@@ -41,6 +41,8 @@ export class MsePipeline {
     this.destroyed = false;
     this.waitTimer = 0;
     this.autoplayed = false;
+    /** @type {number|undefined} performance.now() of the first autoplay attempt (player.js) */
+    this.autoplayWaitSince = undefined;
     /** @type {number[]} start times (s) of the keyframe fragments appended, ascending */
     this.keyframes = [];
     this.ms = new /** @type {any} */ (MS)();

@@ -48,6 +48,7 @@ export function findChild(u8, box, type) {
  * @property {number} timescale media timescale (ticks per second)
  * @property {string} handler `vide`, `soun`, …
  * @property {number} defaultFlags `trex` default_sample_flags
+ * @property {number} [defaultDuration] `trex` default_sample_duration (ticks)
  */
 
 /**
@@ -72,15 +73,18 @@ export function parseInit(u8) {
         const timescale = dv.getUint32(mdhd.body + (u8[mdhd.body] === 1 ? 20 : 12));
         const handler = hdlr ? String.fromCharCode(...u8.subarray(hdlr.body + 8, hdlr.body + 12)) : '';
         const prev = tracks.get(id);
-        if (timescale > 0) tracks.set(id, { id, timescale, handler, defaultFlags: prev?.defaultFlags ?? 0 });
+        if (timescale > 0) tracks.set(id, { id, timescale, handler, defaultFlags: prev?.defaultFlags ?? 0, defaultDuration: prev?.defaultDuration ?? 0 });
       } else if (box.type === 'mvex') {
         for (const trex of boxes(u8, box.body, box.end)) {
           if (trex.type !== 'trex' || trex.body + 24 > trex.end) continue;
           const id = dv.getUint32(trex.body + 4);
+          const duration = dv.getUint32(trex.body + 12);
           const flags = dv.getUint32(trex.body + 20);
           const t = tracks.get(id);
-          if (t) t.defaultFlags = flags;
-          else tracks.set(id, { id, timescale: 0, handler: '', defaultFlags: flags });
+          if (t) {
+            t.defaultFlags = flags;
+            t.defaultDuration = duration;
+          } else tracks.set(id, { id, timescale: 0, handler: '', defaultFlags: flags, defaultDuration: duration });
         }
       }
     }
@@ -90,22 +94,54 @@ export function parseInit(u8) {
 }
 
 /**
- * Start time and keyframe flag of a media segment: the earliest `tfdt` over its track fragments
- * (seconds) and whether the video track's first sample is a sync sample (`sample_is_non_sync_sample`
- * clear, from `trun` first-sample/per-sample flags, else `tfhd`, else `trex` defaults). In an
- * audio-only stream every segment is a keyframe; in a stream with video, a segment without video
- * (mp4mux and ffmpeg `separate_moof` write one moof per track) is not: removing media up to its
- * start could cut a GOP.
+ * ISO/IEC 14496-12 §8.16.5 ProducerReferenceTimeBox (`prft`): the wall-clock (NTP) time of the
+ * sample of `referenceTrackId` whose media time is `mediaTime`.
+ * @typedef {object} ProducerReferenceTime
+ * @property {number} referenceTrackId reference_track_ID
+ * @property {number} flags the box flags: what the time is (0: capture / input to the encoder,
+ *   1: encoder output, 2: movie fragment finalised, 4: movie fragment written, 8: arbitrary but
+ *   consistent); websocketsink writes its own with 4 (arrival at the server)
+ * @property {number} ntpSeconds ntp_timestamp as seconds since 1900-01-01 (RFC 5905 §6)
+ * @property {number} unixMs the same as ms since 1970-01-01 (`Date.now()` scale)
+ * @property {number} mediaTime media_time in seconds (track timescale), or NaN if the track is
+ *   unknown
+ */
+
+/** Seconds from the NTP epoch (1900) to the Unix epoch (1970), RFC 5905 §6. */
+export const NTP_UNIX_OFFSET = 2208988800;
+
+/**
+ * Start time, duration, keyframe flag and producer reference time of a media segment:
+ * - `start`: the earliest `tfdt` over its track fragments (seconds);
+ * - `duration`: the sum of the sample durations (`trun` per-sample, else `tfhd` default, else
+ *   `trex` default) of its video track fragment (the first track fragment without video), in
+ *   seconds; 0 if unknown;
+ * - `keyframe`: whether the video track's first sample is a sync sample
+ *   (`sample_is_non_sync_sample` clear, from `trun` first-sample/per-sample flags, else `tfhd`, else
+ *   `trex` defaults). In an audio-only stream every segment is a keyframe; in a stream with video, a
+ *   segment without video (mp4mux and ffmpeg `separate_moof` write one moof per track) is not:
+ *   removing media up to its start could cut a GOP;
+ * - `prft`: the last top-level `prft` before the `moof`, or null.
  * @param {Uint8Array} u8 `[styp/prft/emsg]` + moof + mdat
  * @param {Map<number, TrackInfo>} tracks from {@link parseInit}
- * @returns {{ start: number|null, keyframe: boolean }}
+ * @returns {{ start: number|null, duration: number, keyframe: boolean, hasVideo: boolean,
+ *   prft: ProducerReferenceTime|null }}
  */
 export function parseFragment(u8, tracks) {
   const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
   let start = null;
   let keyframe = true;
+  let duration = 0;
+  let durationFromVideo = false;
+  let hasVideo = false;
+  /** @type {ProducerReferenceTime|null} */
+  let prft = null;
   for (const t of tracks.values()) if (t.handler === 'vide') keyframe = false; // until a video traf says so
   for (const moof of boxes(u8, 0, u8.length)) {
+    if (moof.type === 'prft') {
+      prft = parsePrft(u8, moof, tracks);
+      continue;
+    }
     if (moof.type !== 'moof') continue;
     for (const traf of boxes(u8, moof.body, moof.end)) {
       if (traf.type !== 'traf') continue;
@@ -119,29 +155,69 @@ export function parseFragment(u8, tracks) {
         const t = ticks / track.timescale;
         if (start === null || t < start) start = t;
       }
-      if (track.handler !== 'vide') continue;
+      const isVideo = track.handler === 'vide';
       const tfFlags = dv.getUint32(tfhd.body) & 0xffffff;
       let p = tfhd.body + 8;
       if (tfFlags & 0x1) p += 8;
       if (tfFlags & 0x2) p += 4;
+      const defDuration = tfFlags & 0x8 ? dv.getUint32(p) : (track.defaultDuration ?? 0);
       if (tfFlags & 0x8) p += 4;
       if (tfFlags & 0x10) p += 4;
       let flags = tfFlags & 0x20 ? dv.getUint32(p) : track.defaultFlags;
-      const trun = findChild(u8, traf, 'trun');
-      if (trun) {
+      let ticks = 0;
+      for (const trun of boxes(u8, traf.body, traf.end)) {
+        if (trun.type !== 'trun') continue;
         const trFlags = dv.getUint32(trun.body) & 0xffffff;
+        const count = dv.getUint32(trun.body + 4);
         let q = trun.body + 8;
         if (trFlags & 0x1) q += 4;
-        if (trFlags & 0x4) flags = dv.getUint32(q);
-        else if (trFlags & 0x400) {
-          if (trFlags & 0x100) q += 4;
-          if (trFlags & 0x200) q += 4;
-          flags = dv.getUint32(q);
+        const first = ticks === 0;
+        if (trFlags & 0x4) {
+          if (first) flags = dv.getUint32(q);
+          q += 4;
+        } else if (first && trFlags & 0x400) {
+          flags = dv.getUint32(q + (trFlags & 0x100 ? 4 : 0) + (trFlags & 0x200 ? 4 : 0));
         }
+        if (!(trFlags & 0x100)) {
+          ticks += count * defDuration;
+          continue;
+        }
+        const stride = 4 * (1 + (trFlags & 0x200 ? 1 : 0) + (trFlags & 0x400 ? 1 : 0) + (trFlags & 0x800 ? 1 : 0));
+        for (let i = 0; i < count && q + 4 <= trun.end; i++, q += stride) ticks += dv.getUint32(q);
       }
+      if (isVideo || (!durationFromVideo && duration === 0)) {
+        duration = ticks / track.timescale;
+        durationFromVideo = isVideo;
+      }
+      if (!isVideo) continue;
+      hasVideo = true;
       keyframe = !(flags & 0x10000);
     }
     break;
   }
-  return { start, keyframe };
+  return { start, duration, keyframe, hasVideo, prft };
+}
+
+/**
+ * @param {Uint8Array} u8
+ * @param {{body: number, end: number}} box the `prft` box
+ * @param {Map<number, TrackInfo>} tracks
+ * @returns {ProducerReferenceTime|null} null if truncated
+ */
+export function parsePrft(u8, box, tracks) {
+  const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
+  const version = u8[box.body];
+  if (box.end - box.body < (version === 1 ? 24 : 20)) return null;
+  const flags = dv.getUint32(box.body) & 0xffffff;
+  const referenceTrackId = dv.getUint32(box.body + 4);
+  const sec = dv.getUint32(box.body + 8);
+  const frac = dv.getUint32(box.body + 12);
+  const ntpSeconds = sec + frac / 4294967296;
+  const mt = version === 1 ? Number(dv.getBigUint64(box.body + 16)) : dv.getUint32(box.body + 16);
+  const track = tracks.get(referenceTrackId);
+  return {
+    referenceTrackId, flags, ntpSeconds,
+    unixMs: (ntpSeconds - NTP_UNIX_OFFSET) * 1000,
+    mediaTime: track ? mt / track.timescale : NaN,
+  };
 }

@@ -30,7 +30,8 @@ const ElementBase = /** @type {typeof HTMLElement} */ (globalThis.HTMLElement ??
 /**
  * `<fmp4-player>` custom element wrapping {@link Fmp4Player}.
  *
- * Attributes: `src` (WebSocket URL), `target-latency` (seconds, default 1.5), `muted`, `autoplay`,
+ * Attributes: `src` (WebSocket URL), `target-latency` (seconds; default: learned from the stream,
+ * see {@link Fmp4Player}'s `targetLatency` option), `muted`, `autoplay`,
  * `controls`, `stats` (show the stats overlay), `renderer` (`mse` (default), `webcodecs` or `auto`:
  * see {@link Fmp4PlayerOptions}.renderer; a change restarts the player), `render-delay` (WebCodecs:
  * seconds, default 0.05).
@@ -106,7 +107,7 @@ export class Fmp4PlayerElement extends ElementBase {
   _applyAll() {
     const o = this.player.options;
     const tl = parseFloat(this.getAttribute('target-latency') ?? '');
-    o.targetLatency = Number.isFinite(tl) && tl > 0 ? tl : 1.5;
+    o.targetLatency = Number.isFinite(tl) && tl > 0 ? tl : null;
     o.autoplay = this.hasAttribute('autoplay');
     const r = this.getAttribute('renderer');
     o.renderer = r === 'webcodecs' || r === 'auto' ? r : 'mse';
@@ -167,7 +168,8 @@ export class Fmp4PlayerElement extends ElementBase {
     const kbps = ((s.bitrate * 8) / 1000).toFixed(0);
     this._statsEl.textContent = [
       `state      ${s.state}`,
-      `latency    ${s.latency === null ? '-' : s.latency.toFixed(2)} s (target ${s.targetLatency.toFixed(2)})`,
+      `buffer     ${s.latency === null ? '-' : s.latency.toFixed(2)} s (target ${s.targetLatency.toFixed(2)}, jitter ${s.jitter.toFixed(2)})`,
+      `wall clock ${s.wallClockLatency === null ? '-' : `${s.wallClockLatency.toFixed(3)} s (${s.wallClockSource})`}`,
       `rate       ${s.playbackRate.toFixed(2)}x`,
       `bitrate    ${kbps} kbit/s`,
       `resolution ${s.resolution ?? '-'}`,

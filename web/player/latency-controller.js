@@ -8,11 +8,12 @@
 
 /**
  * @typedef {object} LatencySettings
- * @property {number} targetLatency wanted latency in s
+ * @property {number|null} targetLatency wanted latency in s, or null (the default): learned from
+ *   what the player sees ({@link TargetLearner}, passed in each sample as `learnedTarget`)
  * @property {number} [maxLatency] latency above which to jump (default from the target)
  * @property {boolean} preferJumps only jump, never change `playbackRate` (Safari)
  * @property {number} maxCatchUpRate highest `playbackRate` to catch up
- * @property {number} slowDownRate `playbackRate` when the buffer runs low
+ * @property {number} slowDownRate lowest `playbackRate`, when the buffer runs low
  */
 
 /**
@@ -24,6 +25,8 @@
  * @property {boolean} [ended] `video.ended`
  * @property {boolean} [suspended] the player asked the server to pause (hidden page, …)
  * @property {number} fragmentDuration estimated fragment duration in s
+ * @property {number} [learnedTarget] the {@link TargetLearner}'s target in s (used when
+ *   `settings.targetLatency` is null)
  */
 
 /**
@@ -68,32 +71,237 @@ export function initialState() {
   return { lastCt: -1, stuckMs: 0, catchingUp: false, slowingDown: false, latencySamples: [] };
 }
 
+/** Least buffer (s) kept beyond half a fragment, whatever the target asked. */
+export const MIN_MARGIN = 0.1;
+
 /**
- * The latency target in s: the wanted one, raised for long fragments (half a fragment + 0.5 s).
- * @param {number} targetLatency
- * @param {number} fragmentDuration
+ * The latency target in s (latency: end of the buffered media − currentTime).
+ * - `targetLatency` set (the `target-latency` attribute): that, but at least half a fragment +
+ *   {@link MIN_MARGIN} (fragments arrive whole: the buffer saws between L − fd/2 and L + fd/2
+ *   around its average L);
+ * - null: the learned one (`learnedTarget`, see {@link TargetLearner}), or, before anything was
+ *   learned, half a fragment + {@link LEARN_DEFAULTS}.margin + {@link LEARN_DEFAULTS}.jitter.
+ * @param {number|null|undefined} targetLatency
+ * @param {number} fragmentDuration s
+ * @param {number} [learnedTarget] s
  */
-export function effectiveTarget(targetLatency, fragmentDuration) {
-  return Math.max(targetLatency, fragmentDuration / 2 + 0.5);
+export function effectiveTarget(targetLatency, fragmentDuration, learnedTarget) {
+  if (targetLatency && targetLatency > 0) return Math.max(targetLatency, fragmentDuration / 2 + MIN_MARGIN);
+  if (Number.isFinite(learnedTarget) && /** @type {number} */ (learnedTarget) > 0) return /** @type {number} */ (learnedTarget);
+  return fragmentDuration / 2 + LEARN_DEFAULTS.margin + LEARN_DEFAULTS.jitter;
 }
 
 /**
- * Latency (s) above which the player jumps to the live edge instead of catching up.
+ * The controller's dead band around the target (s): above target + band it catches up, below
+ * target − band it slows down; once moving it goes on until within band/4.
+ * @param {number} target s
+ */
+export function deadBand(target) {
+  return Math.max(0.04, 0.15 * target);
+}
+
+/**
+ * The lowest latency (s) the controller aims at, just before a fragment arrives: the target less
+ * half a fragment (the target is the average of the saw), at least {@link MIN_MARGIN} / 2.
+ * @param {number} target s
+ * @param {number} fragmentDuration s
+ */
+export function lowWaterTarget(target, fragmentDuration) {
+  return Math.max(MIN_MARGIN / 2, target - fragmentDuration / 2);
+}
+
+/**
+ * The low water of the latency over a window of samples: the lowest sample, or the average less
+ * half a fragment if that is lower (samples every 250 ms can miss the troughs of the saw, always
+ * when the fragment duration is a multiple of 250 ms; over whole periods the average is exact).
+ * @param {number[]} samples latencies (s)
+ * @param {number} fragmentDuration s
+ */
+export function lowWater(samples, fragmentDuration) {
+  const avg = samples.reduce((a, x) => a + x, 0) / samples.length;
+  return Math.min(Math.min(...samples), avg - fragmentDuration / 2);
+}
+
+/**
+ * Samples (250 ms each) the controller looks back over: two fragments, at least 4 (1 s).
+ * @param {number} fragmentDuration s
+ */
+export function windowLength(fragmentDuration) {
+  return Math.max(4, Math.ceil((2 * fragmentDuration) / 0.25));
+}
+
+/**
+ * Latency (s) above which the player jumps to the live edge instead of catching up with
+ * `playbackRate`: the `maxLatency` setting, else 3 × the target (at least target + 1 s; with
+ * `preferJumps` 2 × the target, at least target + 1.5 s).
  * @param {LatencySettings} settings
  * @param {number} fragmentDuration
+ * @param {number} [learnedTarget]
  */
-export function maxLatency(settings, fragmentDuration) {
-  const t = effectiveTarget(settings.targetLatency, fragmentDuration);
+export function maxLatency(settings, fragmentDuration, learnedTarget) {
+  const t = effectiveTarget(settings.targetLatency, fragmentDuration, learnedTarget);
   if (settings.maxLatency) return Math.max(settings.maxLatency, t + 0.5);
-  return settings.preferJumps ? Math.max(2 * t, t + 1.5) : Math.max(3 * t, t + 2);
+  return settings.preferJumps ? Math.max(2 * t, t + 1.5) : Math.max(3 * t, t + 1);
+}
+
+/**
+ * @typedef {object} LearnOptions
+ * @property {number} window s of fragment arrivals the jitter is measured over
+ * @property {number} lookBack s: a fragment's lateness is measured against the earliest-arriving
+ *   fragment (smallest arrival − media end) of this many s before it (a slow drift between the
+ *   media clock and the wall clock is not jitter: the rate control follows it)
+ * @property {number} maxJitter s: a fragment later than this is an outage (a publisher that
+ *   stopped, a network that dropped out), not jitter: left out of the jitter (if playback
+ *   stalled meanwhile, the stall raised the margin)
+ * @property {number} warmUp s after a reset whose arrivals are not counted (a page starting to
+ *   play, the server sending what it held back: not the stream's own jitter)
+ * @property {number} margin s of buffer beyond fragment and jitter to start with (and the least):
+ *   Chromium's renderers underflow (`waiting`, readyState 2) with 0.08–0.17 s still buffered
+ *   (measured, issue 14), so the least buffer kept is above that
+ * @property {number} maxMargin s, the most a run of stalls raises the margin to
+ * @property {number} stallRaise s added to the margin per stall (at least; or half the margin)
+ * @property {number} calmPeriod s without a stall after which the margin is lowered (× 0.75)
+ * @property {number} jitter s of arrival jitter assumed before two arrivals were seen
+ * @property {number} maxTarget s, the highest learned target
+ */
+
+/** @type {LearnOptions} */
+export const LEARN_DEFAULTS = Object.freeze({
+  window: 15, warmUp: 4, lookBack: 2, maxJitter: 0.5, margin: 0.2, maxMargin: 2, stallRaise: 0.15, calmPeriod: 10, jitter: 0.1, maxTarget: 5,
+});
+
+/**
+ * Learns the latency target from what the player sees (no DOM; times in s on one clock, e.g.
+ * `performance.now() / 1000`):
+ *   target = fragment duration / 2 + arrival jitter + margin
+ * - fragment duration: median of the last 16 fragments' durations (`trun` sample durations);
+ * - arrival jitter: each fragment's lateness = its (arrival time − media end time) minus the
+ *   smallest of that over the `lookBack` s before it (how much later than the best recent one it
+ *   came); the jitter is the 95th percentile of the lateness over the last `window` s (the max
+ *   under 20 fragments; lateness over `maxJitter` is an outage, left out). The buffer must cover
+ *   it or playback stalls. A burst of cached fragments
+ *   at start and the first `warmUp` s after a reset are not the stream's jitter: left out; a rarer
+ *   late fragment is a stall, which raises the margin;
+ * - margin: `margin` at first; every stall raises it (+ max(`stallRaise`, margin / 2), at most
+ *   `maxMargin`); every `calmPeriod` s without a stall lowers it (× 0.75, at least `margin`).
+ * The arrivals are forgotten (`resetArrivals`) when the media timeline and the wall clock part:
+ * a new generation, a server skip, a pause or a reconnect.
+ */
+export class TargetLearner {
+  /** @param {Partial<LearnOptions>} [options] */
+  constructor(options = {}) {
+    /** @type {LearnOptions} */
+    this.options = { ...LEARN_DEFAULTS, ...options };
+    this.margin = this.options.margin;
+    this.stalls = 0;
+    /** @type {number|null} */
+    this.calmSince = null;
+    /** @type {Array<{t: number, x: number, late: number}>} */
+    this.arrivals = [];
+    /** @type {number[]} */
+    this.durations = [];
+    /** @type {number|null} time of the first arrival after a reset */
+    this.resetAt = null;
+  }
+
+  resetArrivals() {
+    this.arrivals = [];
+    this.resetAt = null;
+  }
+
+  /**
+   * A fragment arrived.
+   * @param {number} now s
+   * @param {number} start media time of its first sample (s, `tfdt`)
+   * @param {number} duration s (sum of its sample durations), 0 if unknown
+   * @param {boolean} [burst] part of a `start` burst (cached, sent at once): duration only
+   */
+  fragment(now, start, duration, burst = false) {
+    if (duration > 0 && duration < 30) {
+      this.durations.push(duration);
+      if (this.durations.length > 16) this.durations.shift();
+    }
+    if (this.calmSince === null) this.calmSince = now;
+    if (burst || !Number.isFinite(start)) return;
+    if (this.resetAt === null || this.resetAt === undefined) this.resetAt = now;
+    if (now - this.resetAt < this.options.warmUp) return;
+    const x = now - (start + Math.max(0, duration));
+    let best = x;
+    for (let i = this.arrivals.length - 1; i >= 0 && this.arrivals[i].t >= now - this.options.lookBack; i--) {
+      best = Math.min(best, this.arrivals[i].x);
+    }
+    this.arrivals.push({ t: now, x, late: x - best });
+    const from = now - this.options.window;
+    let i = 0;
+    while (i < this.arrivals.length && this.arrivals[i].t < from) i++;
+    if (i) this.arrivals.splice(0, i);
+  }
+
+  /** Playback stalled (waiting for data while playing). @param {number} now s */
+  stall(now) {
+    this.stalls++;
+    const o = this.options;
+    this.margin = Math.min(o.maxMargin, this.margin + Math.max(o.stallRaise, this.margin / 2));
+    this.calmSince = now;
+  }
+
+  /**
+   * Raises the margin to at least `margin` for now (calm periods lower it again): a new
+   * publisher or stream (new init segment) starts irregularly.
+   * @param {number} now s
+   * @param {number} margin s
+   */
+  raise(now, margin) {
+    this.margin = Math.min(this.options.maxMargin, Math.max(this.margin, margin));
+    this.calmSince = now;
+  }
+
+  /** Called on every tick: lowers the margin after calm periods. @param {number} now s */
+  tick(now) {
+    if (this.calmSince === null) return;
+    const o = this.options;
+    while (now - this.calmSince >= o.calmPeriod) {
+      this.margin = Math.max(o.margin, this.margin * 0.75);
+      this.calmSince += o.calmPeriod;
+    }
+  }
+
+  /** @returns {number} fragment duration (s): median of the recent ones, 0 if none yet */
+  get fragmentDuration() {
+    return median(this.durations);
+  }
+
+  /** @returns {number} arrival jitter (s) over the window (the default before 2 arrivals) */
+  get jitter() {
+    if (this.arrivals.length < 2) return this.options.jitter;
+    const xs = this.arrivals.map((a) => a.late).filter((x) => x <= this.options.maxJitter).sort((a, b) => a - b);
+    if (!xs.length) return this.options.jitter;
+    return xs.length < 20 ? xs[xs.length - 1] : xs[Math.ceil(0.95 * (xs.length - 1))];
+  }
+
+  /** @returns {number} the learned target (s) */
+  get target() {
+    const t = this.fragmentDuration / 2 + this.jitter + this.margin;
+    return Math.min(this.options.maxTarget, t);
+  }
+}
+
+/** @param {number[]} xs @returns {number} */
+function median(xs) {
+  if (!xs.length) return 0;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 /**
  * Where a jump to the live edge lands: the end of the buffered media (or the server's live edge, if
- * earlier) minus the target, within the last buffered range.
+ * earlier) minus `target`, within the last buffered range. The callers pass the effective target +
+ * half a fragment: a jump lands where the saw the fragments make is highest (just after a
+ * fragment), so that its low end is the low-water target.
  * @param {Array<[number, number]>} buffered
  * @param {number} currentTime
- * @param {number} target effective latency target (s)
+ * @param {number} target distance (s) behind the end
  * @param {number|null} [liveEdge] the server's live edge (from `start`), or null
  * @returns {number|null} the new currentTime, or null (nothing buffered, or already within 0.25 s)
  */
@@ -110,10 +318,11 @@ export function liveEdgeTarget(buffered, currentTime, target, liveEdge = null) {
 /**
  * Where to move a playhead that is outside every buffered range (Chromium does not skip gaps): the
  * start of the next range ahead, else near the live edge.
- * A stall (`why === 'stalled'`) a little past the end of the buffered media is a live edge waiting
- * for data (Chromium plays audio on for up to ~3 s when video runs out: buffered, the intersection
- * of the tracks, then ends behind currentTime); seeking back would replay old media, again and
- * again while video is missing: only a playhead far past everything (the timeline went back) moves.
+ * A playhead a little past the end of the buffered media (`stalled`, `resumed`) is a live edge
+ * waiting for data (Chromium plays audio on for up to ~3 s when video runs out: buffered, the
+ * intersection of the tracks, then ends behind currentTime; Firefox stops just past the end while
+ * the page is hidden); seeking back would replay old media: only a playhead far past everything
+ * (the timeline went back) moves.
  * @param {Array<[number, number]>} buffered
  * @param {number} currentTime
  * @param {string} why `stalled`, `first fragment`, `resumed`
@@ -128,27 +337,29 @@ export function playheadTarget(buffered, currentTime, why, fragmentDuration, tar
   for (const [s] of buffered) if (s > ct) return s + 0.001;
   const [lastStart, lastEnd] = buffered[buffered.length - 1];
   const overrun = ct - lastEnd;
-  if (why === 'stalled' && overrun < Math.max(5, 4 * fragmentDuration)) return null;
+  if ((why === 'stalled' || why === 'resumed') && overrun < Math.max(5, 4 * fragmentDuration)) return null;
   return Math.max(lastStart, lastEnd - target) + 0.001;
 }
 
 /**
- * After a pause (hidden page, server `skip`): back into buffered media, else to the live edge when
- * the latency is above the maximum.
+ * After a pause (hidden page, long pause, server `skip`): back into buffered media ahead, else to
+ * the live edge when the latency is above the target by more than max(0.25 s, a fragment). Never
+ * back in time: a playhead waiting at the end of the data stays (the server sends new data).
  * @param {PlaybackSample} sample
  * @param {LatencySettings} settings
  * @returns {Seek|null}
  */
 export function resumeSeek(sample, settings) {
   const { buffered, currentTime: ct, fragmentDuration: fd } = sample;
-  const target = effectiveTarget(settings.targetLatency, fd);
+  const target = effectiveTarget(settings.targetLatency, fd, sample.learnedTarget);
   const fix = playheadTarget(buffered, ct, 'resumed', fd, target);
   if (fix !== null) return { to: fix, kind: 'playhead', why: 'resumed', jump: true };
   if (!buffered.length) return null;
   const latency = buffered[buffered.length - 1][1] - ct;
-  if (!(latency > maxLatency(settings, fd))) return null;
-  const to = liveEdgeTarget(buffered, ct, target);
-  return to === null ? null : { to, kind: 'live', why: `latency ${latency.toFixed(2)} s`, jump: true };
+  if (!(latency > target + Math.max(0.25, fd))) return null;
+  const to = liveEdgeTarget(buffered, ct, target + fd / 2);
+  if (to === null || to < ct) return null;
+  return { to, kind: 'live', why: `resumed, latency ${latency.toFixed(2)} s`, jump: true };
 }
 
 /**
@@ -157,11 +368,14 @@ export function resumeSeek(sample, settings) {
  * - stuck ≥ 500 ms while playing: outside buffered media → seek into it; at the end of a range
  *   followed by a gap → jump over the gap; stuck ≥ 1.5 s with > 1 s ahead → nudge by 0.1 s;
  * - paused or suspended: `playbackRate` 1;
- * - latency above the maximum: jump to the live edge, rate 1;
- * - else (unless `preferJumps`) average the latency over ~2 fragments (≥ 8 samples, once ≥ 4 are
- *   there) and, with hysteresis: above target + 0.3 s → faster (1 + 0.15 × excess, ≥ 1.02, ≤
- *   maxCatchUpRate) until within 0.05 s; below target − min(0.5, target/2) → slowDownRate until
- *   within 0.1 s; else 1.
+ * - latency above {@link maxLatency}: jump to the live edge, rate 1;
+ * - else (unless `preferJumps`) estimate the low water of the last {@link windowLength} samples
+ *   ({@link lowWater}: the troughs of the saw the fragments make, where a stall would happen) and
+ *   steer it to {@link lowWaterTarget} (target − half a fragment), with hysteresis (`d` = low
+ *   water − low-water target, band = {@link deadBand}(target)):
+ *   d > band → faster, 1 + 0.3·d (at least 1.02, at most maxCatchUpRate) until d ≤ band/4;
+ *   d < −band → slower, 1 − 0.3·|d| (at least 0.02 off, at most down to slowDownRate) until
+ *   d ≥ −band/4; else 1.
  * @param {ControllerState} state
  * @param {PlaybackSample} sample
  * @param {LatencySettings} settings
@@ -176,7 +390,7 @@ export function controlStep(state, sample, settings) {
   /** @param {Seek|null} seek @param {number|null} rate */
   const act = (seek, rate) => ({ state: next, seek, rate: rate === null ? null : Math.round(rate * 100) / 100 });
   if (!b.length) return act(null, null);
-  const target = effectiveTarget(settings.targetLatency, fd);
+  const target = effectiveTarget(settings.targetLatency, fd, sample.learnedTarget);
   if (next.stuckMs >= 500) {
     const fix = playheadTarget(b, ct, 'stalled', fd, target);
     if (fix !== null) {
@@ -198,27 +412,26 @@ export function controlStep(state, sample, settings) {
   }
   if (!playing || sample.suspended) return act(null, 1);
   const latency = b[b.length - 1][1] - ct;
-  if (latency > maxLatency(settings, fd)) {
-    const to = liveEdgeTarget(b, ct, target);
+  if (latency > maxLatency(settings, fd, sample.learnedTarget)) {
+    const to = liveEdgeTarget(b, ct, target + fd / 2);
     if (to === null) return act(null, 1);
     next.latencySamples = [];
     return act({ to, kind: 'live', why: `latency ${latency.toFixed(2)} s`, jump: true }, 1);
   }
   if (settings.preferJumps) return act(null, null);
-  const windowLen = Math.max(8, Math.ceil((2 * fd) / 0.25));
-  next.latencySamples = [...state.latencySamples, latency].slice(-windowLen);
+  next.latencySamples = [...state.latencySamples, latency].slice(-windowLength(fd));
   if (next.latencySamples.length < 4) return act(null, null);
-  const avg = next.latencySamples.reduce((a, x) => a + x, 0) / next.latencySamples.length;
-  const d = avg - target;
-  if (state.catchingUp ? d > 0.05 : d > 0.3) {
+  const d = lowWater(next.latencySamples, fd) - lowWaterTarget(target, fd);
+  const band = deadBand(target);
+  if (state.catchingUp ? d > band / 4 : d > band) {
     next.catchingUp = true;
     next.slowingDown = false;
-    return act(null, Math.min(settings.maxCatchUpRate, 1 + Math.max(0.02, d * 0.15)));
+    return act(null, Math.min(settings.maxCatchUpRate, 1 + Math.max(0.02, d * 0.3)));
   }
-  if (state.slowingDown ? d < -0.1 : d < -Math.min(0.5, target / 2)) {
+  if (state.slowingDown ? d < -band / 4 : d < -band) {
     next.slowingDown = true;
     next.catchingUp = false;
-    return act(null, settings.slowDownRate);
+    return act(null, Math.max(settings.slowDownRate, 1 - Math.max(0.02, -d * 0.3)));
   }
   next.catchingUp = false;
   next.slowingDown = false;

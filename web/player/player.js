@@ -11,10 +11,11 @@ import { Transport, resolveWebSocketUrl, reportMessage } from './transport.js';
 import { MsePipeline } from './append-queue.js';
 import {
   initialState, effectiveTarget, liveEdgeTarget, playheadTarget, resumeSeek, controlStep, rangesOf,
+  TargetLearner,
 } from './latency-controller.js';
 import { ByteRateMeter, videoQuality } from './stats.js';
 import { WebCodecsRenderer, webCodecsSupport } from './webcodecs.js';
-import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
+import { LOG_PREFIX, errText, round3, isSafari, isFirefox } from './util.js';
 
 /** @typedef {import('./bmff.js').TrackInfo} TrackInfo */
 
@@ -22,10 +23,12 @@ import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
  * @typedef {object} Fmp4PlayerOptions
  * @property {string} [src] WebSocket URL (`ws:`/`wss:`; `http(s):` and relative URLs are
  *   resolved against the page and mapped to `ws(s):`).
- * @property {number} [targetLatency=1.5] wanted live latency in seconds (buffered end - currentTime).
- *   The effective target is raised when fragments are long (at least half a fragment + 0.5 s).
+ * @property {number|null} [targetLatency=null] wanted live latency in seconds (buffered end -
+ *   currentTime). null (the default): learned from the stream — half a fragment + the fragments'
+ *   arrival jitter + a margin that a stall raises and calm periods lower (latency-controller.js
+ *   `TargetLearner`). A number overrides it (at least half a fragment + 0.1 s).
  * @property {number} [maxLatency] latency (s) above which the player jumps to the live edge
- *   instead of catching up; default 3 × the effective target (at least target + 2 s).
+ *   instead of catching up; default 3 × the effective target (at least target + 1 s).
  * @property {number} [backBuffer=20] seconds of media kept behind the playhead; older data is removed.
  * @property {boolean} [autoplay=true] call `video.play()` once data is there (falls back to muted
  *   playback when the browser refuses unmuted autoplay).
@@ -35,8 +38,10 @@ import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
  *   `SourceBuffer.changeType()` when available (otherwise the MediaSource is rebuilt).
  * @property {boolean} [preferJumps] only jump to the live edge, never change `playbackRate`
  *   (default: true on Safari, false elsewhere).
- * @property {number} [maxCatchUpRate=1.1] highest `playbackRate` used to catch up.
- * @property {number} [slowDownRate=0.95] `playbackRate` used when the buffer runs low.
+ * @property {number} [maxCatchUpRate=1.1] highest `playbackRate` used to catch up (the rate is
+ *   1 + half the excess latency in s, at least 1.02).
+ * @property {number} [slowDownRate=0.9] lowest `playbackRate`, used when the buffer runs low
+ *   (the rate is 1 − half the shortfall in s, at least 0.02 off).
  * @property {number} [reconnectMinDelay=500] first reconnect delay in ms (doubles each attempt).
  * @property {number} [reconnectMaxDelay=5000] cap of the reconnect delay in ms.
  * @property {number} [reportInterval=1000] ms between `report` messages to the server (0: none).
@@ -58,16 +63,21 @@ import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
  *   (`decodeQueueSize`); beyond it the decoder is reset and waits for the next keyframe.
  * @property {boolean} [debug=false] log protocol messages and decisions to the console.
  * @property {number} [trace=0] debug only: keep the last N controller steps in
- *   `player.controlTrace` (`{t, state, sample, settings, seek, rate}`: exactly what
- *   `controlStep` got and returned; tests/web/record-trace.mjs records them); 0: off.
+ *   `player.controlTrace` (`{t, state, sample, settings, seek, rate, arrivals}`: exactly what
+ *   `controlStep` got and returned, and the fragments that arrived since the previous step as
+ *   `[performance.now() ms, start s, duration s, burst]`, what the latency learner got;
+ *   tests/web/record-trace.mjs records them); 0: off.
  */
 
 /**
  * @typedef {object} Fmp4PlayerStats
  * @property {string} state current player state (see {@link Fmp4Player#state}).
  * @property {number|null} latency live latency in s: end of the buffered media - currentTime.
- * @property {number} targetLatency effective latency target in s (WebCodecs: the margin kept between
- *   a frame's decode and its due time, `renderDelay` plus what stalls added).
+ * @property {number} targetLatency effective latency target in s (learned, or the option's; WebCodecs:
+ *   the margin kept between a frame's decode and its due time, `renderDelay` plus what stalls added).
+ * @property {number} jitter fragment arrival jitter in s seen over the last 15 s (max − median of
+ *   arrival time − media end time).
+ * @property {number} latencyMargin learned margin in s (raised by stalls, lowered when calm).
  * @property {number} bitrate received media bytes per second over the last 5 s.
  * @property {number} bytesReceived media bytes received since `start()`.
  * @property {string|null} resolution `"WIDTHxHEIGHT"` of the decoded video, or null.
@@ -99,8 +109,13 @@ import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
  *   (`AudioContext.outputLatency` + `baseLatency`), null without audio.
  * @property {number|null} [avOffset] WebCodecs: presentation time of the frame on screen minus the
  *   clock when it was drawn (s; with the audio clock: video ahead (+) or behind (−) the audio heard).
- * @property {number|null} [wallClockLatency] WebCodecs: s from the encoder's `prft` wall-clock time
- *   of the frame on screen to now (same-machine or NTP-synced clocks), null without `prft`.
+ * @property {number|null} wallClockLatency s from the wall-clock time of the frame on screen to
+ *   now (`Date.now()`): the frame's time from the latest `prft` (ISO/IEC 14496-12 §8.16.5) at or
+ *   before `currentTime`, + (currentTime − its media time). null without a prft. Assumes the
+ *   page's clock and the prft writer's are in sync (NTP; exact on one machine).
+ * @property {'encoder'|'server'|null} wallClockSource whose prft: `server` (websocketsink's own,
+ *   prft flags 4: the fragment's arrival at the server) or `encoder` (any other flags, e.g.
+ *   ffmpeg `-write_prft wallclock`); null without a prft.
  */
 
 /**
@@ -141,13 +156,13 @@ export class Fmp4Player extends EventTarget {
     this.video = video;
     /** @type {Required<Omit<Fmp4PlayerOptions, 'maxLatency'|'preferJumps'|'src'>> & Fmp4PlayerOptions} */
     this.options = {
-      targetLatency: 1.5,
+      targetLatency: null,
       backBuffer: 20,
       autoplay: true,
       pauseWhenHidden: true,
       useChangeType: true,
       maxCatchUpRate: 1.1,
-      slowDownRate: 0.95,
+      slowDownRate: 0.9,
       reconnectMinDelay: 500,
       reconnectMaxDelay: 5000,
       reportInterval: 1000,
@@ -217,6 +232,8 @@ export class Fmp4Player extends EventTarget {
     this._lastFragStart = /** @type {number|null} */ (null);
     this._fragDuration = 0.5;
     this._jumpOnData = false;
+    /** performance.now() at which to check the latency once after the first frame (0: done) */
+    this._settleAt = 0;
     this._pauseReasons = new Set();
     this._pauseSent = false;
     this._eos = false;
@@ -225,8 +242,14 @@ export class Fmp4Player extends EventTarget {
     this._framesShown = false;
     /** @type {import('./latency-controller.js').ControllerState} */
     this._ctl = initialState();
+    /** @type {Array<{mediaTime: number, unixMs: number, source: 'encoder'|'server'}>} recent prfts */
+    this._prfts = [];
+    /** learns the latency target when `options.targetLatency` is null */
+    this._learner = this._newLearner();
     /** @type {Array<object>|null} the last `options.trace` controller steps (debug only) */
     this.controlTrace = null;
+    /** @type {Array<[number, number, number, boolean]>} fragments since the last traced step */
+    this._traceArrivals = [];
     this._rx = new ByteRateMeter();
     this._counters = { bytes: 0, reconnects: 0, stalls: 0, jumps: 0, evictions: 0, skips: 0 };
     this._frameBase = { dropped: 0, decoded: 0 };
@@ -247,6 +270,16 @@ export class Fmp4Player extends EventTarget {
     ];
   }
 
+  /**
+   * The latency learner: the least margin 0.2 s (Chromium underflows with 0.08–0.17 s
+   * buffered), 0.5 s on Firefox (its MSE stalls with more left, and resumes later: measured in
+   * tests/web's Firefox traces and the e2e runs).
+   * @returns {TargetLearner}
+   */
+  _newLearner() {
+    return new TargetLearner(isFirefox() ? { margin: 0.5 } : {});
+  }
+
   /** @returns {string} the WebSocket URL */
   get src() {
     return this._src;
@@ -261,14 +294,14 @@ export class Fmp4Player extends EventTarget {
     }
   }
 
-  /** @returns {number} wanted latency in seconds */
+  /** @returns {number|null} wanted latency in seconds, null: learned */
   get targetLatency() {
     return this.options.targetLatency;
   }
 
-  /** @param {number} v seconds (> 0) */
+  /** @param {number|null} v seconds (> 0), or null to learn it */
   set targetLatency(v) {
-    if (Number.isFinite(v) && v > 0) this.options.targetLatency = v;
+    if (v === null || (Number.isFinite(v) && v > 0)) this.options.targetLatency = v;
   }
 
   /** @returns {Fmp4PlayerState} */
@@ -297,6 +330,8 @@ export class Fmp4Player extends EventTarget {
       state: this._state,
       latency: bufferedEnd !== null && this._mse ? round3(Math.max(0, bufferedEnd - v.currentTime)) : null,
       targetLatency: round3(this._effectiveTarget()),
+      jitter: round3(this._learner.jitter),
+      latencyMargin: round3(this._learner.margin),
       bitrate: this._rx.bitrate(performance.now(), this._connectT0),
       bytesReceived: this._counters.bytes,
       resolution: v.videoWidth ? `${v.videoWidth}x${v.videoHeight}` : null,
@@ -317,6 +352,7 @@ export class Fmp4Player extends EventTarget {
       bufferedEnd: bufferedEnd === null ? null : round3(bufferedEnd),
       fragmentDuration: round3(this._fragDuration),
       renderer: 'mse',
+      ...this._wallClock(),
     };
   }
 
@@ -356,7 +392,21 @@ export class Fmp4Player extends EventTarget {
       audioOutputLatency: r(w.audioOutputLatency),
       avOffset: r(w.avOffset),
       wallClockLatency: r(w.wallClockLatency),
+      wallClockSource: w.wallClockSource,
     };
+  }
+
+  /**
+   * Wall-clock latency of the frame on screen, from the latest prft at or before currentTime.
+   * @returns {{wallClockLatency: number|null, wallClockSource: 'encoder'|'server'|null}}
+   */
+  _wallClock() {
+    const ct = this.video.currentTime;
+    let best = null;
+    for (const p of this._prfts) if (p.mediaTime <= ct + 0.001 && (!best || p.mediaTime > best.mediaTime)) best = p;
+    if (!best || !this._mse) return { wallClockLatency: null, wallClockSource: null };
+    const frameWallMs = best.unixMs + (ct - best.mediaTime) * 1000;
+    return { wallClockLatency: round3((Date.now() - frameWallMs) / 1000), wallClockSource: best.source };
   }
 
   /** Connects and starts playing. Does nothing if already started. */
@@ -369,6 +419,7 @@ export class Fmp4Player extends EventTarget {
     this._counters = { bytes: 0, reconnects: 0, stalls: 0, jumps: 0, evictions: 0, skips: 0 };
     this._frameBase = { dropped: 0, decoded: 0 };
     this._rx.reset();
+    this._learner = this._newLearner();
     this.video.playsInline = true;
     for (const [t, f] of this._videoListeners) this.video.addEventListener(t, f);
     document.addEventListener('visibilitychange', this._onVisibility);
@@ -426,12 +477,15 @@ export class Fmp4Player extends EventTarget {
     this._pauseSent = false;
     this._pauseReasons.delete('unsupported');
     this._forceNewPipeline = true;
+    this._learner.resetArrivals();
+    this._prfts = [];
     this._transport.open(url);
   }
 
   /** @param {any} msg the `skip` message */
   _onSkip(msg) {
     this._counters.skips++;
+    this._learner.resetArrivals();
     this._log(`server skipped ${msg.fragments} fragments (${msg.reason})`);
     this._wc?.onSkip();
     this._jumpOnData = true;
@@ -458,6 +512,9 @@ export class Fmp4Player extends EventTarget {
     if (!mseOnly) {
       this._stream = msg;
       this._generation = msg.generation ?? this._generation + 1;
+      this._learner.resetArrivals();
+      // a new publisher (new init segment) starts irregularly: more margin for a while
+      if (previous) this._learner.raise(performance.now() / 1000, 0.5);
       this.dispatchEvent(new CustomEvent('stream', { detail: msg }));
       if (this.options.renderer === 'webcodecs' || this.options.renderer === 'auto') {
         this._chooseRenderer(msg, previous);
@@ -519,6 +576,7 @@ export class Fmp4Player extends EventTarget {
     });
     this._lastFragStart = null;
     this._framesShown = false;
+    this._settleAt = 0;
     this._watchFirstFrame();
   }
 
@@ -536,6 +594,7 @@ export class Fmp4Player extends EventTarget {
   _onStart(msg) {
     if (!(msg.burst > 0)) return;
     this._liveStart = { remaining: msg.burst, liveEdge: Number(msg.live_edge), startTime: Number(msg.start_time) };
+    this._learner.resetArrivals();
   }
 
   /** @param {Uint8Array} data */
@@ -574,14 +633,27 @@ export class Fmp4Player extends EventTarget {
     }
     let start = null;
     let keyframe = false;
+    let duration = 0;
+    let hasVideo = false;
+    let prft = null;
     try {
-      ({ start, keyframe } = parseFragment(data, this._tracks));
+      ({ start, keyframe, duration, hasVideo, prft } = parseFragment(data, this._tracks));
     } catch (e) {
       this._log('could not read the fragment header:', errText(e));
     }
-    if (start !== null && this._lastFragStart !== null) {
-      const d = start - this._lastFragStart;
-      if (d > 0.01 && d < 10) this._fragDuration = this._fragDuration * 0.8 + d * 0.2;
+    // one look per fragment of the main track: a stream with video is timed by its video
+    // fragments (mp4mux writes one moof per track)
+    if (start !== null && (hasVideo || this._stream?.has_video === false)) {
+      this._learner.fragment(now / 1000, start, duration, this._liveStart !== null);
+      if (this.options.trace > 0) {
+        this._traceArrivals.push([Math.round(now * 10) / 10, start, Math.round(duration * 1e6) / 1e6, this._liveStart !== null]);
+      }
+      if (this._learner.fragmentDuration > 0) this._fragDuration = this._learner.fragmentDuration;
+    }
+    if (prft && Number.isFinite(prft.mediaTime)) {
+      // flags 4 ("movie fragment written"): websocketsink's own, at the fragment's arrival
+      this._prfts.push({ mediaTime: prft.mediaTime, unixMs: prft.unixMs, source: prft.flags === 4 ? 'server' : 'encoder' });
+      if (this._prfts.length > 256) this._prfts.splice(0, this._prfts.length - 256);
     }
     const op = { type: 'append', data, onDone: /** @type {(() => void)|undefined} */ (undefined) };
     /** @type {Array<() => void>} */
@@ -594,6 +666,7 @@ export class Fmp4Player extends EventTarget {
         this._log(`timeline discontinuity at the new generation (${prev} -> ${start}): dropping old media`);
         mse.push({ type: 'remove', start: 0, end: Infinity });
         mse.keyframes.length = 0;
+        this._prfts = [];
         this._firstFragment = true;
       }
     }
@@ -741,6 +814,7 @@ export class Fmp4Player extends EventTarget {
     const mark = () => {
       if (session !== this._transport.session || this._framesShown) return;
       this._framesShown = true;
+      this._settleAt = performance.now() + 1000;
       this._transport.resetBackoff(); // playback works: the next reconnect starts with the short delay
       if (this._ttff === null) {
         this._ttff = Math.round(performance.now() - this._connectT0);
@@ -761,6 +835,14 @@ export class Fmp4Player extends EventTarget {
     const mse = this._mse;
     // once per MediaSource: a pause by the user is respected afterwards
     if (!this.options.autoplay || !mse || mse.autoplayed || !v.buffered.length) return;
+    // Once the start burst is in (while it comes, more is on its way: play at once), start with
+    // the target's worth ahead: a burst of one long fragment would run dry before the next one
+    // comes. Waits for more fragments at most 2 s.
+    const b = v.buffered;
+    const now = performance.now();
+    mse.autoplayWaitSince ??= now;
+    if (!this._liveStart && b.end(b.length - 1) - v.currentTime < this._effectiveTarget() &&
+        now - mse.autoplayWaitSince < 2000) return;
     mse.autoplayed = true;
     if (!v.paused) return;
     const p = v.play();
@@ -797,7 +879,7 @@ export class Fmp4Player extends EventTarget {
 
   /** @returns {number} latency target in s (raised for long fragments) */
   _effectiveTarget() {
-    return effectiveTarget(this.options.targetLatency, this._fragDuration);
+    return effectiveTarget(this.options.targetLatency, this._fragDuration, this._learner.target);
   }
 
   /** @returns {import('./latency-controller.js').LatencySettings} */
@@ -823,6 +905,7 @@ export class Fmp4Player extends EventTarget {
       ended: v.ended,
       suspended: this._pauseReasons.size > 0,
       fragmentDuration: this._fragDuration,
+      learnedTarget: Math.round(this._learner.target * 1000) / 1000,
     };
   }
 
@@ -852,7 +935,8 @@ export class Fmp4Player extends EventTarget {
    */
   _seekLive(liveEdge, why) {
     const v = this.video;
-    const to = liveEdgeTarget(rangesOf(v.buffered), v.currentTime, this._effectiveTarget(), liveEdge);
+    // just after a fragment arrived (the top of the saw): the target + half a fragment behind
+    const to = liveEdgeTarget(rangesOf(v.buffered), v.currentTime, this._effectiveTarget() + this._fragDuration / 2, liveEdge);
     if (to === null) return false;
     this._applySeek({ to, kind: 'live', why, jump: true });
     return true;
@@ -884,6 +968,13 @@ export class Fmp4Player extends EventTarget {
     const mse = this._mse;
     const dt = Math.min(1000, now - (this._lastTick || now));
     this._lastTick = now;
+    this._learner.tick(now / 1000);
+    if (this._settleAt && now >= this._settleAt && mse && !v.seeking && !v.paused) {
+      // 1 s after the first frame: what piled up while the page started to play (decoder
+      // set-up, the start burst) is skipped if well over the target, as after a hidden page
+      this._settleAt = 0;
+      this._resume();
+    }
     if (mse && mse.sb && v.readyState > 0 && !v.seeking) this._control(dt);
     this._wc?.setMuted(v.muted);
     if (this.options.reportInterval > 0 && now - this._lastReport >= this.options.reportInterval) {
@@ -921,7 +1012,8 @@ export class Fmp4Player extends EventTarget {
    */
   _traceStep(state, sample, settings, seek, rate) {
     if (!this.controlTrace) this.controlTrace = [];
-    this.controlTrace.push({ t: performance.now(), state, sample, settings, seek, rate });
+    this.controlTrace.push({ t: performance.now(), state, sample, settings, seek, rate, arrivals: this._traceArrivals });
+    this._traceArrivals = [];
     const extra = this.controlTrace.length - this.options.trace;
     if (extra > 0) this.controlTrace.splice(0, extra);
   }
@@ -946,11 +1038,14 @@ export class Fmp4Player extends EventTarget {
     }
     if (!this._mse) return;
     const b = v.buffered;
+    const wc = this._wallClock();
     this._transport.send(reportMessage({
       currentTime: round3(v.currentTime),
       bufferedEnd: b.length ? round3(b.end(b.length - 1)) : 0,
       stalls: this._counters.stalls,
       droppedFrames: this._frameBase.dropped + videoQuality(v).dropped,
+      wallClockLatency: wc.wallClockLatency,
+      wallClockSource: wc.wallClockSource,
     }));
   }
 
@@ -970,6 +1065,7 @@ export class Fmp4Player extends EventTarget {
     if (!this._transport.isOpen) return;
     if (this._transport.send({ type: want ? 'pause' : 'resume' })) {
       this._pauseSent = want;
+      this._learner.resetArrivals();
       this._log(want ? `pause (${[...this._pauseReasons].join(', ')})` : 'resume');
       if (want && this._state !== 'unsupported') this._setState('suspended');
       else if (!want) this._setState(this._wc ? (this._framesShown ? 'playing' : 'loading') : this.video.paused ? 'loading' : 'playing');
@@ -986,6 +1082,8 @@ export class Fmp4Player extends EventTarget {
     if (this.video.seeking || !this._framesShown || !this._mse) return;
     if (this._pauseReasons.size) return;
     this._counters.stalls++;
+    this._learner.stall(performance.now() / 1000);
+    this._log(`stall: latency margin now ${this._learner.margin.toFixed(2)} s`);
     this._setState('buffering');
   }
 

@@ -6,7 +6,7 @@
  * @module fmp4-player/samples
  */
 
-import { boxes, findChild } from './bmff.js';
+import { boxes, findChild, parsePrft as parsePrftBox } from './bmff.js';
 
 /**
  * @typedef {object} SampleTrack
@@ -324,24 +324,18 @@ export function parseSamples(u8, tracks) {
  * timestamp, 64 bits) that corresponds to `media_time` of the track `reference_track_ID`.
  * @param {Uint8Array} u8 a media segment
  * @param {Map<number, {timescale: number}>} tracks
- * @returns {{ wallClock: number, mediaTime: number, trackId: number } | null} `wallClock` in ms
- *   since the Unix epoch, `mediaTime` in seconds (same timeline as the `tfdt` it came with); null
- *   when there is no `prft` or its track is unknown
+ * @returns {{ wallClock: number, mediaTime: number, trackId: number, source: 'encoder'|'server' } | null}
+ *   `wallClock` in ms since the Unix epoch, `mediaTime` in seconds (same timeline as the `tfdt` it
+ *   came with), `source`: `server` for websocketsink's own prft (flags 4, arrival at the server),
+ *   else `encoder`; null when there is no `prft` or its track is unknown
  */
 export function parsePrft(u8, tracks) {
-  const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
   for (const b of boxes(u8, 0, u8.length)) {
     if (b.type === 'moof') return null; // prft comes before its moof
-    if (b.type !== 'prft' || b.body + 20 > b.end) continue;
-    const v1 = u8[b.body] === 1;
-    const trackId = u32(dv, b.body + 4);
-    const track = tracks.get(trackId);
-    if (!track) return null;
-    const secs = u32(dv, b.body + 8);
-    const frac = u32(dv, b.body + 12);
-    const mt = v1 ? u64(dv, b.body + 16) : u32(dv, b.body + 16);
-    const NTP_UNIX_OFFSET = 2208988800; // s from 1900-01-01 to 1970-01-01 (RFC 5905)
-    return { wallClock: (secs - NTP_UNIX_OFFSET) * 1000 + (frac / 2 ** 32) * 1000, mediaTime: mt / track.timescale, trackId };
+    if (b.type !== 'prft') continue;
+    const p = parsePrftBox(u8, b, tracks); // the one prft reader (bmff.js)
+    if (!p || !Number.isFinite(p.mediaTime)) return null; // truncated, or its track is unknown
+    return { wallClock: p.unixMs, mediaTime: p.mediaTime, trackId: p.referenceTrackId, source: p.flags === 4 ? 'server' : 'encoder' };
   }
   return null;
 }

@@ -55,7 +55,9 @@ export function reconnectDelay(attempt, min, max, random = Math.random()) {
 
 /**
  * The `report` message (docs/protocol.md): where the viewer plays and how well.
- * @param {{currentTime: number, bufferedEnd: number, stalls: number, droppedFrames: number}} r
+ * @param {{currentTime: number, bufferedEnd: number, stalls: number, droppedFrames: number,
+ *   wallClockLatency?: number|null, wallClockSource?: string|null}} r (the wall clock fields are
+ *   sent when known: `wall_clock_latency` s, `wall_clock_source` "encoder" | "server")
  */
 export function reportMessage(r) {
   return {
@@ -64,6 +66,8 @@ export function reportMessage(r) {
     buffered_end: r.bufferedEnd,
     stalls: r.stalls,
     dropped_frames: r.droppedFrames,
+    ...(r.wallClockLatency !== null && r.wallClockLatency !== undefined && r.wallClockSource
+      ? { wall_clock_latency: r.wallClockLatency, wall_clock_source: r.wallClockSource } : {}),
   };
 }
 

@@ -216,6 +216,7 @@ export class WebCodecsRenderer {
     /** @type {Array<{dts: number, wall: number}>} prft: wall clock (Unix ms) of a decode time of this timeline */
     this.prft = [];
     this.wallClockLatency = /** @type {number|null} */ (null);
+    this.wallClockSource = /** @type {'encoder'|'server'|null} */ (null);
     /** presentation time of the last drawn frame − the clock when it was drawn, s */
     this.drawOffset = /** @type {number|null} */ (null);
     this.raf = 0;
@@ -372,7 +373,7 @@ export class WebCodecsRenderer {
     if (p) {
       const ref = samples.find((s) => s.trackId === p.trackId);
       if (ref) {
-        this.prft.push({ dts: ref.dts, wall: p.wallClock });
+        this.prft.push({ dts: ref.dts, wall: p.wallClock, source: p.source });
         if (this.prft.length > 64) this.prft.shift();
       }
     }
@@ -628,6 +629,7 @@ export class WebCodecsRenderer {
     for (const p of this.prft) if (p.dts <= pts + 1e-6 && (!ref || p.dts > ref.dts)) ref = p;
     if (!ref) return;
     this.wallClockLatency = Math.max(0, (Date.now() - (ref.wall + (pts - ref.dts) * 1000)) / 1000);
+    this.wallClockSource = ref.source;
   }
 
   // ------------------------------------------------------------------ stats / teardown
@@ -636,7 +638,7 @@ export class WebCodecsRenderer {
    * @returns {{ framesDrawn: number, framesDropped: number, framesDecoded: number, frameQueue: number,
    *   decodeQueue: number, audioQueue: number, buffer: number|null, currentTime: number|null,
    *   bufferedEnd: number|null, clock: 'audio'|'wall', audioOutputLatency: number|null, width: number, height: number,
-   *   wallClockLatency: number|null, avOffset: number|null, margin: number, stalls: number, decoderResets: number, clockJumps: number }}
+   *   wallClockLatency: number|null, wallClockSource: 'encoder'|'server'|null, avOffset: number|null, margin: number, stalls: number, decoderResets: number, clockJumps: number }}
    */
   stats() {
     const m = this.mediaNow();
@@ -658,6 +660,7 @@ export class WebCodecsRenderer {
       width: this.width,
       height: this.height,
       wallClockLatency: this.wallClockLatency,
+      wallClockSource: this.wallClockSource,
       avOffset: this.drawOffset,
       margin: this.margin(),
       stalls: this.counters.stalls,
