@@ -301,8 +301,8 @@ SUMMARY[source]="git clone of $REPO at $(git -C "$REPO" log -1 --format='%h %s' 
 # ../shared beside the clone, as CI has it (the real-world test matrix reads ../shared/realworld/).
 SHARED_DIR=$(dirname "$REPO")/shared
 if [ -d "$SHARED_DIR" ]; then
-  cp -a "$SHARED_DIR" "$R$(dirname "$PROJECT_IN_ROOT")/shared" || die "cannot copy $SHARED_DIR into the root"
-  SUMMARY[shared]="$SHARED_DIR copied beside the clone ($(du -sh "$SHARED_DIR" | cut -f1))"
+  cp -aL "$SHARED_DIR" "$R$(dirname "$PROJECT_IN_ROOT")/shared" || die "cannot copy $SHARED_DIR into the root"
+  SUMMARY[shared]="$SHARED_DIR copied beside the clone ($(du -shL "$SHARED_DIR" | cut -f1))"
 else
   SUMMARY[shared]="none: no $SHARED_DIR beside $REPO (tests that need it fail, loudly)"
 fi
@@ -323,7 +323,7 @@ fi
 SHARED_DIR=${FMP4WS_SHARED:-$(dirname "$(realpath "$REPO")")/shared}
 if [ -d "$SHARED_DIR" ]; then
   rm -rf "$R$(dirname "$PROJECT_IN_ROOT")/shared"
-  cp -a "$SHARED_DIR" "$R$(dirname "$PROJECT_IN_ROOT")/shared"
+  cp -aL "$SHARED_DIR" "$R$(dirname "$PROJECT_IN_ROOT")/shared"
 else
   log "no $SHARED_DIR beside the project: tests/realworld will fail"
 fi
