@@ -298,15 +298,6 @@ if ! git -C "$R$PROJECT_IN_ROOT" cat-file -e "$COMMIT^{commit}" 2>/dev/null; the
 fi
 git -C "$R$PROJECT_IN_ROOT" checkout -q --detach "$COMMIT"
 SUMMARY[source]="git clone of $REPO at $(git -C "$REPO" log -1 --format='%h %s' "$COMMIT" | cut -c1-70)"
-# ../shared beside the clone, as CI has it (the real-world test matrix reads ../shared/realworld/).
-SHARED_DIR=$(dirname "$REPO")/shared
-if [ -d "$SHARED_DIR" ]; then
-  cp -aL "$SHARED_DIR" "$R$(dirname "$PROJECT_IN_ROOT")/shared" || die "cannot copy $SHARED_DIR into the root"
-  SUMMARY[shared]="$SHARED_DIR copied beside the clone ($(du -shL "$SHARED_DIR" | cut -f1))"
-else
-  SUMMARY[shared]="none: no $SHARED_DIR beside $REPO (tests that need it fail, loudly)"
-fi
-log "../shared: ${SUMMARY[shared]}"
 if [ "$MODE_WORKTREE" = 1 ]; then
   # the work tree over the clone: changed, added (untracked, not ignored) and deleted files
   git -C "$REPO" ls-files -z --deleted | (cd "$R$PROJECT_IN_ROOT" && xargs -0r rm -f --)
@@ -323,10 +314,12 @@ fi
 SHARED_DIR=${FMP4WS_SHARED:-$(dirname "$(realpath "$REPO")")/shared}
 if [ -d "$SHARED_DIR" ]; then
   rm -rf "$R$(dirname "$PROJECT_IN_ROOT")/shared"
-  cp -aL "$SHARED_DIR" "$R$(dirname "$PROJECT_IN_ROOT")/shared"
+  cp -aL "$SHARED_DIR" "$R$(dirname "$PROJECT_IN_ROOT")/shared" || die "cannot copy $SHARED_DIR into the root"
+  SUMMARY[shared]="$SHARED_DIR copied beside the clone ($(du -shL "$SHARED_DIR" | cut -f1))"
 else
-  log "no $SHARED_DIR beside the project: tests/realworld will fail"
+  SUMMARY[shared]="none: no $SHARED_DIR beside the project (tests/realworld fails, loudly)"
 fi
+log "../shared: ${SUMMARY[shared]}"
 for d in build node_modules tests/e2e/node_modules tests/server/node_modules tests/crosscheck/node_modules tests/realworld/node_modules; do
   [ -e "$R$PROJECT_IN_ROOT/$d" ] && die "$d/ ended up in the root's copy of the project"
 done
