@@ -3,71 +3,15 @@
 // (plain and mid-TLS-handshake) after --request-timeout, and refuses past
 // --max-connections-per-address with a 503 while viewers from elsewhere get in and play.
 // Real server, real ffmpeg publisher, real sockets on loopback.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createServer, connect } from 'node:net';
+import { execFileSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import http from 'node:http';
+import { join } from 'node:path';
 import WebSocket from 'ws';
-
-const here = dirname(fileURLToPath(import.meta.url));
-const build = process.env.FMP4WS_BUILD || join(here, '..', '..', 'build');
-const serverBin = join(build, 'tools', 'fmp4ws-server');
-const env = { ...process.env, GST_PLUGIN_PATH: join(build, 'gst') };
-const children = new Set();
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-after(() => {
-  for (const c of children) {
-    try { process.kill(-c.pid, 'SIGKILL'); } catch { /* already gone */ }
-  }
-});
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-function run(cmd, args) {
-  const c = spawn(cmd, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(c);
-  c.output = '';
-  c.stdout.on('data', (d) => { c.output += d; });
-  c.stderr.on('data', (d) => { c.output += d; });
-  c.done = new Promise((resolve) => c.on('exit', (code, sig) => { children.delete(c); resolve({ code, sig }); }));
-  return c;
-}
-
-function stop(c, sig = 'SIGTERM') {
-  try { process.kill(-c.pid, sig); } catch { /* gone */ }
-  return c.done;
-}
-
-async function waitFor(pred, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await sleep(50);
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
-
-function get(port, path, opts = {}) {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path, ...opts }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, body }));
-    }).on('error', reject);
-  });
-}
+import { serverBin, sleep, freePort, run, stop, waitFor, get } from './lib.mjs';
 
 async function startServer(args, scheme = 'http') {
   const port = await freePort();

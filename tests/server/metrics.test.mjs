@@ -4,27 +4,18 @@
 // WebSocket viewers make. Missing promtool/prometheus fails the test (never skipped).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import http from 'node:http';
+import { join } from 'node:path';
 import WebSocket from 'ws';
+import { serverBin, env, freePort, run, stop, get, waitFor as waitForEvery } from './lib.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const build = process.env.FMP4WS_BUILD || join(here, '..', '..', 'build');
-const serverBin = join(build, 'tools', 'fmp4ws-server');
-const env = { ...process.env, GST_PLUGIN_PATH: join(build, 'gst') };
-const children = new Set();
 const dirs = [];
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+// This file polls every 100 ms (lib.mjs' default is 50).
+const waitFor = (pred, ms, what) => waitForEvery(pred, ms, what, 100);
 
 after(() => {
-  for (const c of children) {
-    try { process.kill(-c.pid, 'SIGKILL'); } catch { /* already gone */ }
-  }
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
@@ -32,48 +23,6 @@ function which(cmd) {
   try { return execFileSync('sh', ['-c', `command -v ${cmd}`], { encoding: 'utf8' }).trim(); } catch { return ''; }
 }
 const NEED = 'install Debian\'s prometheus package (scripts/deps.sh test does)';
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-function run(cmd, args, opts = {}) {
-  const c = spawn(cmd, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-  children.add(c);
-  c.output = '';
-  c.stdout.on('data', (d) => { c.output += d; });
-  c.stderr.on('data', (d) => { c.output += d; });
-  c.done = new Promise((resolve) => c.on('exit', (code, sig) => { children.delete(c); resolve({ code, sig }); }));
-  return c;
-}
-
-function stop(c, sig = 'SIGTERM') {
-  try { process.kill(-c.pid, sig); } catch { /* gone */ }
-  return c.done;
-}
-
-async function waitFor(pred, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await pred()) return;
-    await sleep(100);
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
-
-function get(port, path) {
-  return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path }, (res) => {
-      let body = '';
-      res.on('data', (d) => { body += d; });
-      res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
-    }).on('error', reject);
-  });
-}
 
 // The value of one sample line (name with its labels), or undefined.
 function sample(text, series) {
