@@ -95,6 +95,7 @@ extern "C" GResource *fmp4ws_web_get_resource (void);
 #define DEFAULT_MAX_HTTP_CONNECTIONS 0
 #define DEFAULT_MAX_CONNECTIONS_PER_ADDRESS 0
 #define DEFAULT_MAX_MESSAGE_SIZE 4096
+#define DEFAULT_MAX_MESSAGE_RATE 100
 #define DEFAULT_KEEPALIVE 10
 #define DEFAULT_SERVE_PLAYER TRUE
 #define DEFAULT_SEND_BUFFER_SIZE (256 * 1024)
@@ -127,6 +128,7 @@ enum
   PROP_ALLOWED_ORIGINS,
   PROP_TOKEN_SECRET,
   PROP_MAX_MESSAGE_SIZE,
+  PROP_MAX_MESSAGE_RATE,
   PROP_KEEPALIVE,
   PROP_SERVE_PLAYER,
   PROP_DOCUMENT_ROOT,
@@ -190,6 +192,7 @@ struct Settings
   std::string allowed_origins_str;
   std::string token_secret;  // empty: no signed links needed
   guint max_message_size = DEFAULT_MAX_MESSAGE_SIZE;
+  guint max_message_rate = DEFAULT_MAX_MESSAGE_RATE;
   guint keepalive = DEFAULT_KEEPALIVE;
   guint send_buffer_size = DEFAULT_SEND_BUFFER_SIZE;
   guint io_threads = DEFAULT_IO_THREADS;
@@ -300,6 +303,7 @@ io_settings (const Settings &s)
   io.config = s.config;
   io.keepalive = s.keepalive;
   io.max_message_size = s.max_message_size;
+  io.max_message_rate = s.max_message_rate;
   return io;
 }
 
@@ -1045,6 +1049,10 @@ gst_web_socket_sink_set_property (GObject *object, guint prop_id, const GValue *
       s.max_message_size = g_value_get_uint (value);
       config_changed = true;  // in order with the other settings (an older snapshot must not undo it)
       break;
+    case PROP_MAX_MESSAGE_RATE:
+      s.max_message_rate = g_value_get_uint (value);
+      config_changed = true;  // in order with the other settings (an older snapshot must not undo it)
+      break;
     case PROP_KEEPALIVE:
       s.keepalive = g_value_get_uint (value);
       break;
@@ -1175,6 +1183,9 @@ gst_web_socket_sink_get_property (GObject *object, guint prop_id, GValue *value,
       break;
     case PROP_MAX_MESSAGE_SIZE:
       g_value_set_uint (value, s.max_message_size);
+      break;
+    case PROP_MAX_MESSAGE_RATE:
+      g_value_set_uint (value, s.max_message_rate);
       break;
     case PROP_KEEPALIVE:
       g_value_set_uint (value, s.keepalive);
@@ -1559,6 +1570,24 @@ gst_web_socket_sink_class_init (GstWebSocketSinkClass *klass)
       g_param_spec_uint ("max-message-size", "Max message size",
                          "Largest message (bytes) a viewer may send (control JSON)", 125, 1 << 20,
                          DEFAULT_MAX_MESSAGE_SIZE, RW_PLAYING));
+  /**
+   * GstWebSocketSink:max-message-rate:
+   *
+   * Most WebSocket frames a viewer may send per second, control frames (ping, pong, close,
+   * RFC 6455 §5.5) and messages alike; more close the connection with 1008 (reason "too many
+   * messages: message rate limit reached", also the `client-removed` reason). 0: no limit.
+   * The player sends one `report` a second. Whatever the rate, a viewer that sends pings
+   * without reading has at most one pong pending (RFC 6455 §5.5.3) and its control frames
+   * count in its backlog (`max-backlog-bytes`).
+   *
+   * Since: 0.1
+   */
+  g_object_class_install_property (
+      gobject_class, PROP_MAX_MESSAGE_RATE,
+      g_param_spec_uint ("max-message-rate", "Max message rate",
+                         "Most frames (control frames included) a viewer may send per second; "
+                         "more: close 1008 (0: no limit)",
+                         0, G_MAXUINT, DEFAULT_MAX_MESSAGE_RATE, RW_PLAYING));
   /**
    * GstWebSocketSink:keepalive-interval:
    *

@@ -268,12 +268,12 @@ Broadcaster::DropQueue (Viewer &v)
       v.stats.fragments_dropped++;
       dropped_total_++;
     }
-    v.backlog_bytes -= m.size ();
+    v.backlog_bytes -= m.cost ();
     v.backlog_ns -= m.duration_ns;
     v.queue.pop_back ();
   }
   if (keep) {
-    v.backlog_bytes = v.queue.front ().size () - v.front_offset;
+    v.backlog_bytes = v.queue.front ().cost () - v.front_offset;
     v.backlog_ns = v.queue.front ().duration_ns;
   } else {
     v.backlog_bytes = 0;
@@ -488,15 +488,43 @@ Broadcaster::QueueControl (ViewerId id, uint8_t opcode, const uint8_t *payload, 
   Viewer &v = it->second;
   if (v.phase == Phase::kClosing)
     return;
-  OutMessage m;
+  const size_t n = std::min<size_t> (size, 125);  // RFC 6455 §5.5: control payloads <= 125
   std::vector<uint8_t> head;
-  FrameHeader (opcode, std::min<size_t> (size, 125), &head);
-  head.insert (head.end (), payload, payload + std::min<size_t> (size, 125));
-  m.head = std::make_shared<const std::vector<uint8_t>> (std::move (head));
+  head.reserve (4 + n);
+  FrameHeader (opcode, n, &head);
+  head.insert (head.end (), payload, payload + n);
+  Bytes bytes = std::make_shared<const std::vector<uint8_t>> (std::move (head));
+  // Control frames go right after a partly written front message, so the unstarted ones are
+  // together there: one of the same opcode gets the new payload (RFC 6455 §5.5.3).
+  auto first = v.queue.begin () + (v.front_offset > 0 ? 1 : 0);
+  for (auto q = first; q != v.queue.end () && q->control != 0; ++q) {
+    if (q->control != opcode)
+      continue;
+    v.backlog_bytes -= q->size ();
+    q->head = std::move (bytes);
+    v.backlog_bytes += q->size ();
+    return;
+  }
+  OutMessage m;
+  m.head = std::move (bytes);
+  m.control = opcode;
+  // The deque entry, the vector and its shared block (one allocation), two malloc headers.
+  m.overhead = sizeof (OutMessage) + sizeof (std::vector<uint8_t>) + 2 * sizeof (void *) +
+               m.head->capacity () - m.head->size () + 32;
+  if (!v.queue.empty () && v.backlog_bytes + m.cost () > config_.max_backlog_bytes) {
+    if (config_.recover == RecoverPolicy::kKeyframe &&
+        (v.phase == Phase::kLive || v.phase == Phase::kWaitKeyframe)) {
+      Overflow (id, v);  // what is queued goes; the control frame is still answered
+    } else {
+      v.stats.skips++;
+      Close (id, 1008, "too slow: backlog limit reached");
+      return;
+    }
+  }
   bool was_empty = v.queue.empty ();
-  v.backlog_bytes += m.size ();
-  auto pos = v.queue.begin () + (v.front_offset > 0 ? 1 : 0);
-  v.queue.insert (pos, std::move (m));
+  v.backlog_bytes += m.cost ();
+  first = v.queue.begin () + (v.front_offset > 0 ? 1 : 0);
+  v.queue.insert (first, std::move (m));
   if (was_empty)
     Emit (id, Event::kWritable);
 }
@@ -585,6 +613,7 @@ Broadcaster::Consumed (ViewerId id, size_t n)
     }
     n -= left;
     bool close = m.is_close;
+    v.backlog_bytes -= std::min<uint64_t> (m.overhead, v.backlog_bytes);
     if (m.is_fragment)
       v.stats.fragments_sent++;
     v.backlog_ns -= m.duration_ns;

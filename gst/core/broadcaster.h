@@ -101,7 +101,14 @@ struct OutMessage
   int64_t duration_ns = 0;   // media time this message carries (fragments)
   bool is_fragment = false;
   bool is_close = false;     // a close frame: the connection ends once it is written
-  size_t size () const { return head->size () + body_size; }
+  // The opcode of a ping (0x9) or pong (0xA) queued by QueueControl, 0 for anything else.
+  uint8_t control = 0;
+  // Heap memory the message holds beyond its wire bytes (the queue entry, the head's
+  // allocation); counted in the viewer's backlog for control frames, whose wire bytes are
+  // small next to it.
+  size_t overhead = 0;
+  size_t size () const { return head->size () + body_size; }  // wire bytes
+  size_t cost () const { return size () + overhead; }        // what the backlog counts
 };
 
 struct ViewerStats
@@ -167,7 +174,13 @@ public:
   bool HasViewer (ViewerId id) const { return viewers_.count (id) != 0; }
   void Pause (ViewerId id);
   void Resume (ViewerId id);
-  // Queues a control frame (pong, close) after the message being written.
+  // Queues a control frame (ping 0x9 or pong 0xA, RFC 6455 §5.5.2/§5.5.3; payload cut to 125
+  // bytes) after the message being written, before the rest of the queue. At most one of each
+  // opcode waits unstarted: a newer one replaces its payload (§5.5.3 allows answering only the
+  // most recent ping); one partly written is finished as is. Its bytes plus its memory
+  // (OutMessage::overhead) count in the backlog, bounded by max_backlog_bytes as fragments
+  // are: past it the viewer overflows (recover policy: skip, or close 1008 "too slow:
+  // backlog limit reached"; a viewer with no stream yet or paused is closed so).
   void QueueControl (ViewerId id, uint8_t opcode, const uint8_t *payload, size_t size);
   // Closes: queues a close frame after what is queued (drain) or instead of it.
   void Close (ViewerId id, uint16_t code, const std::string &reason, bool drain = false);
@@ -209,7 +222,7 @@ private:
     uint32_t generation = 0;        // generation whose init was queued
     std::deque<OutMessage> queue;
     size_t front_offset = 0;        // bytes of queue.front() already written
-    uint64_t backlog_bytes = 0;     // unwritten bytes in queue
+    uint64_t backlog_bytes = 0;     // unwritten bytes in queue (+ control frames' overhead)
     int64_t backlog_ns = 0;         // media duration of unwritten fragments
     bool have_offset = false;
     int64_t offset_ns = 0;          // out time = in time - offset

@@ -46,6 +46,8 @@ struct IoThread::Connection
   Broadcaster::ViewerOptions options;
   ws::Decoder rx;  // the client's frames
   int64_t last_rx_us = 0;
+  int64_t rate_window_us = 0;  // start of the second max_message_rate counts in
+  unsigned rate_count = 0;     // frames the viewer sent in it
   std::string close_reason;
 };
 
@@ -553,6 +555,19 @@ IoThread::HandleFrames (Connection *c, const uint8_t *data, size_t size)
         return;
       case ws::Decoder::kEvent:
         break;
+    }
+    // Every frame the viewer sends may make us write or work: at most max_message_rate a
+    // second (a one-second window from its first frame).
+    if (settings_.max_message_rate) {
+      int64_t now = NowUs ();
+      if (now - c->rate_window_us >= 1000000) {
+        c->rate_window_us = now;
+        c->rate_count = 0;
+      }
+      if (++c->rate_count > settings_.max_message_rate) {
+        CloseViewer (c, ws::kClosePolicy, "too many messages: message rate limit reached");
+        return;
+      }
     }
     switch (ev.kind) {
       case ws::Event::kText:

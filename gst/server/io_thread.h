@@ -101,6 +101,10 @@ public:
     unsigned keepalive = 10;             // keepalive interval in ticks (0: off)
     int64_t tick_us = 1000000;           // a tick (the sink: 1 s)
     size_t max_message_size = 4096;      // largest viewer message (1009 above)
+    // Most frames a viewer may send per second, control frames (ping, pong, close) and
+    // messages alike; past it: close 1008 "too many messages" (0: no limit). The player sends
+    // one report a second; a flood of pings is bounded in memory anyway (one pong pending).
+    unsigned max_message_rate = 100;
     int64_t close_timeout_us = 2000000;  // a closing viewer that never takes its close frame
     int64_t stop_grace_us = 200000;      // Stop(): how long viewers may take their 1001
   };

@@ -507,6 +507,127 @@ GST_START_TEST (test_disconnect_policy)
 }
 GST_END_TEST;
 
+/* The process's resident memory (kB), from /proc/self/status. */
+static guint64
+rss_kb (void)
+{
+  gchar *status = NULL;
+  guint64 kb = 0;
+  if (g_file_get_contents ("/proc/self/status", &status, NULL, NULL)) {
+    const gchar *line = strstr (status, "VmRSS:");
+    if (line)
+      kb = g_ascii_strtoull (line + 6, NULL, 10);
+  }
+  g_free (status);
+  fail_unless (kb > 0, "no VmRSS in /proc/self/status");
+  return kb;
+}
+
+/* `count` empty masked pings (RFC 6455 §5.5.2) as fast as the socket takes them; stops at a
+ * send error (the sink closed the connection). Returns how many went. */
+static guint64
+ping_flood (GSocket *s, guint64 count)
+{
+  const std::string one ("\x89\x80\0\0\0\0", 6);  /* FIN ping, masked (mask 0), empty */
+  std::string chunk;
+  for (int i = 0; i < 20000; i++)
+    chunk += one;
+  guint64 sent = 0;
+  while (sent < count) {
+    gsize off = 0;
+    while (off < chunk.size ()) {
+      gssize n = g_socket_send (s, chunk.data () + off, chunk.size () - off, NULL, NULL);
+      if (n <= 0)
+        return sent + off / one.size ();
+      off += gsize (n);
+    }
+    sent += 20000;
+  }
+  return sent;
+}
+
+/* Issue 12 review: a viewer that never reads (4 KiB receive buffer) and floods pings. Without
+ * a rate limit (max-message-rate=0) it is still served: one pong waits at most (RFC 6455
+ * §5.5.3), so 2,000,000 pings (a pong each would be hundreds of MB) leave the process's memory
+ * as it was (loose bound: +100 MB) and its backlog within max-backlog-bytes. */
+GST_START_TEST (test_ping_flood_from_a_non_reading_viewer_is_bounded)
+{
+  guint port;
+  GstElement *p = start_live_pipeline ("max-message-rate=0", &port);
+  GstElement *sink = get_sink (p);
+  g_added.clear ();
+  g_removed.clear ();
+  g_signal_connect (sink, "client-added", G_CALLBACK (locked_added), NULL);
+  g_signal_connect (sink, "client-removed", G_CALLBACK (locked_removed), NULL);
+  pump_for (300);
+  GSocket *v = stalled_viewer (port);
+  fail_unless (pump_until ([&] {
+    g_mutex_lock (&g_signal_lock);
+    bool ok = !g_added.empty ();
+    g_mutex_unlock (&g_signal_lock);
+    return ok;
+  }, 5000));
+  const guint64 before = rss_kb ();
+  const guint64 pings = ping_flood (v, 2000000);
+  fail_unless (pings == 2000000, "the sink closed the viewer after %" G_GUINT64_FORMAT " pings",
+               pings);
+  pump_for (300);
+  const guint64 after = rss_kb ();
+  g_print ("ping flood: RSS %" G_GUINT64_FORMAT " kB before, %" G_GUINT64_FORMAT " kB after %" G_GUINT64_FORMAT
+            " pings\n", before, after, pings);
+  fail_unless (after < before + 100 * 1024, "RSS grew from %" G_GUINT64_FORMAT " to %"
+               G_GUINT64_FORMAT " kB under a ping flood", before, after);
+  g_mutex_lock (&g_signal_lock);
+  fail_unless (g_removed.empty (), "the viewer was removed: %s", g_removed[0].reason.c_str ());
+  guint64 id = g_added[0];
+  g_mutex_unlock (&g_signal_lock);
+  GstStructure *cs = client_stats (sink, id);
+  fail_unless (cs != NULL);
+  guint64 backlog = 0;
+  fail_unless (gst_structure_get_uint64 (cs, "backlog-bytes", &backlog));
+  fail_unless (backlog <= 16u << 20, "backlog %" G_GUINT64_FORMAT, backlog);
+  gst_structure_free (cs);
+  g_object_unref (v);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
+/* The same flood with the default max-message-rate (100 a second): closed with 1008, reason
+ * "too many messages: message rate limit reached". */
+GST_START_TEST (test_ping_flood_hits_the_message_rate_limit)
+{
+  guint port;
+  GstElement *p = start_live_pipeline (NULL, &port);
+  GstElement *sink = get_sink (p);
+  g_removed.clear ();
+  g_signal_connect (sink, "client-removed", G_CALLBACK (locked_removed), NULL);
+  pump_for (300);
+  GSocket *v = stalled_viewer (port);
+  const guint64 before = rss_kb ();
+  ping_flood (v, 2000000);
+  fail_unless (pump_until ([&] {
+    g_mutex_lock (&g_signal_lock);
+    bool ok = !g_removed.empty ();
+    g_mutex_unlock (&g_signal_lock);
+    return ok;
+  }, 15000), "the flooding viewer was never disconnected");
+  fail_unless (g_removed[0].reason == "too many messages: message rate limit reached", "%s",
+               g_removed[0].reason.c_str ());
+  fail_unless (rss_kb () < before + 100 * 1024);
+  GstStructure *stats = NULL;
+  g_object_get (sink, "stats", &stats, NULL);
+  const GstStructure *disc = gst_value_get_structure (gst_structure_get_value (stats, "disconnects"));
+  guint64 n = 0;
+  fail_unless (gst_structure_get_uint64 (disc, "too-many-messages--message-rate-limit-reached", &n) &&
+               n == 1, "%s", gst_structure_to_string (stats));
+  gst_structure_free (stats);
+  g_object_unref (v);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+}
+GST_END_TEST;
+
 static void
 expect_str (const std::string &got, const char *want)
 {
@@ -3068,6 +3189,8 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_force_key_unit);
   tcase_add_test (tc, test_next_keyframe_and_notes_path);
   tcase_add_test (tc, test_stalled_viewer_is_bounded_and_others_unaffected);
+  tcase_add_test (tc, test_ping_flood_from_a_non_reading_viewer_is_bounded);
+  tcase_add_test (tc, test_ping_flood_hits_the_message_rate_limit);
   tcase_add_test (tc, test_disconnect_policy);
   tcase_add_test (tc, test_max_clients_and_origins);
   tcase_add_test (tc, test_tls);

@@ -508,6 +508,125 @@ TEST (Broadcast, ControlFramesDoNotSplitAMessage)
   EXPECT_EQ ((*(*q)[1].head)[0], 0x8A);  // right after the partly written message
 }
 
+// RFC 6455 §5.5.3: a viewer that pings and never reads has at most one pong waiting (the
+// newest ping's payload), and what it costs is counted in its backlog: 100,000 pings leave the
+// queue as one ping left it.
+TEST (Broadcast, PingFloodKeepsOnePendingPong)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  Broadcaster b;
+  b.PushInit (s.init);
+  auto id = b.AddViewer ({});
+  b.Consumed (id, 3);  // in the middle of the stream JSON: it must finish as is
+  const size_t queued = b.Queue (id)->size ();
+  uint64_t after_one = 0;
+  for (uint32_t i = 0; i < 100000; i++) {
+    const uint8_t ping[4] = {uint8_t (i >> 24), uint8_t (i >> 16), uint8_t (i >> 8), uint8_t (i)};
+    b.QueueControl (id, 0xA, ping, 4);
+    if (i == 0)
+      after_one = b.BacklogBytes (id);
+    ASSERT_EQ (b.BacklogBytes (id), after_one) << "after " << i + 1 << " pings";
+  }
+  const auto *q = b.Queue (id);
+  ASSERT_EQ (q->size (), queued + 1);
+  size_t pongs = 0;
+  for (const OutMessage &m : *q)
+    pongs += (*m.head)[0] == 0x8A;
+  EXPECT_EQ (pongs, 1u);
+  const std::vector<uint8_t> &pong = *(*q)[1].head;  // right after the partly written message
+  EXPECT_EQ (pong, (std::vector<uint8_t>{0x8A, 4, 0x00, 0x01, 0x86, 0x9F}));  // 99999
+  // Its memory counts, not only its 6 wire bytes; all of it goes once written.
+  EXPECT_GT ((*q)[1].cost (), 6 + sizeof (OutMessage));
+  uint64_t wire = 0;
+  for (const OutMessage &m : *q)
+    wire += m.size ();
+  b.Consumed (id, wire - 3);
+  EXPECT_EQ (b.BacklogBytes (id), 0u);
+  EXPECT_TRUE (b.Queue (id)->empty ());
+}
+
+// A pong partly written finishes with its own payload; the next ping gets a new pong after it,
+// whose payload later pings replace.
+TEST (Broadcast, PartlyWrittenPongFinishesAsIs)
+{
+  Broadcaster b;
+  auto id = b.AddViewer ({});  // no stream yet: control frames alone
+  const uint8_t a[] = {'a'}, p2[] = {'b'}, p3[] = {'c'};
+  b.QueueControl (id, 0xA, a, 1);
+  b.Consumed (id, 1);  // one byte of the pong "a" is out
+  b.QueueControl (id, 0xA, p2, 1);
+  b.QueueControl (id, 0xA, p3, 1);
+  b.QueueControl (id, 0x9, p2, 1);  // a ping of ours is another opcode: its own slot
+  b.QueueControl (id, 0x9, p3, 1);
+  const auto *q = b.Queue (id);
+  ASSERT_EQ (q->size (), 3u);
+  EXPECT_EQ (*(*q)[0].head, (std::vector<uint8_t>{0x8A, 1, 'a'}));
+  size_t pongs = 0, pings = 0;
+  for (size_t i = 1; i < q->size (); i++) {
+    const std::vector<uint8_t> &h = *(*q)[i].head;
+    if (h[0] == 0x8A) {
+      pongs++;
+      EXPECT_EQ (h, (std::vector<uint8_t>{0x8A, 1, 'c'}));
+    } else {
+      pings++;
+      EXPECT_EQ (h, (std::vector<uint8_t>{0x89, 1, 'c'}));
+    }
+  }
+  EXPECT_EQ (pongs, 1u);
+  EXPECT_EQ (pings, 1u);
+  b.Consumed (id, 2 + 3 + 3);
+  EXPECT_TRUE (q->empty ());
+  EXPECT_EQ (b.BacklogBytes (id), 0u);
+}
+
+// Control frames are bounded by max_backlog_bytes like fragments, with no stream flowing too:
+// a pong that would take a viewer past it closes it (recover disconnect, or no stream) or
+// skips what it has queued (recover keyframe).
+TEST (Broadcast, ControlFramesAreBoundedByTheBacklog)
+{
+  Stream s = MakeStream ("notes-g30.mp4");
+  const uint8_t ping[] = {'p'};
+  {
+    BroadcastConfig c;
+    c.recover = RecoverPolicy::kDisconnect;
+    Broadcaster b (c);
+    b.PushInit (s.init);
+    auto id = b.AddViewer ({});
+    c.max_backlog_bytes = b.BacklogBytes (id) + 16;  // no room for a pong's memory
+    b.set_config (c);
+    b.TakeEvents ();
+    b.QueueControl (id, 0xA, ping, 1);
+    auto ev = b.TakeEvents ();
+    ASSERT_FALSE (ev.empty ());
+    bool closed = false;
+    for (auto &e : ev)
+      if (e.kind == Broadcaster::Event::kClose) {
+        closed = true;
+        EXPECT_EQ (e.close_code, 1008);
+        EXPECT_EQ (e.reason, "too slow: backlog limit reached");
+      }
+    EXPECT_TRUE (closed);
+    EXPECT_EQ (b.Stats (id)->skips, 1u);
+  }
+  {
+    Broadcaster b;  // recover keyframe: the queue goes, the pong is still answered
+    b.PushInit (s.init);
+    auto id = b.AddViewer ({});
+    for (size_t i = 1; i < s.fragments.size (); i++)
+      b.PushFragment (s.fragments[i]);
+    BroadcastConfig c;
+    c.max_backlog_bytes = b.BacklogBytes (id) + 16;
+    b.set_config (c);
+    b.QueueControl (id, 0xA, ping, 1);
+    EXPECT_EQ (b.Stats (id)->skips, 1u);
+    EXPECT_LE (b.BacklogBytes (id), 1024u);
+    size_t pongs = 0;
+    for (const OutMessage &m : *b.Queue (id))
+      pongs += (*m.head)[0] == 0x8A;
+    EXPECT_EQ (pongs, 1u);
+  }
+}
+
 TEST (Json, FlatObjects)
 {
   auto v = ParseFlatJsonObject (

@@ -451,6 +451,103 @@ TEST (IoThread, ValidCloseCodesAreEchoed)
   }
 }
 
+// A viewer that floods pings and never reads (a small receive buffer, soon full): its queue
+// keeps at most one pong waiting (RFC 6455 §5.5.3), so 100,000 pings cost nothing that
+// grows; once it reads, the last pong answers the last ping.
+TEST (IoThread, PingFloodFromANonReadingViewerIsBounded)
+{
+  Observed obs;
+  IoThread::Settings set = QuietNoCloseTimeout ();
+  set.max_message_rate = 0;  // the bound under test is the queue's, not the rate's
+  std::string error;
+  auto t = IoThread::Start (0, set, obs.Callbacks (), &error);
+  ASSERT_TRUE (t) << error;
+  Client c;
+  Connect (t.get (), 21, &c, 4096);
+  ASSERT_TRUE (obs.WaitAdded (1));
+  const uint32_t kPings = 100000;
+  std::vector<uint8_t> flood;
+  for (uint32_t i = 0; i < kPings; i++) {
+    const uint8_t p[4] = {uint8_t (i >> 24), uint8_t (i >> 16), uint8_t (i >> 8), uint8_t (i)};
+    std::vector<uint8_t> f = ClientFrame (ws::kOpPing, std::string ((const char *) p, 4));
+    flood.insert (flood.end (), f.begin (), f.end ());
+  }
+  c.SendRaw (flood);  // blocks until the thread has read it all
+  // The socket holds the flood's tail the thread has not read yet: whenever we look, the
+  // backlog is at most a pong being written and one waiting (a pong a ping: 100s of KiB).
+  Snapshot snap;
+  for (int i = 0; i < 50; i++) {
+    snap = Snapshot ();
+    t->Snap (&snap, true);
+    ASSERT_EQ (snap.clients.size (), 1u);
+    ASSERT_LE (snap.clients[0].backlog_bytes, 2 * (10 + 512u))
+        << "a pong per ping was queued";
+    usleep (2000);
+  }
+  // Now it reads: pongs, the last of them for the last ping.
+  Frame f, last_pong;
+  size_t pongs = 0;
+  while (c.Next (&f, 200)) {
+    ASSERT_EQ (f.opcode, ws::kOpPong);
+    pongs++;
+    last_pong = f;
+  }
+  EXPECT_GE (pongs, 1u);
+  EXPECT_LT (pongs, size_t (kPings));
+  const uint32_t last = kPings - 1;
+  EXPECT_EQ (last_pong.payload, (std::vector<uint8_t>{uint8_t (last >> 24), uint8_t (last >> 16),
+                                                      uint8_t (last >> 8), uint8_t (last)}));
+  EXPECT_EQ (obs.RemovedReason (21, 0), "");
+}
+
+// More frames a second than max_message_rate: closed with 1008.
+TEST (IoThread, MessageRateLimitCloses1008)
+{
+  Observed obs;
+  IoThread::Settings set = QuietNoCloseTimeout ();
+  set.max_message_rate = 100;
+  std::string error;
+  auto t = IoThread::Start (0, set, obs.Callbacks (), &error);
+  ASSERT_TRUE (t) << error;
+  Client c;
+  Connect (t.get (), 22, &c);
+  ASSERT_TRUE (obs.WaitAdded (1));
+  // 100,000 pings: past the limit whatever the thread's pace (it would have to take more
+  // than 1,000 seconds for them).
+  std::vector<uint8_t> flood;
+  for (int i = 0; i < 100000; i++) {
+    std::vector<uint8_t> f = ClientFrame (ws::kOpPing, "");
+    flood.insert (flood.end (), f.begin (), f.end ());
+  }
+  // The thread stops reading once it closes: write what the socket takes, then read.
+  size_t off = 0;
+  while (off < flood.size ()) {
+    ssize_t n = send (c.fd, flood.data () + off, flood.size () - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n <= 0)
+      break;
+    off += size_t (n);
+  }
+  Frame f;
+  bool closed = false;
+  while (c.Next (&f)) {
+    if (f.opcode == ws::kOpClose) {
+      closed = true;
+      EXPECT_EQ (f.close_code (), ws::kClosePolicy);
+      EXPECT_EQ (f.text ().substr (2), "too many messages: message rate limit reached");
+      break;
+    }
+    EXPECT_EQ (f.opcode, ws::kOpPong);
+    // Keep sending: the limit must be reached even if the socket took little at first.
+    if (off < flood.size ()) {
+      ssize_t n = send (c.fd, flood.data () + off, flood.size () - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n > 0)
+        off += size_t (n);
+    }
+  }
+  EXPECT_TRUE (closed);
+  EXPECT_EQ (obs.RemovedReason (22, 60000), "too many messages: message rate limit reached");
+}
+
 TEST (IoThread, KeepalivePingsThenTimesOut)
 {
   Observed obs;
