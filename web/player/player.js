@@ -612,11 +612,14 @@ export class Fmp4Player extends EventTarget {
       this._onBinaryWc(data);
       return;
     }
-    this._mediaBinary(data);
+    this._mediaBinary(data, now);
   }
 
-  /** @param {Uint8Array} data a binary message for the MSE path */
-  _mediaBinary(data) {
+  /**
+   * @param {Uint8Array} data a binary message for the MSE path
+   * @param {number} [now] when it arrived (performance.now() ms; the latency learner's arrival time)
+   */
+  _mediaBinary(data, now = performance.now()) {
     const mse = this._mse;
     if (!mse) {
       if (this._state !== 'unsupported' && !this._warnedNoStream) {
