@@ -71,10 +71,14 @@ run_token_command (int argc, char **argv)
   }
   const int64_t expiry = g_get_real_time () / G_USEC_PER_SEC + cmd.ttl;
   const std::string path =
-      cmd.list ? "/streams" : cmd.metrics ? "/metrics" : token_path (cmd.stream);
+      cmd.list      ? "/streams"
+      : cmd.metrics ? "/metrics"
+      : cmd.publish ? publish_token_path (cmd.stream)
+                    : token_path (cmd.stream);
   const std::string token = fmp4ws::server::MakeToken (cmd.secret, path, expiry);
   const std::string url = cmd.list      ? streams_url (cmd.base_url, token)
                           : cmd.metrics ? metrics_url (cmd.base_url, token)
+                          : cmd.publish ? publish_url (cmd.base_url, cmd.stream, token)
                                         : viewer_url (cmd.base_url, cmd.stream, token);
   g_print ("%s\n", url.c_str ());
   return 0;
@@ -136,6 +140,12 @@ main (int argc, char **argv)
       counts += (counts.empty () ? "" : ", ") + reason + " " + std::to_string (n);
     log_msg ("connections refused so far: %s", counts.c_str ());
   };
+  // HTTP ingest takes its requests at got-headers, before any body is read (set below).
+  Publishers *ingest = nullptr;
+  hooks.got_headers = [&ingest] (SoupServerMessage *msg) {
+    if (ingest)
+      ingest->on_request_headers (msg);
+  };
   fmp4ws::server::HttpServer http (std::move (hooks));
   if (o.address && o.address->empty ()) {
     g_printerr ("--address must be an IP address or a host name\n");
@@ -156,6 +166,7 @@ main (int argc, char **argv)
     StreamRegistry streams (server, o);
     Publishers publishers (streams, o);
     publishers.add_http_routes (server);
+    ingest = &publishers;
     const double start_time_s = double (g_get_real_time ()) / G_USEC_PER_SEC;
     streams.process_metrics = [&] (fmp4ws::server::MetricsInput *in) {
       in->connections = fmp4ws::server::ConnectionMetrics{
@@ -210,6 +221,7 @@ main (int argc, char **argv)
       ;
     streams.clear ();
     http.Stop ();  // no more connections
+    ingest = nullptr;
   }
   soup_server_disconnect (server);
   g_object_unref (server);

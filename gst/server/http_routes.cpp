@@ -490,7 +490,7 @@ Refusals (const Totals &t)
 {
   static const char *const known[] = {"budget",  "http-connections", "per-address",
                                       "timeout", "origin",           "max-clients",
-                                      "token",   "authorize"};
+                                      "token",   "authorize",        "body"};
   static const std::string prefix = "rejected: ";
   std::vector<std::pair<std::string, uint64_t>> out;
   for (const char *k : known) {

@@ -160,6 +160,7 @@ struct HttpServer::Ledger
   std::map<std::string, unsigned> per_address;
   std::list<Conn *> oldest_first;
   std::function<void (const char *why)> refused;
+  std::function<void (SoupServerMessage *msg)> got_headers;
 };
 
 namespace {
@@ -181,6 +182,7 @@ struct Conn
   GSource *timer = nullptr;
   bool pending = false;  // counted in the ledger, in its oldest_first
   bool taken = false;
+  bool tls = false;  // https: nothing is written on the socket itself
   std::list<Conn *>::iterator pos;
   gint64 since = 0;  // monotonic µs, when it began waiting
 
@@ -231,12 +233,13 @@ struct Conn
   }
 
   // Closes it, counted as `why` (shut down: libsoup's read or TLS handshake fails, it lets
-  // go of the connection and the socket ends). On the server's thread.
+  // go of the connection and the socket ends). `why` NULL: not counted. On the server's
+  // thread.
   void Close (const char *why)
   {
     Disarm ();
     if (!g_socket_is_closed (sock)) {
-      if (ledger->refused)
+      if (why && ledger->refused)
         ledger->refused (why);
       g_socket_shutdown (sock, TRUE, TRUE, NULL);
     }
@@ -259,11 +262,85 @@ conn_of (SoupServerMessage *msg)
   return sock ? static_cast<Conn *> (g_object_get_qdata (G_OBJECT (sock), conn_quark ())) : NULL;
 }
 
+// Whether the request carries a body (RFC 9112 §6.3: Transfer-Encoding, else a
+// Content-Length above 0).
+bool
+has_request_body (SoupServerMessage *msg)
+{
+  SoupMessageHeaders *h = soup_server_message_get_request_headers (msg);
+  if (soup_message_headers_get_one (h, "Transfer-Encoding"))
+    return true;
+  const char *cl = soup_message_headers_get_one (h, "Content-Length");
+  return cl && soup_message_headers_get_content_length (h) != 0;
+}
+
+// Answers `msg` (its status and response body as set) on the connection itself and closes
+// it, counted as `why`: libsoup 3.2 would first read the whole request body, into memory,
+// however slow or big. On https the connection is only closed (a plain answer would be
+// garbage there). The response goes out before the FIN; a client still sending may see a
+// reset instead (RFC 9112 §9.6).
+void
+answer_and_close (Conn *c, SoupServerMessage *msg, const char *why)
+{
+  if (!c->tls) {
+    guint status = soup_server_message_get_status (msg);
+    const char *phrase = soup_server_message_get_reason_phrase (msg);
+    GBytes *body = soup_message_body_flatten (soup_server_message_get_response_body (msg));
+    const char *type = soup_message_headers_get_content_type (
+        soup_server_message_get_response_headers (msg), NULL);
+    const char *allow =
+        soup_message_headers_get_one (soup_server_message_get_response_headers (msg), "Allow");
+    std::string head = "HTTP/1.1 " + std::to_string (status) + " " +
+                       (phrase ? phrase : soup_status_get_phrase (status)) +
+                       "\r\nConnection: close\r\nCache-Control: no-store\r\n";
+    if (type)
+      head += std::string ("Content-Type: ") + type + "\r\n";
+    if (allow)
+      head += std::string ("Allow: ") + allow + "\r\n";
+    head += "Content-Length: " + std::to_string (g_bytes_get_size (body)) + "\r\n\r\n";
+    head.append ((const char *) g_bytes_get_data (body, NULL), g_bytes_get_size (body));
+    g_bytes_unref (body);
+    // Best effort, not blocking: a fresh connection's send buffer takes it whole.
+    g_socket_send_with_blocking (c->sock, head.data (), head.size (), FALSE, NULL, NULL);
+  }
+  c->Close (why);
+}
+
+// The request headers are in: the connection is no longer pending. The application's hook
+// (got_headers) may answer the request or take its body as a stream. A request with a body
+// (Content-Length > 0 or Transfer-Encoding) that is answered, or that nothing streams (an
+// application streams one by turning the body's accumulation off, e.g. fmp4ws-server's HTTP
+// ingest), is answered here before libsoup reads the body, and the connection closed:
+// unanswered, 413 Content Too Large (RFC 9110 §15.5.14) for GET/HEAD and 405 Method Not
+// Allowed (§15.5.6) for the rest, counted "rejected: body". A request without a body goes
+// on as before.
 void
 on_got_headers (SoupServerMessage *msg, gpointer)
 {
-  if (Conn *c = conn_of (msg))
-    c->Disarm ();
+  Conn *c = conn_of (msg);
+  if (!c)
+    return;
+  c->Disarm ();
+  if (c->ledger->got_headers)
+    c->ledger->got_headers (msg);
+  if (!has_request_body (msg))
+    return;
+  if (soup_server_message_get_status (msg) != 0) {
+    answer_and_close (c, msg, NULL);  // the application's answer, counted by it
+    return;
+  }
+  if (!soup_message_body_get_accumulate (soup_server_message_get_request_body (msg)))
+    return;  // streamed by the application, under its own bounds
+  const char *method = soup_server_message_get_method (msg);
+  bool get = !strcmp (method, "GET") || !strcmp (method, "HEAD");
+  soup_server_message_set_status (msg, get ? 413 : SOUP_STATUS_METHOD_NOT_ALLOWED,
+                                  get ? "Content Too Large" : NULL);
+  if (!get)
+    soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Allow",
+                                  "GET, HEAD");
+  static const char text[] = "request bodies are not accepted here\n";
+  soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, text, sizeof text - 1);
+  answer_and_close (c, msg, "rejected: body");
 }
 
 // A request begins (the connection's first, or the next on a keep-alive connection): until
@@ -468,6 +545,7 @@ struct HttpServer::Acceptor
       return;
     }
     conn->Arm (true);
+    conn->tls = cert != nullptr;
     g_object_set_qdata_full (G_OBJECT (sock), conn_quark (), conn,
                              [] (gpointer p) { delete static_cast<Conn *> (p); });
     g_socket_set_option (sock, IPPROTO_TCP, TCP_NODELAY, TRUE, NULL);
@@ -808,6 +886,7 @@ HttpServer::OpenAcceptor (_SoupServer *server, _GMainContext *ctx, const Options
   std::atomic_store (&ledger_, acceptor_->ledger);
   http_budget_ = acceptor_->max_pending;
   acceptor_->ledger->refused = hooks_.refused;
+  acceptor_->ledger->got_headers = hooks_.got_headers;
   acceptor_->started_id = g_signal_connect (server, "request-started",
                                             G_CALLBACK (on_conn_request_started), NULL);
   acceptor_->finished_id = g_signal_connect (server, "request-finished",

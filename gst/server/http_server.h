@@ -88,8 +88,15 @@ public:
     std::function<void (const std::string &)> info;
     // A connection refused or closed before its request was in, by reason: "rejected: budget"
     // (max_connections), "rejected: http-connections", "rejected: per-address",
-    // "rejected: timeout". Called on the server's thread.
+    // "rejected: timeout", "rejected: body" (see got_headers). Called on the server's thread.
     std::function<void (const char *why)> refused;
+    // Own-accepted connections only (Listen, ListenFor): a request's headers are in, before
+    // anything of its body is read. The application may answer it (set a status) or take its
+    // body as a stream (turn the request body's accumulation off, bounding it itself); a
+    // request with a body (Content-Length > 0 or Transfer-Encoding) it does neither with is
+    // then refused: 413 for GET/HEAD, else 405, the connection closed ("rejected: body").
+    // Called on the server's thread.
+    std::function<void (_SoupServerMessage *msg)> got_headers;
   };
 
   explicit HttpServer (Hooks hooks) : hooks_ (std::move (hooks)) {}

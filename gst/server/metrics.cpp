@@ -144,11 +144,12 @@ PrometheusText (const MetricsInput &in)
   w.Family ("fmp4ws_refused_connections_total", "counter",
             "Connections and requests refused before they became viewers, by reason: budget "
             "(max-connections), http-connections, per-address, timeout (request-timeout), "
-            "origin, max-clients, token, authorize.");
+            "origin, max-clients, token, authorize, body (a request body nothing streams).");
   // With a shared accept loop (unassigned_refusals), its reasons are counted there, not per
   // stream; the streams keep the request-level ones.
   auto loop_reason = [] (const std::string &r) {
-    return r == "budget" || r == "http-connections" || r == "per-address" || r == "timeout";
+    return r == "budget" || r == "http-connections" || r == "per-address" || r == "timeout" ||
+           r == "body";
   };
   for (const StreamMetrics &s : in.streams)
     for (auto &[reason, n] : Refusals (s.snap.totals)) {

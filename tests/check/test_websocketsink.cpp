@@ -2865,10 +2865,61 @@ GST_START_TEST (test_request_timeout_closes_slow_requests)
   fail_unless_equals_int (status, 200);
   for (const char *want : {"\"refused\":{", "\"timeout\":3", "\"budget\":0", "\"per-address\":0",
                            "\"http-connections\":0", "\"origin\":0", "\"max-clients\":0",
-                           "\"token\":0", "\"authorize\":0"})
+                           "\"token\":0", "\"authorize\":0", "\"body\":0"})
     fail_unless (body.find (want) != std::string::npos, "%s not in %s", want, body.c_str ());
   close (viewer);
   close (ws_viewer);
+  new_viewer_gets_in (port);
+  gst_object_unref (sink);
+  stop_pipeline (p);
+  g_bytes_unref (a);
+}
+GST_END_TEST;
+
+/* A request body is never read (the sink serves GET/HEAD only): a slow one and a big one are
+ * answered 413/405 at their headers and closed, with request-timeout off (no timer can close
+ * them), counted refused.body; the sink does not buffer the body. */
+GST_START_TEST (test_request_body_refused_at_headers)
+{
+  guint port;
+  GstElement *p = start_appsrc_pipeline (&port, "request-timeout=0");
+  GstElement *sink = get_sink (p);
+  GBytes *a = read_fixture ("notes-g30.mp4");
+  push_bytes (p, a);
+  /* Slow: a 100 MB Content-Length, one byte of it sent. */
+  int slow = raw_connect (port);
+  raw_send (slow, "GET /status HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\na");
+  fail_unless_equals_string (raw_head (slow).c_str (), "HTTP/1.1 413");
+  fail_unless (pump_until ([&] { return closed_by_server (slow); }, 20000), "slow body kept");
+  close (slow);
+  /* Chunked, a method the sink does not serve: 405. */
+  int chunked = raw_connect (port);
+  raw_send (chunked, "POST /ws HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na");
+  fail_unless_equals_string (raw_head (chunked).c_str (), "HTTP/1.1 405");
+  fail_unless (pump_until ([&] { return closed_by_server (chunked); }, 20000), "chunked kept");
+  close (chunked);
+  /* Big: sending 256 MB fails early (the server closed), nowhere near all of it taken. */
+  int big = raw_connect (port);
+  raw_send (big, "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000000\r\n\r\n");
+  std::string chunk (1 << 20, 'x');
+  size_t sent = 0;
+  for (int i = 0; i < 256; i++) {
+    ssize_t n = send (big, chunk.data (), chunk.size (), MSG_NOSIGNAL);
+    if (n <= 0)
+      break;
+    sent += size_t (n);
+  }
+  fail_unless (sent < (64u << 20), "the sink took %zu bytes of a refused body", sent);
+  close (big);
+  fail_unless (pump_until ([&] { return refused (sink, "body") == 3; }, 5000),
+               "refused body: %" G_GUINT64_FORMAT, refused (sink, "body"));
+  fail_unless_equals_int (refused (sink, "timeout"), 0);
+  fail_unless (pump_until ([&] { return http_connections (sink) == 0; }, 5000));
+  /* Requests without a body go on as before. */
+  guint status = 0;
+  std::string body = http_get (port, "/status", &status);
+  fail_unless_equals_int (status, 200);
+  fail_unless (body.find ("\"body\":3") != std::string::npos, "%s", body.c_str ());
   new_viewer_gets_in (port);
   gst_object_unref (sink);
   stop_pipeline (p);
@@ -3220,6 +3271,7 @@ websocketsink_suite (void)
   tcase_add_test (tc, test_blocking_authorize_leaves_viewers_alone);
   tcase_add_test (tc, test_request_timeout_closes_slow_requests);
   tcase_add_test (tc, test_request_timeout_tls_handshake);
+  tcase_add_test (tc, test_request_body_refused_at_headers);
   tcase_add_test (tc, test_half_open_crowd_per_address_viewers_get_in);
   tcase_add_test (tc, test_half_open_crowd_http_cap);
   tcase_add_test (tc, test_viewer_burst_over_budget);

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { connect } from 'node:net';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -135,5 +135,44 @@ test('over TLS: a handshake that stops midway is closed after --request-timeout,
     await stop(ff, 'SIGKILL');
     await stop(s.proc, 'SIGINT');
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+const rssKiB = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+
+test('request bodies: a slow one and a 200 MB one are answered at their headers and closed, not buffered; --no-http-ingest: PUT gets 405; unknown /live/NAME: 404', { timeout: 90000 }, async () => {
+  // --request-timeout 60: only the body check can close them within the test.
+  const s = await startServer(['--request-timeout', '60', '--no-http-ingest']);
+  try {
+    await waitFor(async () => (await get(s.port, '/streams')).status === 200, 10000, 'GET /streams');
+    const rssBefore = rssKiB(s.proc.pid);
+    // Slow: a 100 MB Content-Length, one byte of it.
+    const slow = stalled(s.port, Buffer.from('GET /streams HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\na'));
+    await waitFor(() => slow.closed, 20000, 'the slow body to be closed');
+    assert.match(slow.got, /^HTTP\/1\.1 413 /);
+    // Big: 200 MB sent as fast as the server takes it; it closes after the headers.
+    const big = connect({ host: '127.0.0.1', port: s.port });
+    let sent = 0;
+    const bigDone = new Promise((resolve) => {
+      big.on('error', () => {}); big.on('close', resolve);
+      big.on('connect', () => {
+        big.write('GET /streams HTTP/1.1\r\nHost: x\r\nContent-Length: 209715200\r\n\r\n');
+        const chunk = Buffer.alloc(1 << 20, 120);
+        const more = () => { while (sent < 200 && !big.destroyed) { sent++; if (!big.write(chunk)) return big.once('drain', more); } };
+        more();
+      });
+    });
+    await bigDone;
+    const rssAfter = rssKiB(s.proc.pid);
+    assert.ok(rssAfter - rssBefore < 32 * 1024, `RSS grew ${rssBefore} -> ${rssAfter} KiB`);
+    // HTTP ingest off: a PUT has a body nothing streams.
+    const put = stalled(s.port, Buffer.from('PUT /live/cam1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'));
+    await waitFor(() => put.closed, 20000, 'the PUT to be closed');
+    assert.match(put.got, /^HTTP\/1\.1 405 /);
+    assert.deepEqual(await get(s.port, '/live/nosuch/status'), { status: 404, body: 'not found\n' });
+    const metrics = (await get(s.port, '/metrics')).body;
+    assert.match(metrics, /fmp4ws_refused_connections_total\{[^}]*reason="body"\} 3/);
+  } finally {
+    await stop(s.proc, 'SIGINT');
   }
 });

@@ -70,7 +70,7 @@ test('GET /metrics: promtool-clean on fmp4ws-server and websocketsink; a real pr
   const ff = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-re', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30',
     '-t', '100', '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '30', '-pix_fmt', 'yuv420p',
     '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-frag_duration', '200000', '-method', 'PUT',
-    `http://127.0.0.1:${port}/live/cam1`]);
+    `http://127.0.0.1:${port}/live/cam1?token=${tokenOf(['--publish', '--stream', 'cam1'])}`]);
   // A websocketsink of its own (gst-launch-1.0), with its own listener.
   const sinkPort = await freePort();
   const sink = run('gst-launch-1.0', ['-q', 'videotestsrc', 'is-live=true', '!', 'video/x-raw,width=320,height=180,framerate=30/1', '!',

@@ -215,6 +215,20 @@ function tokenUrl(args) {
   return new URL(out.trim());
 }
 
+/** PUT `path` with a chunked body of which nothing is sent yet: { status, body } of the answer
+ * the server gives at the request's headers (the request is then dropped). */
+function putHead(port, path) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, path, method: 'PUT', agent: false, headers: { 'Transfer-Encoding': 'chunked' } });
+    req.on('response', (res) => {
+      let body = ''; res.on('data', (d) => { body += d; });
+      res.on('end', () => { resolve({ status: res.statusCode, body }); req.destroy(); });
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+}
+
 /** GET (or a WebSocket upgrade): { status, body }, a streaming body cut after its head. */
 function request(port, path, upgrade = false) {
   return new Promise((resolve, reject) => {
@@ -246,8 +260,21 @@ test('--token-secret: the URL `fmp4ws-server token` prints plays; other streams\
     const base = `http://127.0.0.1:${s.port}`;
     const cam1 = tokenUrl(['--secret-file', join(dir, 'secret'), '--stream', 'cam1', '--ttl', '120', '--base-url', base]);
     assert.equal(cam1.pathname, '/live/cam1/');
-    const pub = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...H264('320x180', 8), ...PUT(s.port, 'cam1')]);
+    // HTTP ingest needs a token signed for /live/cam1/publish: none, a viewer's or another
+    // stream's publish token get 403 at the headers; unknown names answer like known ones.
+    const publishUrl = tokenUrl(['--secret', SECRET, '--publish', '--stream', 'cam1', '--base-url', base]);
+    assert.equal(publishUrl.pathname, '/live/cam1');
+    const cam2Publish = tokenUrl(['--secret', SECRET, '--publish', '--stream', 'cam2', '--base-url', base]).search;
+    for (const [why, q] of Object.entries({ none: '', viewer: cam1.search, other: cam2Publish })) {
+      assert.deepEqual(await putHead(s.port, `/live/cam1${q}`), { status: 403, body: 'forbidden\n' }, `PUT, ${why}`);
+    }
+    assert.deepEqual(await request(s.port, '/live/nosuch/status'), await request(s.port, '/live/cam1/status'));
+    assert.deepEqual(await request(s.port, '/live/nosuch/status'), { status: 403, body: 'forbidden\n' });
+    const pub = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...H264('320x180', 8), ...PUT(s.port, 'cam1').slice(0, -1),
+      `http://127.0.0.1:${s.port}/live/cam1${publishUrl.search}`]);
     await waitFor(async () => (await getJson(s.port, list.pathname + list.search)).some((x) => x.name === 'cam1' && x.publishing), 10000, 'stream cam1');
+    // A second publisher while cam1 publishes: 409 Conflict.
+    assert.equal((await putHead(s.port, `/live/cam1${publishUrl.search}`)).status, 409);
 
     // The printed URL: the page, and its token on every other route of the stream.
     const page = await request(s.port, cam1.pathname + cam1.search);

@@ -227,8 +227,10 @@ TEST (Options, TokenSecret)
   std::string error;
   ASSERT_TRUE (Parse ({}, &o, &error)) << error;
   EXPECT_FALSE (o.token_secret);
-  ASSERT_TRUE (Parse ({"--token-secret", "s3cret"}, &o, &error)) << error;
+  EXPECT_FALSE (o.no_http_ingest);
+  ASSERT_TRUE (Parse ({"--token-secret", "s3cret", "--no-http-ingest"}, &o, &error)) << error;
   EXPECT_EQ (o.token_secret, "s3cret");
+  EXPECT_TRUE (o.no_http_ingest);
   // From a file: its first line, without the newline.
   std::string f = TempFile ("from-file\nsecond line\n");
   Options o2;
@@ -283,6 +285,11 @@ TEST (TokenCommand, DefaultsAndEveryFlag)
   ASSERT_TRUE (ParseToken ({"--secret=x", "--metrics", "--ttl", "31536000"}, &m, &error)) << error;
   EXPECT_TRUE (m.metrics);
   EXPECT_FALSE (m.list);
+  EXPECT_FALSE (m.publish);
+  TokenCommand pub;
+  ASSERT_TRUE (ParseToken ({"--secret=x", "--publish", "--stream", "cam1"}, &pub, &error)) << error;
+  EXPECT_TRUE (pub.publish);
+  EXPECT_EQ (pub.stream, "cam1");
   std::string f = TempFile ("filed\n");
   TokenCommand e;
   ASSERT_TRUE (ParseToken ({"--secret-file", f, "--stream", "a.b-c_1"}, &e, &error)) << error;
@@ -298,7 +305,9 @@ TEST (TokenCommand, BadCommandLinesAreErrors)
            {"--secret", "x", "--ttl", "0"}, {"--secret", "x", "--ttl", "-5"},
            {"--secret", "x", "--ttl", "soon"}, {"--secret", "x", "--base-url", "ftp://h"},
            {"--secret", "x", "--base-url", "localhost:8080"}, {"--secret", "x", "extra"},
-           {"--secret", "x", "--bogus"}, {"--secret", "x", "--list", "--metrics"}}) {
+           {"--secret", "x", "--bogus"}, {"--secret", "x", "--list", "--metrics"},
+           {"--secret", "x", "--publish"}, {"--secret", "x", "--publish", "--stream", "a", "--list"},
+           {"--secret", "x", "--publish", "--stream", "a", "--metrics"}}) {
     TokenCommand c;
     std::string error;
     EXPECT_FALSE (ParseToken (bad, &c, &error)) << (bad.empty () ? "(none)" : bad.back ());
@@ -316,6 +325,10 @@ TEST (TokenCommand, ViewerUrlsCarryATokenForTheStreamsPath)
              "https://tv.example/proxy/live/cam1/?token=T");
   EXPECT_EQ (streams_url ("http://h:8080/", "T"), "http://h:8080/streams?token=T");
   EXPECT_EQ (metrics_url ("http://h:8080//", "T"), "http://h:8080/metrics?token=T");
+  // HTTP ingest signs its own PATH: a viewer's token is not a publisher's.
+  EXPECT_EQ (publish_token_path ("cam1"), "/live/cam1/publish");
+  EXPECT_NE (publish_token_path ("cam1"), token_path ("cam1"));
+  EXPECT_EQ (publish_url ("http://h:8080/", "cam1", "T"), "http://h:8080/live/cam1?token=T");
   // The path the server's sink checks (its path-prefix, or "/") is the one signed.
   const std::string t = fmp4ws::server::MakeToken ("s", token_path ("cam1"), 2000000000);
   EXPECT_EQ (fmp4ws::server::VerifyToken ("s", viewer_prefix ("cam1"), t.c_str (), 0),

@@ -64,7 +64,7 @@ bool
 parse_token_command (int *argc, char ***argv, TokenCommand *cmd, std::string *error)
 {
   StringArg secret, secret_file, stream, base_url;
-  gboolean list = FALSE, metrics = FALSE;
+  gboolean list = FALSE, metrics = FALSE, publish = FALSE;
   gint64 ttl = cmd->ttl;
   GOptionEntry entries[] = {
       {"secret", 0, 0, G_OPTION_ARG_STRING, &secret.value, "The server's --token-secret", "S"},
@@ -72,6 +72,7 @@ parse_token_command (int *argc, char ***argv, TokenCommand *cmd, std::string *er
       {"stream", 0, 0, G_OPTION_ARG_STRING, &stream.value, "Stream NAME (/live/NAME/; default: the TCP-ingest stream at /)", "NAME"},
       {"list", 0, 0, G_OPTION_ARG_NONE, &list, "A GET /streams URL instead of a viewer URL", nullptr},
       {"metrics", 0, 0, G_OPTION_ARG_NONE, &metrics, "A GET /metrics URL (Prometheus) instead of a viewer URL", nullptr},
+      {"publish", 0, 0, G_OPTION_ARG_NONE, &publish, "The HTTP-ingest URL (PUT/POST) of --stream NAME instead of a viewer URL", nullptr},
       {"ttl", 0, 0, G_OPTION_ARG_INT64, &ttl, "Seconds the link is valid from now (default 3600)", "SECONDS"},
       {"base-url", 0, 0, G_OPTION_ARG_STRING, &base_url.value, "Where viewers reach the server (default http://localhost:8080)", "URL"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
@@ -83,7 +84,8 @@ parse_token_command (int *argc, char ***argv, TokenCommand *cmd, std::string *er
   g_option_context_set_summary (
       ctx, "fmp4ws-server token --secret S [--stream NAME] [--ttl SECONDS] [--base-url URL]\n"
            "The URL's ?token=EXPIRY.SIG: SIG = hex HMAC-SHA256 of \"EXPIRY:PATH\" with the secret,\n"
-           "PATH = /live/NAME (/ for the default stream, /streams with --list, /metrics with --metrics).");
+           "PATH = /live/NAME (/ for the default stream, /streams with --list, /metrics with --metrics,\n"
+           "/live/NAME/publish with --publish).");
   g_option_context_add_main_entries (ctx, entries, nullptr);
   GError *err = nullptr;
   bool ok = g_option_context_parse (ctx, &sub_argc, &sub_argv, &err);
@@ -114,8 +116,13 @@ parse_token_command (int *argc, char ***argv, TokenCommand *cmd, std::string *er
   }
   cmd->list = list;
   cmd->metrics = metrics;
-  if (list && metrics) {
-    *error = "token: --list and --metrics: one or the other";
+  cmd->publish = publish;
+  if (int (list) + int (metrics) + int (publish) > 1) {
+    *error = "token: --list, --metrics and --publish: one of them";
+    return false;
+  }
+  if (publish && cmd->stream.empty ()) {
+    *error = "token: --publish needs --stream NAME (the TCP-ingest stream has no HTTP ingest)";
     return false;
   }
   if (ttl <= 0 || ttl > int64_t (100) * 365 * 24 * 3600) {
@@ -138,6 +145,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
 {
   StringArg address, tls_cert, tls_key, allowed_origins, sync_method, recover_policy;
   StringArg token_secret, token_secret_file;
+  gboolean no_http_ingest = FALSE;
   gint64 max_backlog_bytes = opt->max_backlog_bytes, max_box_size = opt->max_box_size;
   GOptionEntry entries[] = {
       {"port", 'p', 0, G_OPTION_ARG_INT, &opt->port, "HTTP/WebSocket port for viewers and HTTP ingest (default 8080)", "PORT"},
@@ -155,6 +163,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
       {"max-streams", 0, 0, G_OPTION_ARG_INT, &opt->max_streams, "Most HTTP-ingest streams (default 16)", "N"},
       {"max-box-size", 0, 0, G_OPTION_ARG_INT64, &max_box_size, "Largest MP4 box accepted from a publisher (default 64 MiB)", "BYTES"},
       {"token-secret", 0, 0, G_OPTION_ARG_STRING, &token_secret.value, "Signed links: viewers need ?token= made with this secret (fmp4ws-server token; default: none)", "S"},
+      {"no-http-ingest", 0, 0, G_OPTION_ARG_NONE, &no_http_ingest, "No HTTP ingest: PUT/POST /live/NAME gets 405 (default: on; with a token secret it needs a publish token)", nullptr},
       {"token-secret-file", 0, 0, G_OPTION_ARG_FILENAME, &token_secret_file.value, "The same, read from FILE (its first line; not in the process list)", "FILE"},
       {"max-connections", 0, 0, G_OPTION_ARG_INT, &opt->max_connections, "Most HTTP connections open at once (viewers, publishers, requests), others get 503 (default 0: the file descriptor limit less 64)", "N"},
       {"request-timeout", 0, 0, G_OPTION_ARG_INT, &opt->request_timeout, "Seconds a connection may take to send its request headers, TLS handshake included (default 10, 0: no limit)", "SECONDS"},
@@ -196,6 +205,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
   recover_policy.store (&opt->recover_policy);
   opt->max_backlog_bytes = max_backlog_bytes;
   opt->max_box_size = max_box_size;
+  opt->no_http_ingest = no_http_ingest;
   return take_secret (token_secret, token_secret_file, "token-secret", &opt->token_secret, error);
 }
 

@@ -28,6 +28,8 @@ struct Options
   // token-secret; a stream's PATH is its path prefix, "/" for the default stream) and on
   // GET /streams (PATH "/streams"); unset: none needed.
   std::optional<std::string> token_secret;
+  // --no-http-ingest: no PUT/POST /live/NAME publishers (such a request gets 405).
+  bool no_http_ingest = false;
   // The HTTP accept loop's bounds (gst/server/http_server.h HttpServer::Options).
   int max_connections = 0;             // --max-connections: open at once, 0: fd limit less 64
   int request_timeout = 10;            // --request-timeout: seconds to send request headers, 0: none
@@ -42,6 +44,7 @@ struct TokenCommand
   std::string stream;                          // --stream NAME; "": the default (TCP) stream
   bool list = false;                           // --list: the GET /streams URL instead
   bool metrics = false;                        // --metrics: the GET /metrics URL instead
+  bool publish = false;                        // --publish: the HTTP-ingest URL of --stream NAME
   int64_t ttl = 3600;                          // --ttl SECONDS, > 0
   std::string base_url = "http://localhost:8080";  // --base-url: where viewers reach the server
 };

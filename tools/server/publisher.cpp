@@ -10,6 +10,7 @@
 #include "log.h"
 #include "routes.h"
 #include "http_server.h"  // gst/server: MessageSocket, libsoup < 3.4 workarounds
+#include "token.h"        // gst/server: signed links
 
 namespace fmp4ws::tools {
 
@@ -333,7 +334,6 @@ Publishers::listen_tcp (GError **error)
 void
 Publishers::add_http_routes (SoupServer *server)
 {
-  soup_server_add_early_handler (server, "/live", on_ingest_headers, this, nullptr);
   g_signal_connect (server, "request-read", G_CALLBACK (on_request_read), nullptr);
 }
 
@@ -370,20 +370,44 @@ Publishers::on_tcp_incoming (GSocketService *, GSocketConnection *conn, GObject 
   return TRUE;
 }
 
-// Early handler (after the headers): PUT/POST /live/NAME starts a publisher.
 void
-Publishers::on_ingest_headers (SoupServer *, SoupServerMessage *msg, const char *path,
-                               GHashTable *, gpointer self)
+Publishers::on_request_headers (SoupServerMessage *msg)
 {
-  Publishers *pubs = static_cast<Publishers *> (self);
+  Publishers *pubs = this;
+  if (opt_.no_http_ingest)
+    return;
   const char *method = soup_server_message_get_method (msg);
   if (strcmp (method, "PUT") != 0 && strcmp (method, "POST") != 0)
     return;
-  std::optional<std::string> name = ingest_stream_name (path);
+  GUri *uri = soup_server_message_get_uri (msg);
+  std::optional<std::string> name = ingest_stream_name (g_uri_get_path (uri));
   if (!name) {
+    if (strncmp (g_uri_get_path (uri), "/live/", 6) != 0)
+      return;  // not ingest: the body check answers it
     fmp4ws::server::EndConnectionAfterResponse (msg);  // libsoup < 3.4: see http_server.h
     soup_server_message_set_status (msg, SOUP_STATUS_BAD_REQUEST, nullptr);
     return;
+  }
+  if (opt_.token_secret) {
+    std::string token;
+    if (const char *q = g_uri_get_query (uri)) {
+      GHashTable *form = soup_form_decode (q);
+      if (const char *t = (const char *) g_hash_table_lookup (form, "token"))
+        token = t;
+      g_hash_table_unref (form);
+    }
+    if (fmp4ws::server::VerifyToken (*opt_.token_secret, publish_token_path (*name),
+                                     token.c_str (), g_get_real_time () / G_USEC_PER_SEC) !=
+        fmp4ws::server::TokenCheck::kValid) {
+      log_msg ("stream %s: refused a publisher from %s (no valid publish token)", name->c_str (),
+               soup_server_message_get_remote_host (msg));
+      soup_message_headers_replace (soup_server_message_get_response_headers (msg), "Connection",
+                                    "close");
+      soup_server_message_set_status (msg, SOUP_STATUS_FORBIDDEN, nullptr);
+      soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, "forbidden\n",
+                                        10);
+      return;
+    }
   }
   Stream *s = pubs->streams_.find (*name);
   if (s && s->publisher) {

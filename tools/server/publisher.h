@@ -28,8 +28,14 @@ public:
 
   // Listens on --ingest-port (on --address if set) for the default stream's publishers.
   bool listen_tcp (GError **error);
-  // PUT/POST /live/NAME on `server`: an early handler (after the headers) starts the publisher.
+  // HTTP ingest on `server`: answers a publisher's request once its body is read.
   void add_http_routes (SoupServer *server);
+  // HttpServer::Hooks::got_headers: PUT/POST /live/NAME (after the headers, before any of
+  // the body) starts a publisher that streams the body. Answered at once instead: 403 with
+  // --token-secret unless `?token=` is signed for PATH "/live/NAME/publish"
+  // (publish_token_path); 400 a bad NAME; 409 NAME is publishing; 503 --max-streams
+  // reached. With --no-http-ingest nothing is taken (the body check refuses it: 405).
+  void on_request_headers (SoupServerMessage *msg);
   // Closes the TCP listener and ends every publisher; they are freed from idle callbacks, run
   // them (iterate the main context) before clearing the streams.
   void stop ();
@@ -37,8 +43,6 @@ public:
 private:
   static gboolean on_tcp_incoming (GSocketService *, GSocketConnection *conn, GObject *,
                                    gpointer self);
-  static void on_ingest_headers (SoupServer *, SoupServerMessage *msg, const char *path,
-                                 GHashTable *, gpointer self);
 
   StreamRegistry &streams_;
   const Options &opt_;

@@ -49,6 +49,21 @@ token_path (const std::string &name)
 }
 
 std::string
+publish_token_path (const std::string &name)
+{
+  return "/live/" + name + "/publish";
+}
+
+std::string
+publish_url (const std::string &base_url, const std::string &name, const std::string &token)
+{
+  std::string base = base_url;
+  while (!base.empty () && base.back () == '/')
+    base.pop_back ();
+  return base + "/live/" + name + "?token=" + token;
+}
+
+std::string
 viewer_url (const std::string &base_url, const std::string &name, const std::string &token)
 {
   std::string base = base_url;

@@ -23,6 +23,15 @@ std::string viewer_prefix (const std::string &name);
 // the default stream.
 std::string token_path (const std::string &name);
 
+// The PATH an HTTP publisher's signed link signs: "/live/NAME/publish" (not a viewer's
+// "/live/NAME": a viewer link cannot publish). NAME must not be empty.
+std::string publish_token_path (const std::string &name);
+
+// The signed HTTP-ingest URL: `base_url` (a trailing '/' dropped), /live/NAME?token=TOKEN
+// (PUT or POST it; the token signs publish_token_path).
+std::string publish_url (const std::string &base_url, const std::string &name,
+                         const std::string &token);
+
 // A signed viewer URL: `base_url` (e.g. http://host:8080, a trailing '/' dropped), the stream's
 // page (/ or /live/NAME/) and ?token=TOKEN.
 std::string viewer_url (const std::string &base_url, const std::string &name,

@@ -92,6 +92,22 @@ StreamRegistry::add_routes ()
 {
   soup_server_add_handler (server_, "/streams", on_streams, this, nullptr);
   soup_server_add_handler (server_, "/metrics", on_metrics, this, nullptr);
+  soup_server_add_handler (server_, "/live", on_unknown_live, this, nullptr);
+}
+
+void
+StreamRegistry::on_unknown_live (SoupServer *, SoupServerMessage *msg, const char *,
+                                 GHashTable *, gpointer self)
+{
+  StreamRegistry *reg = static_cast<StreamRegistry *> (self);
+  fmp4ws::server::EndConnectionAfterResponse (msg);  // libsoup < 3.4: see http_server.h
+  if (reg->opt_.token_secret) {
+    soup_server_message_set_status (msg, SOUP_STATUS_FORBIDDEN, nullptr);
+    soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, "forbidden\n", 10);
+    return;
+  }
+  soup_server_message_set_status (msg, SOUP_STATUS_NOT_FOUND, nullptr);
+  soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, "not found\n", 10);
 }
 
 Stream *

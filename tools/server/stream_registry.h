@@ -74,6 +74,11 @@ public:
   void clear ();  // destroys every stream now
 
 private:
+  // /live/... that no stream serves (a stream's own prefix is longer): answered like a known
+  // stream without a token (403 "forbidden") with --token-secret, so names cannot be probed;
+  // 404 without.
+  static void on_unknown_live (SoupServer *, SoupServerMessage *msg, const char *,
+                               GHashTable *, gpointer self);
   static void on_streams (SoupServer *, SoupServerMessage *msg, const char *, GHashTable *,
                           gpointer self);
   static void on_metrics (SoupServer *, SoupServerMessage *msg, const char *, GHashTable *,
