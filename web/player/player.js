@@ -978,6 +978,9 @@ export class Fmp4Player extends EventTarget {
       this._settleAt = 0;
       this._resume();
     }
+    // autoplay waits for the target's worth (at most 2 s): decided here too, not only when a
+    // fragment is appended, so a stream that stops or sends long fragments starts anyway
+    if (mse && !mse.autoplayed) this._maybeAutoplay();
     if (mse && mse.sb && v.readyState > 0 && !v.seeking) this._control(dt);
     this._wc?.setMuted(v.muted);
     if (this.options.reportInterval > 0 && now - this._lastReport >= this.options.reportInterval) {
