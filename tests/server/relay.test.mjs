@@ -164,6 +164,27 @@ test('origins tried in turn: the first is down, the second is used', { timeout: 
   }
 });
 
+test('an origin without a publisher: the edge keeps asking every --relay-retry-min and picks the stream up when it starts', { timeout: 60000 }, async () => {
+  const origin = await startServer();
+  const edge = await startServer(['--relay', relayUrl(origin.port), '--publisher-timeout', '1', '--relay-retry-min', '0.3']);
+  let ff;
+  try {
+    const v = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await v.opened;
+    await waitFor(() => (edge.proc.output.match(/stalled: no data/g) || []).length >= 3, 20000, 'three silent attempts');
+    const waits = [...edge.proc.output.matchAll(/relay: next attempt in ([0-9.]+) s/g)].map((m) => +m[1]);
+    assert.deepEqual(waits.slice(0, 3), [0.3, 0.3, 0.3], 'no backoff against a silent origin');
+    ff = publish(H264('320x180', 30), origin.ingest);
+    await waitFor(() => v.fragments >= 2, 15000, 'the stream at the edge');
+    assert.ok(v.inits[0].fragments[0].keyframe);
+    v.ws.close();
+  } finally {
+    if (ff) await stop(ff, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
+
 test('bad origins (404, garbage) are logged and retried with backoff; the edge keeps serving', { timeout: 60000 }, async () => {
   const origin = await startServer();  // no stream named nope: 404
   // 200 and random bytes without end (until the edge hangs up).

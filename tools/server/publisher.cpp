@@ -41,6 +41,8 @@ struct Publisher
   // Relay (an HTTP pull from an origin, --relay): its request and response body.
   SoupMessage *relay_msg = nullptr;
   GInputStream *relay_in = nullptr;
+  bool relay_answered = false;  // the origin answered 200
+  bool stalled = false;         // ended by --publisher-timeout
   // Asynchronous operations not yet called back: the teardown waits for them (their
   // callbacks hold `this`), then runs from the last one.
   unsigned pending_io = 0;
@@ -175,6 +177,7 @@ on_publisher_timer (gpointer user_data)
   const int timeout = p->opt->publisher_timeout;
   if (!p->ended && g_get_monotonic_time () - p->last_data_us > gint64 (timeout) * G_USEC_PER_SEC) {
     p->timer = 0;
+    p->stalled = true;
     end_publisher (p, "stalled: no data for " + std::to_string (timeout) + " s");
     return G_SOURCE_REMOVE;
   }
@@ -360,7 +363,12 @@ relay_finished (Relay *r, Publisher *p)
     r->current = nullptr;
   if (r->stopped)
     return;
-  const bool delivered = p->samples.load () > 0;
+  // Delivered: fragments came through. An origin that answered 200 and then sent nothing at
+  // all for --publisher-timeout is reachable but has no stream at the moment (its publisher
+  // is away): treated the same, so the edge keeps asking it every --relay-retry-min instead of
+  // backing off to --relay-retry-max and missing the stream's return.
+  const bool idle = p->relay_answered && p->stalled && p->bytes == 0;
+  const bool delivered = p->samples.load () > 0 || idle;
   const double wait_s = r->schedule.ended (delivered);
   log_msg ("stream %s: relay: next attempt in %.1f s: %s", stream_label (r->stream), wait_s,
            redact_token (r->schedule.url ()).c_str ());
@@ -440,6 +448,7 @@ on_relay_sent (GObject *source, GAsyncResult *res, gpointer user_data)
     return;
   }
   p->relay_in = in;
+  p->relay_answered = true;
   p->last_data_us = g_get_monotonic_time ();
   p->pending_io++;
   g_input_stream_read_bytes_async (in, 65536, G_PRIORITY_DEFAULT, p->cancel, on_relay_read, p);
