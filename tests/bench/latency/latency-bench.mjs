@@ -182,6 +182,9 @@ async function runOne(browser, shape, renderer, jitter, netns, via) {
     if (renderer === 'mse') await waitForFirstFrame(page, { timeout: 20000 });
     else await page.waitForFunction(() => window.player?.stats?.framesDrawn > 0, { timeout: 20000, polling: 50 });
     await page.evaluate(() => {
+      // the fragments' arrivals as the latency learner got them (player option `trace`, debug):
+      // kept in results.jsonl for offline study of the learner (tests/bench/latency/learner-study.mjs)
+      if (window.player.player) window.player.player.options.trace = 1000;
       window.__bench = { waiting: 0, at: [] };
       const v = window.player.video;
       v.addEventListener('waiting', () => {
@@ -222,6 +225,7 @@ async function runOne(browser, shape, renderer, jitter, netns, via) {
     }
     const last = samples.at(-1);
     const waitingAt = await page.evaluate(() => window.__bench.at);
+    const arrivals = await page.evaluate(() => (window.player.player?.controlTrace ?? []).flatMap((s) => s.arrivals ?? []));
     const proxyStats = proxy ? { ...proxy.stats } : null;
     if (last.renderer !== renderer) throw new Error(`asked for renderer ${renderer}, the player used ${last.renderer}`);
     const buf = samples.map((s) => s.buffer);
@@ -240,6 +244,7 @@ async function runOne(browser, shape, renderer, jitter, netns, via) {
       wallClock: { p50: pct(wcl, 50), p90: pct(wcl, 90), source: last.wallClockSource },
       target: last.target,
       waitingAt,
+      arrivals,
       samples,
     };
     const f3 = (x) => (x === null ? '-' : x.toFixed(3));
