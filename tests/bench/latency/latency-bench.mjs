@@ -1,12 +1,12 @@
 // Latency benchmark of the web player (issue 14): three stream shapes × renderers × injected delay
-// jitter, in real Chromium over a veth pair, the player with no attributes (its defaults).
+// jitter, in a real browser (Chromium; Firefox with --browser) over loopback, the player with no attributes (its defaults).
 // On demand (not in ./run-tests.sh; the targets are held here, not in the test suites):
 //
 //   cd tests/e2e && npm ci                                   # puppeteer-core (once)
 //   FMP4WS_BUILD=$PWD/build node tests/bench/latency/latency-bench.mjs \
-//       [--shapes per-frame,70ms,700ms] [--renderers mse] [--jitter 0,20,50] [--seconds 30] \
+//       [--shapes per-frame,70ms,700ms] [--renderers mse,webcodecs] [--jitter 0,20,50] [--seconds 30] \
 //       [--out /tmp/fmp4ws-latency] [--markdown docs/latency.md] [--browser chromium|firefox] \
-//       [--jitter-via auto|netem|proxy]
+//       [--jitter-via auto|netem|proxy] [--join-after 3]
 //
 // Each run: the stream (see SHAPES) into `websocketsink`, the page `web/index.html` served by it
 // (document-root = this tree's web/), `?renderer=NAME` set as the element's `renderer` attribute
@@ -14,6 +14,10 @@
 // every 100 ms the harness reads, from outside the player, the `<video>`'s
 // buffered.end − currentTime ("buffer") and the player's `stats` (stalls, wallClockLatency when the
 // player has it); `waiting` events while playing are counted by a listener of the harness too.
+// The viewer joins a running stream: the page opens `--join-after` s (default 3) after the server
+// serves it (a publisher's first seconds are irregular: ffmpeg starting next to the browser falls
+// behind and then sends faster than real time, up to ~1 s of media early; a viewer there from
+// the very start would measure that burst, not the player; 0: join at once, as before).
 // Jitter (`--jitter-via`, default auto: netem where it works, else the proxy; said in the output
 // and in each result's `jitterVia`):
 // - netem: as root, the server runs in a network namespace joined to this one by a veth pair, and
@@ -56,6 +60,7 @@ const OUT = arg('out', '/tmp/fmp4ws-latency');
 const MARKDOWN = arg('markdown', '');
 const ENGINE = arg('browser', 'chromium');
 const JITTER_VIA = arg('jitter-via', 'auto');
+const JOIN_AFTER = Number(arg('join-after', '3'));
 
 /** ffmpeg's notes command (x264 + AAC, -re lavfi 640x360@30) with another fragmenting. */
 const notesArgs = (tcpPort, frag) => [
@@ -174,6 +179,7 @@ async function runOne(browser, shape, renderer, jitter, netns, via) {
     const procs = [gst];
     if (!sc.pipeline) procs.push(spawnIn(scene, netns, 'ffmpeg', 'ffmpeg', notesArgs(await portOf(gst, 'src'), sc.frag)));
     await waitForServer(port, { stream: true, procs, host });
+    if (JOIN_AFTER > 0) await sleep(JOIN_AFTER * 1000);
     if (netns && via === 'netem') setJitter(jitter);
     if (via === 'proxy' && jitter > 0) proxy = await createJitterProxy({ targetHost: host, targetPort: port, jitterMs: jitter });
     const page = await scene.newPage(browser);
@@ -231,7 +237,7 @@ async function runOne(browser, shape, renderer, jitter, netns, via) {
     const buf = samples.map((s) => s.buffer);
     const wcl = samples.map((s) => s.wallClockLatency);
     const r = {
-      shape, what: sc.what, renderer, jitterMs: jitter, jitterVia: jitter > 0 ? via : null, seconds: SECONDS, netns: !!netns,
+      shape, what: sc.what, renderer, joinAfter: JOIN_AFTER, jitterMs: jitter, jitterVia: jitter > 0 ? via : null, seconds: SECONDS, netns: !!netns,
       proxy: proxyStats && {
         chunks: proxyStats.chunks,
         meanDelayMs: proxyStats.chunks ? proxyStats.delaySumMs / proxyStats.chunks : null,
@@ -257,7 +263,7 @@ async function runOne(browser, shape, renderer, jitter, netns, via) {
 async function main() {
   if (!pluginBuilt()) throw new Error('plugin not built: set FMP4WS_BUILD to the build folder');
   const shapes = arg('shapes', Object.keys(SHAPES).join(',')).split(',');
-  const renderers = arg('renderers', 'mse').split(',');
+  const renderers = arg('renderers', 'mse,webcodecs').split(',');
   let jitters = arg('jitter', '0,20,50').split(',').map(Number);
   for (const s of shapes) if (!SHAPES[s]) throw new Error(`unknown shape ${s}`);
   if (!['auto', 'netem', 'proxy'].includes(JITTER_VIA)) throw new Error(`--jitter-via: auto, netem or proxy, not ${JITTER_VIA}`);
