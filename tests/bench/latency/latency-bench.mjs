@@ -284,10 +284,21 @@ async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const file = path.join(OUT, 'results.jsonl');
   const results = [];
+  let failed = 0;
   const b = await launchBrowser({ engine: ENGINE });
   try {
     for (const jitter of jitters) for (const shape of shapes) for (const renderer of renderers) {
-      const r = await runOne(b, shape, renderer, jitter, netns, via);
+      let r;
+      try {
+        r = await runOne(b, shape, renderer, jitter, netns, via);
+      } catch (e) {
+        // one run that fails (a renderer the browser lacks, a publisher that did not start) is a
+        // row with its reason; the others still run
+        const error = String(/** @type {Error} */ (e).message).split('\n')[0];
+        console.error(`${shape.padEnd(9)} ${renderer} jitter ${String(jitter).padStart(2)} ms: FAILED: ${error}`);
+        failed++;
+        r = { shape, renderer, jitterMs: jitter, jitterVia: jitter > 0 ? via : null, browser: await b.browser.version(), error, loadAvg: [os.loadavg()[0], os.loadavg()[0]], cpus: os.cpus().length, samples: [] };
+      }
       results.push(r);
       fs.appendFileSync(file, `${JSON.stringify(r)}\n`);
     }
@@ -296,6 +307,7 @@ async function main() {
     if (netns) teardownNetns();
   }
   if (MARKDOWN) renderMarkdown(results, MARKDOWN);
+  if (failed) throw new Error(`${failed} of ${results.length} runs failed (rows with their reason in ${file})`);
 }
 
 main().then(() => process.exit(0), (e) => {

@@ -37,27 +37,39 @@ export function svgPlot(runs, key, title) {
     const pts = r.samples.filter((s) => Number.isFinite(s[key])).map((s) => `${X(s.t).toFixed(1)},${Y(s[key]).toFixed(1)}`);
     if (pts.length) out.push(`<polyline fill="none" stroke="${c}" stroke-width="1.2" points="${pts.join(' ')}"/>`);
     out.push(`<line x1="${W - R + 10}" x2="${W - R + 28}" y1="${T + 8 + i * 16}" y2="${T + 8 + i * 16}" stroke="${c}" stroke-width="2"/>`,
-      `<text x="${W - R + 32}" y="${T + 12 + i * 16}">${r.shape} ${r.renderer} ±${r.jitterMs} ms</text>`);
+      `<text x="${W - R + 32}" y="${T + 12 + i * 16}">${/firefox/i.test(r.browser ?? '') ? 'Firefox ' : ''}${r.shape} ${r.renderer}</text>`);
   });
   out.push('</svg>');
   return out.join('\n');
 }
 
+/** `HeadlessChrome/131.0…`, `Firefox/128.0…` → `Chromium 131`, `Firefox 128`. @param {string} [v] */
+function shortBrowser(v) {
+  const m = /^(\w+)\/(\d+)/.exec(v ?? '');
+  if (!m) return v ?? '–';
+  return `${/chrom/i.test(m[1]) ? 'Chromium' : m[1]} ${m[2]}`;
+}
+
 /** The tables (one row per run) as Markdown. */
 export function tables(results) {
-  const rows = ['| shape | renderer | jitter (ms) | buffer p10 / p50 / p90 (s) | target (s) | issue target p50 | wall clock p50 / p90 (s) | source | stalls | jumps | load avg |',
-    '|---|---|---|---|---|---|---|---|---|---|---|'];
+  const rows = ['| browser | shape | renderer | jitter (ms) | buffer p10 / p50 / p90 (s) | target (s) | issue target p50 | wall clock p50 / p90 (s) | source | stalls | jumps | load avg |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const r of results) {
+    const browser = shortBrowser(r.browser);
+    const jitterCol = r.jitterMs && r.jitterVia ? `${r.jitterMs} (${r.jitterVia})` : `${r.jitterMs}`;
+    if (r.error) {
+      rows.push(`| ${browser} | ${r.shape} | ${r.renderer} | ${jitterCol} | failed: ${r.error.replace(/\|/g, '\\|')} | | | | | | | ${r.loadAvg ? `${r.loadAvg[0].toFixed(1)}/${r.cpus}` : '–'} |`);
+      continue;
+    }
     let met = '';
     if (r.jitterMs === 0 && r.renderer === 'mse' && TARGETS[r.shape] !== undefined && r.buffer.p50 !== null) {
       const goal = TARGETS[r.shape];
-      met = `${r.buffer.p50 <= goal && r.stalls === 0 ? 'met' : 'NOT met'} (buffer ≤ ${goal.toFixed(2)})`;
+      met = `${r.buffer.p50 <= goal && r.stalls === 0 ? 'met' : 'NOT met'} (0 stalls, buffer ≤ ${goal.toFixed(2)})`;
     } else if (r.jitterMs === 0 && r.renderer === 'webcodecs' && WEBCODECS_TARGETS[r.shape] !== undefined && r.wallClock.p50 !== null) {
       const goal = WEBCODECS_TARGETS[r.shape];
       met = `${r.wallClock.p50 <= goal ? 'met' : 'NOT met'} (wall clock ≤ ${goal.toFixed(2)})`;
     }
-    const jitter = r.jitterMs && r.jitterVia ? `${r.jitterMs} (${r.jitterVia})` : `${r.jitterMs}`;
-    rows.push(`| ${r.shape} | ${r.renderer} | ${jitter} | ${f3(r.buffer.p10)} / ${f3(r.buffer.p50)} / ${f3(r.buffer.p90)} | ${f3(r.target)} | ${met} | ${f3(r.wallClock.p50)} / ${f3(r.wallClock.p90)} | ${r.wallClock.source ?? '–'} | ${r.stalls} | ${r.jumps} | ${r.loadAvg ? `${r.loadAvg[0].toFixed(1)}/${r.cpus}` : '–'} |`);
+    rows.push(`| ${browser} | ${r.shape} | ${r.renderer} | ${jitterCol} | ${f3(r.buffer.p10)} / ${f3(r.buffer.p50)} / ${f3(r.buffer.p90)} | ${f3(r.target)} | ${met} | ${f3(r.wallClock.p50)} / ${f3(r.wallClock.p90)} | ${r.wallClock.source ?? '–'} | ${r.stalls} | ${r.jumps} | ${r.loadAvg ? `${r.loadAvg[0].toFixed(1)}/${r.cpus}` : '–'} |`);
   }
   return rows.join('\n');
 }
