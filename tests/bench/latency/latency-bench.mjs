@@ -1,5 +1,6 @@
 // Latency benchmark of the web player (issue 14): three stream shapes × renderers × injected delay
-// jitter, in a real browser (Chromium; Firefox with --browser) over loopback, the player with no attributes (its defaults).
+// jitter, in a real browser (Chromium; Firefox with --browser) over loopback, the player with no
+// attributes (its defaults).
 // On demand (not in ./run-tests.sh; the targets are held here, not in the test suites):
 //
 //   cd tests/e2e && npm ci                                   # puppeteer-core (once)
