@@ -47,7 +47,7 @@ export function svgPlot(runs, key, title) {
 function shortBrowser(v) {
   const m = /^(\w+)\/(\d+)/.exec(v ?? '');
   if (!m) return v ?? '–';
-  return `${/chrom/i.test(m[1]) ? 'Chromium' : m[1]} ${m[2]}`;
+  return `${/chrom/i.test(m[1]) ? 'Chromium' : /firefox/i.test(m[1]) ? 'Firefox' : m[1]} ${m[2]}`;
 }
 
 /** The tables (one row per run) as Markdown. */
