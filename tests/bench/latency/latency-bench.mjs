@@ -1,11 +1,13 @@
 // Latency benchmark of the web player (issue 14): three stream shapes × renderers × injected delay
-// jitter, in real Chromium over a veth pair, the player with no attributes (its defaults).
+// jitter, in a real browser (Chromium; Firefox with --browser) over loopback, the player with no
+// attributes (its defaults).
 // On demand (not in ./run-tests.sh; the targets are held here, not in the test suites):
 //
 //   cd tests/e2e && npm ci                                   # puppeteer-core (once)
 //   FMP4WS_BUILD=$PWD/build node tests/bench/latency/latency-bench.mjs \
-//       [--shapes per-frame,70ms,700ms] [--renderers mse] [--jitter 0,20,50] [--seconds 30] \
-//       [--out /tmp/fmp4ws-latency] [--markdown docs/latency.md] [--browser chromium|firefox]
+//       [--shapes per-frame,70ms,700ms] [--renderers mse,webcodecs] [--jitter 0,20,50] [--seconds 30] \
+//       [--out /tmp/fmp4ws-latency] [--markdown docs/latency.md] [--browser chromium|firefox] \
+//       [--jitter-via auto|netem|proxy] [--join-after 3]
 //
 // Each run: the stream (see SHAPES) into `websocketsink`, the page `web/index.html` served by it
 // (document-root = this tree's web/), `?renderer=NAME` set as the element's `renderer` attribute
@@ -13,10 +15,23 @@
 // every 100 ms the harness reads, from outside the player, the `<video>`'s
 // buffered.end − currentTime ("buffer") and the player's `stats` (stalls, wallClockLatency when the
 // player has it); `waiting` events while playing are counted by a listener of the harness too.
-// Jitter: as root, the server runs in a network namespace joined to this one by a veth pair, and
-// `tc qdisc add dev <veth in the namespace> root netem delay Jms Jms` delays every packet from the
-// server to the browser by 0–2J ms (uniform, mean J); loopback (shared with everything else on
-// the machine) is never touched. Without root (no namespace): jitter 0 only, said in the output.
+// The viewer joins a running stream: the page opens `--join-after` s (default 3) after the server
+// serves it (a publisher's first seconds are irregular: ffmpeg starting next to the browser falls
+// behind and then sends faster than real time, up to ~1 s of media early; a viewer there from
+// the very start would measure that burst, not the player; 0: join at once, as before).
+// Jitter (`--jitter-via`, default auto: netem where it works, else the proxy; said in the output
+// and in each result's `jitterVia`):
+// - netem: as root, the server runs in a network namespace joined to this one by a veth pair, and
+//   `tc qdisc add dev <veth in the namespace> root netem delay Jms Jms` delays every packet from
+//   the server to the browser by 0–2J ms (uniform, mean J); loopback (shared with everything
+//   else on the machine) is never touched;
+// - proxy: where the kernel has no sch_netem (or without root), jitter-proxy.mjs (in this
+//   process) between the browser and the server delays each chunk server → browser by 0–2J ms,
+//   never before an earlier chunk (TCP's order); the page and its WebSocket go through it.
+// Jitter 0 is always the direct connection (no qdisc, no proxy).
+// Renderers: `mse` reads the `<video>` (buffer = buffered.end − currentTime, from outside the
+// player); `webcodecs` has no `<video>`: its buffer is the player's `stats.latency` (end of the
+// decoded and queued media − the media time on screen) and its first frame `stats.framesDrawn`.
 // Writes OUT/results.jsonl (one line per run, every sample) and, with --markdown, the tables and
 // an SVG plot of buffer/latency over time next to it (docs/latency-*.svg).
 import fs from 'node:fs';
@@ -29,6 +44,7 @@ import {
   Scene, Proc, SOURCE_DIR, TCP_PIPELINE, NOTES_TEST_INPUT, gstEnv, splitArgs, pluginBuilt, sleep, waitForServer,
 } from '../../e2e/lib/pipeline.mjs';
 import { renderMarkdown } from './report.mjs';
+import { createJitterProxy } from './jitter-proxy.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WEB_DIR = path.join(SOURCE_DIR, 'web');
@@ -44,6 +60,8 @@ const SECONDS = Number(arg('seconds', '30'));
 const OUT = arg('out', '/tmp/fmp4ws-latency');
 const MARKDOWN = arg('markdown', '');
 const ENGINE = arg('browser', 'chromium');
+const JITTER_VIA = arg('jitter-via', 'auto');
+const JOIN_AFTER = Number(arg('join-after', '3'));
 
 /** ffmpeg's notes command (x264 + AAC, -re lavfi 640x360@30) with another fragmenting. */
 const notesArgs = (tcpPort, frag) => [
@@ -149,9 +167,11 @@ const pct = (xs, p) => {
   return s[Math.min(s.length - 1, Math.max(0, Math.round((p / 100) * (s.length - 1))))];
 };
 
-async function runOne(browser, shape, renderer, jitter, netns) {
+async function runOne(browser, shape, renderer, jitter, netns, via) {
   const sc = SHAPES[shape];
   const scene = new Scene();
+  /** @type {import('./jitter-proxy.mjs').JitterProxy|null} */
+  let proxy = null;
   return scene.run(async () => {
     const host = netns ? NS_IP : '127.0.0.1';
     const desc = sc.pipeline ? testpatternDescription() : `${TCP_PIPELINE} document-root=${WEB_DIR}`;
@@ -160,12 +180,18 @@ async function runOne(browser, shape, renderer, jitter, netns) {
     const procs = [gst];
     if (!sc.pipeline) procs.push(spawnIn(scene, netns, 'ffmpeg', 'ffmpeg', notesArgs(await portOf(gst, 'src'), sc.frag)));
     await waitForServer(port, { stream: true, procs, host });
-    if (netns) setJitter(jitter);
+    if (JOIN_AFTER > 0) await sleep(JOIN_AFTER * 1000);
+    if (netns && via === 'netem') setJitter(jitter);
+    if (via === 'proxy' && jitter > 0) proxy = await createJitterProxy({ targetHost: host, targetPort: port, jitterMs: jitter });
     const page = await scene.newPage(browser);
     await page.evaluateOnNewDocument(preloadRenderer, renderer);
-    await gotoPage(page, `http://${host}:${port}/`);
-    await waitForFirstFrame(page, { timeout: 20000 });
+    await gotoPage(page, proxy ? `http://127.0.0.1:${proxy.port}/` : `http://${host}:${port}/`);
+    if (renderer === 'mse') await waitForFirstFrame(page, { timeout: 20000 });
+    else await page.waitForFunction(() => window.player?.stats?.framesDrawn > 0, { timeout: 20000, polling: 50 });
     await page.evaluate(() => {
+      // the fragments' arrivals as the latency learner got them (player option `trace`, debug):
+      // kept in results.jsonl for offline study of the learner (tests/bench/latency/learner-study.mjs)
+      if (window.player.player) window.player.player.options.trace = 1000;
       window.__bench = { waiting: 0, at: [] };
       const v = window.player.video;
       v.addEventListener('waiting', () => {
@@ -186,8 +212,9 @@ async function runOne(browser, shape, renderer, jitter, netns) {
         const v = el.video;
         const b = v.buffered;
         const st = el.stats;
+        const wc = st.renderer === 'webcodecs';
         return {
-          buffer: b.length ? b.end(b.length - 1) - v.currentTime : null,
+          buffer: wc ? st.latency ?? null : b.length ? b.end(b.length - 1) - v.currentTime : null,
           wallClockLatency: st.wallClockLatency ?? null,
           wallClockSource: st.wallClockSource ?? null,
           target: st.targetLatency,
@@ -205,11 +232,18 @@ async function runOne(browser, shape, renderer, jitter, netns) {
     }
     const last = samples.at(-1);
     const waitingAt = await page.evaluate(() => window.__bench.at);
+    const arrivals = await page.evaluate(() => (window.player.player?.controlTrace ?? []).flatMap((s) => s.arrivals ?? []));
+    const proxyStats = proxy ? { ...proxy.stats } : null;
     if (last.renderer !== renderer) throw new Error(`asked for renderer ${renderer}, the player used ${last.renderer}`);
     const buf = samples.map((s) => s.buffer);
     const wcl = samples.map((s) => s.wallClockLatency);
     const r = {
-      shape, what: sc.what, renderer, jitterMs: jitter, seconds: SECONDS, netns: !!netns,
+      shape, what: sc.what, renderer, joinAfter: JOIN_AFTER, jitterMs: jitter, jitterVia: jitter > 0 ? via : null, seconds: SECONDS, netns: !!netns,
+      proxy: proxyStats && {
+        chunks: proxyStats.chunks,
+        meanDelayMs: proxyStats.chunks ? proxyStats.delaySumMs / proxyStats.chunks : null,
+        maxHeldMs: proxyStats.maxHeldMs,
+      },
       browser: await browser.browser.version(),
       loadAvg: [load0, os.loadavg()[0]], cpus: os.cpus().length,
       stalls: last.stalls, waiting: last.waiting, jumps: last.jumps,
@@ -217,36 +251,55 @@ async function runOne(browser, shape, renderer, jitter, netns) {
       wallClock: { p50: pct(wcl, 50), p90: pct(wcl, 90), source: last.wallClockSource },
       target: last.target,
       waitingAt,
+      arrivals,
       samples,
     };
     const f3 = (x) => (x === null ? '-' : x.toFixed(3));
-    console.log(`${shape.padEnd(9)} ${renderer} jitter ${String(jitter).padStart(2)} ms: buffer p50 ${f3(r.buffer.p50)} s (p10 ${f3(r.buffer.p10)}, p90 ${f3(r.buffer.p90)}), `
+    console.log(`${shape.padEnd(9)} ${renderer} jitter ${String(jitter).padStart(2)} ms${jitter ? ` (${via}${proxyStats ? `: ${proxyStats.chunks} chunks, mean delay ${r.proxy.meanDelayMs?.toFixed(1)} ms, held ≤ ${proxyStats.maxHeldMs.toFixed(0)} ms` : ''})` : ''}: buffer p50 ${f3(r.buffer.p50)} s (p10 ${f3(r.buffer.p10)}, p90 ${f3(r.buffer.p90)}), `
       + `${waitingAt.length ? `waiting at ${JSON.stringify(waitingAt)}, ` : ''}wall clock p50 ${f3(r.wallClock.p50)} s (${r.wallClock.source ?? '-'}), stalls ${r.stalls} (waiting ${r.waiting}), jumps ${r.jumps}, target ${f3(r.target)}, load ${load0.toFixed(1)}/${os.cpus().length} cores`);
     return r;
-  });
+  }).finally(() => proxy?.close());
 }
 
 async function main() {
   if (!pluginBuilt()) throw new Error('plugin not built: set FMP4WS_BUILD to the build folder');
   const shapes = arg('shapes', Object.keys(SHAPES).join(',')).split(',');
-  const renderers = arg('renderers', 'mse').split(',');
+  const renderers = arg('renderers', 'mse,webcodecs').split(',');
   let jitters = arg('jitter', '0,20,50').split(',').map(Number);
   for (const s of shapes) if (!SHAPES[s]) throw new Error(`unknown shape ${s}`);
-  const netns = setupNetns();
-  if (!netns && jitters.some((j) => j > 0)) {
-    console.error('# jitter needs root (a network namespace and tc netem on its veth): jitter 0 only');
-    jitters = [0];
-  } else if (netns?.netemError && jitters.some((j) => j > 0)) {
-    console.error(`# tc netem is not available here (\`tc qdisc add ... netem\`: ${netems(netns)}; the kernel has no sch_netem): jitter 0 only`);
-    jitters = [0];
+  if (!['auto', 'netem', 'proxy'].includes(JITTER_VIA)) throw new Error(`--jitter-via: auto, netem or proxy, not ${JITTER_VIA}`);
+  const wantJitter = jitters.some((j) => j > 0);
+  // the namespace only for netem (the proxy runs on loopback, as jitter 0)
+  let netns = wantJitter && JITTER_VIA !== 'proxy' ? setupNetns() : null;
+  let via = JITTER_VIA === 'proxy' ? 'proxy' : 'netem';
+  if (wantJitter && via === 'netem' && (!netns || netns.netemError)) {
+    const why = !netns ? 'needs root (a network namespace and tc netem on its veth)'
+      : `is not available here (\`tc qdisc add ... netem\`: ${netems(netns)}; the kernel has no sch_netem)`;
+    if (JITTER_VIA === 'netem') throw new Error(`--jitter-via netem: tc netem ${why}`);
+    console.error(`# tc netem ${why}: jitter through the userspace proxy (jitter-proxy.mjs) instead`);
+    if (netns) teardownNetns();
+    netns = null;
+    via = 'proxy';
   }
+  if (wantJitter) console.error(`# jitter via ${via === 'netem' ? 'tc netem on a veth pair' : 'the userspace delay-jitter proxy (jitter-proxy.mjs)'}`);
   fs.mkdirSync(OUT, { recursive: true });
   const file = path.join(OUT, 'results.jsonl');
   const results = [];
+  let failed = 0;
   const b = await launchBrowser({ engine: ENGINE });
   try {
     for (const jitter of jitters) for (const shape of shapes) for (const renderer of renderers) {
-      const r = await runOne(b, shape, renderer, jitter, netns);
+      let r;
+      try {
+        r = await runOne(b, shape, renderer, jitter, netns, via);
+      } catch (e) {
+        // one run that fails (a renderer the browser lacks, a publisher that did not start) is a
+        // row with its reason; the others still run
+        const error = String(/** @type {Error} */ (e).message).split('\n')[0];
+        console.error(`${shape.padEnd(9)} ${renderer} jitter ${String(jitter).padStart(2)} ms: FAILED: ${error}`);
+        failed++;
+        r = { shape, renderer, jitterMs: jitter, jitterVia: jitter > 0 ? via : null, browser: await b.browser.version(), error, loadAvg: [os.loadavg()[0], os.loadavg()[0]], cpus: os.cpus().length, samples: [] };
+      }
       results.push(r);
       fs.appendFileSync(file, `${JSON.stringify(r)}\n`);
     }
@@ -255,6 +308,7 @@ async function main() {
     if (netns) teardownNetns();
   }
   if (MARKDOWN) renderMarkdown(results, MARKDOWN);
+  if (failed) throw new Error(`${failed} of ${results.length} runs failed (rows with their reason in ${file})`);
 }
 
 main().then(() => process.exit(0), (e) => {

@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 
 /** Targets of issue 14 (buffer p50, MSE, no attributes, no jitter). */
 export const TARGETS = { 'per-frame': 0.30, '70ms': 0.35, '700ms': 0.95 };
+/** Target of issue 14 for the WebCodecs renderer (wall-clock latency p50, per-frame, no jitter). */
+export const WEBCODECS_TARGETS = { 'per-frame': 0.15 };
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22'];
 const f3 = (x) => (x === null || x === undefined ? '–' : x.toFixed(3));
 
@@ -14,7 +16,7 @@ const f3 = (x) => (x === null || x === undefined ? '–' : x.toFixed(3));
  * @param {any[]} runs @param {string} key @param {string} title
  */
 export function svgPlot(runs, key, title) {
-  const W = 760; const H = 300; const L = 50; const R = 190; const T = 28; const B = 36;
+  const W = 760; const H = Math.max(300, 64 + runs.length * 16); const L = 50; const R = 190; const T = 28; const B = 36;
   const xs = runs.flatMap((r) => r.samples.map((s) => s.t));
   const ys = runs.flatMap((r) => r.samples.map((s) => s[key]).filter((y) => Number.isFinite(y)));
   const xMax = Math.max(1, ...xs);
@@ -35,38 +37,64 @@ export function svgPlot(runs, key, title) {
     const pts = r.samples.filter((s) => Number.isFinite(s[key])).map((s) => `${X(s.t).toFixed(1)},${Y(s[key]).toFixed(1)}`);
     if (pts.length) out.push(`<polyline fill="none" stroke="${c}" stroke-width="1.2" points="${pts.join(' ')}"/>`);
     out.push(`<line x1="${W - R + 10}" x2="${W - R + 28}" y1="${T + 8 + i * 16}" y2="${T + 8 + i * 16}" stroke="${c}" stroke-width="2"/>`,
-      `<text x="${W - R + 32}" y="${T + 12 + i * 16}">${r.shape} ${r.renderer} ±${r.jitterMs} ms</text>`);
+      `<text x="${W - R + 32}" y="${T + 12 + i * 16}">${/firefox/i.test(r.browser ?? '') ? 'Firefox ' : ''}${r.shape} ${r.renderer}</text>`);
   });
   out.push('</svg>');
   return out.join('\n');
 }
 
+/** `HeadlessChrome/131.0…`, `Firefox/128.0…` → `Chromium 131`, `Firefox 128`. @param {string} [v] */
+function shortBrowser(v) {
+  const m = /^(\w+)\/(\d+)/.exec(v ?? '');
+  if (!m) return v ?? '–';
+  return `${/chrom/i.test(m[1]) ? 'Chromium' : /firefox/i.test(m[1]) ? 'Firefox' : m[1]} ${m[2]}`;
+}
+
 /** The tables (one row per run) as Markdown. */
 export function tables(results) {
-  const rows = ['| shape | renderer | jitter (ms) | buffer p10 / p50 / p90 (s) | target (s) | issue target p50 | wall clock p50 / p90 (s) | source | stalls | jumps | load avg |',
-    '|---|---|---|---|---|---|---|---|---|---|---|'];
+  const rows = ['| browser | shape | renderer | jitter (ms) | buffer p10 / p50 / p90 (s) | target (s) | issue target p50 | wall clock p50 / p90 (s) | source | stalls | jumps | load avg |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|'];
   for (const r of results) {
-    const goal = r.jitterMs === 0 && r.renderer === 'mse' ? TARGETS[r.shape] : null;
-    const met = goal === null || r.buffer.p50 === null ? '' : `${r.buffer.p50 <= goal && r.stalls === 0 ? 'met' : 'NOT met'} (≤ ${goal.toFixed(2)})`;
-    rows.push(`| ${r.shape} | ${r.renderer} | ${r.jitterMs} | ${f3(r.buffer.p10)} / ${f3(r.buffer.p50)} / ${f3(r.buffer.p90)} | ${f3(r.target)} | ${met} | ${f3(r.wallClock.p50)} / ${f3(r.wallClock.p90)} | ${r.wallClock.source ?? '–'} | ${r.stalls} | ${r.jumps} | ${r.loadAvg ? `${r.loadAvg[0].toFixed(1)}/${r.cpus}` : '–'} |`);
+    const browser = shortBrowser(r.browser);
+    const jitterCol = r.jitterMs && r.jitterVia ? `${r.jitterMs} (${r.jitterVia})` : `${r.jitterMs}`;
+    if (r.error) {
+      rows.push(`| ${browser} | ${r.shape} | ${r.renderer} | ${jitterCol} | failed: ${r.error.replace(/\|/g, '\\|')} | | | | | | | ${r.loadAvg ? `${r.loadAvg[0].toFixed(1)}/${r.cpus}` : '–'} |`);
+      continue;
+    }
+    let met = '';
+    if (r.jitterMs === 0 && r.renderer === 'mse' && TARGETS[r.shape] !== undefined && r.buffer.p50 !== null) {
+      const goal = TARGETS[r.shape];
+      met = `${r.buffer.p50 <= goal && r.stalls === 0 ? 'met' : 'NOT met'} (0 stalls, buffer ≤ ${goal.toFixed(2)})`;
+    } else if (r.jitterMs === 0 && r.renderer === 'webcodecs' && WEBCODECS_TARGETS[r.shape] !== undefined && r.wallClock.p50 !== null) {
+      const goal = WEBCODECS_TARGETS[r.shape];
+      met = `${r.wallClock.p50 <= goal ? 'met' : 'NOT met'} (wall clock ≤ ${goal.toFixed(2)})`;
+    }
+    rows.push(`| ${browser} | ${r.shape} | ${r.renderer} | ${jitterCol} | ${f3(r.buffer.p10)} / ${f3(r.buffer.p50)} / ${f3(r.buffer.p90)} | ${f3(r.target)} | ${met} | ${f3(r.wallClock.p50)} / ${f3(r.wallClock.p90)} | ${r.wallClock.source ?? '–'} | ${r.stalls} | ${r.jumps} | ${r.loadAvg ? `${r.loadAvg[0].toFixed(1)}/${r.cpus}` : '–'} |`);
   }
   return rows.join('\n');
 }
 
 /**
  * Writes the generated part of `mdPath` (between the BEGIN/END markers; the rest is kept) and
- * the SVG plots next to it.
+ * the SVG plots next to it: per jitter value J, `BASE-buffer-jitterJ.svg` and
+ * `BASE-wallClockLatency-jitterJ.svg` (BASE: the Markdown file's name without `.md`).
  */
 export function renderMarkdown(results, mdPath) {
   const dir = path.dirname(mdPath);
   const base = path.basename(mdPath, '.md');
-  const plots = [['buffer', 'buffered.end − currentTime (s)'], ['wallClockLatency', 'wall-clock latency (s)']];
+  const plots = [['buffer', 'buffer: buffered.end − currentTime (MSE), stats.latency (WebCodecs) (s)'], ['wallClockLatency', 'wall-clock latency (s)']];
   const parts = [tables(results), ''];
-  for (const [key, title] of plots) {
-    if (!results.some((r) => r.samples.some((s) => Number.isFinite(s[key])))) continue;
-    const f = `${base}-${key}.svg`;
-    fs.writeFileSync(path.join(dir, f), svgPlot(results, key, title));
-    parts.push(`![${title}](${f})`, '');
+  const jitters = [...new Set(results.map((r) => r.jitterMs))];
+  for (const j of jitters) {
+    const runs = results.filter((r) => r.jitterMs === j);
+    const via = runs.find((r) => r.jitterVia)?.jitterVia;
+    for (const [key, title] of plots) {
+      if (!runs.some((r) => r.samples.some((s) => Number.isFinite(s[key])))) continue;
+      const f = `${base}-${key}-jitter${j}.svg`;
+      const t = `${title}, jitter ${j} ms${via ? ` (${via})` : ''}`;
+      fs.writeFileSync(path.join(dir, f), svgPlot(runs, key, t));
+      parts.push(`![${t}](${f})`, '');
+    }
   }
   const gen = `<!-- BEGIN latency-bench -->\n${parts.join('\n')}\n<!-- END latency-bench -->`;
   let md = fs.existsSync(mdPath) ? fs.readFileSync(mdPath, 'utf8') : '# Latency\n\n<!-- BEGIN latency-bench -->\n<!-- END latency-bench -->\n';
