@@ -2,7 +2,7 @@
 // tests/fixtures/make-fixtures.sh; keyframe counts checked with ffprobe's packet flags).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { boxes, parseInit, parseFragment, NTP_UNIX_OFFSET } from '../../web/player/bmff.js';
+import { boxes, parseInit, parseFragment, prftFor, ENCODER_PRFT_HOLD, NTP_UNIX_OFFSET } from '../../web/player/bmff.js';
 import { fixture, split } from './split.mjs';
 
 test('boxes: top-level boxes of a file, and a truncated box ends the walk', () => {
@@ -137,4 +137,24 @@ test('parseFragment: prft (ISO/IEC 14496-12 §8.16.5) before the moof: NTP time,
   assert.equal(parseFragment(new Uint8Array(rest), tracks).prft, null, 'no prft');
   const cut = new Uint8Array([...box('prft', [1, 0, 0, 0], u32(1), u32(sec)), ...rest]);
   assert.equal(parseFragment(cut, tracks).prft, null, 'truncated prft: ignored');
+});
+
+test('prftFor: the latest prft at or before the time; an encoder\'s wins over a later server\'s while recent', () => {
+  const at = (p) => p.t;
+  const src = (p) => p.source;
+  const enc = (t) => ({ t, source: 'encoder' });
+  const srv = (t) => ({ t, source: 'server' });
+  assert.equal(prftFor([], 5, at, src), null);
+  assert.equal(prftFor([srv(6)], 5, at, src), null, 'none at or before 5 s');
+  // server stamps only: the latest before the frame
+  const s4 = srv(4);
+  assert.equal(prftFor([srv(1), s4, srv(7)], 5, at, src), s4);
+  // ffmpeg frag_every_frame: encoder stamps on video fragments, server stamps on audio ones
+  const e4 = enc(4.0);
+  assert.equal(prftFor([enc(3.9), e4, srv(4.02), srv(4.04)], 4.05, at, src), e4);
+  // an encoder that stopped stamping long ago no longer wins
+  const s30 = srv(4 + ENCODER_PRFT_HOLD + 1);
+  assert.equal(prftFor([e4, s30], 30, at, src), s30);
+  // order of the list does not matter
+  assert.equal(prftFor([srv(4.04), e4, srv(4.02), enc(3.9)], 4.05, at, src), e4);
 });

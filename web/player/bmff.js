@@ -112,6 +112,35 @@ export function parseInit(u8) {
 /** Seconds from the NTP epoch (1900) to the Unix epoch (1970), RFC 5905 §6. */
 export const NTP_UNIX_OFFSET = 2208988800;
 
+/** Media seconds an encoder's prft keeps precedence over the server's (see `prftFor`). */
+export const ENCODER_PRFT_HOLD = 10;
+
+/**
+ * The prft that dates media time `t`: the latest at or before `t`, except that an encoder's
+ * (capture time) wins over a later server's (websocketsink's arrival time, flags 4) while it is
+ * less than ENCODER_PRFT_HOLD media seconds older. An encoder that stamps only some fragments
+ * (ffmpeg `-write_prft` with `frag_every_frame` stamps the video ones) gets server stamps on
+ * the rest; without this the latency would jump between capture → screen and arrival → screen.
+ * @template P
+ * @param {P[]} list the prfts received, in any order
+ * @param {number} t media time (s) of the frame on screen
+ * @param {(p: P) => number} timeOf a prft's media time (s)
+ * @param {(p: P) => ('encoder'|'server')} sourceOf whose prft
+ * @returns {P|null} null when none is at or before `t`
+ */
+export function prftFor(list, t, timeOf, sourceOf) {
+  let best = null;
+  let encoder = null;
+  for (const p of list) {
+    const pt = timeOf(p);
+    if (pt > t + 1e-3) continue;
+    if (!best || pt > timeOf(best)) best = p;
+    if (sourceOf(p) === 'encoder' && (!encoder || pt > timeOf(encoder))) encoder = p;
+  }
+  if (best && encoder && timeOf(best) - timeOf(encoder) < ENCODER_PRFT_HOLD) return encoder;
+  return best;
+}
+
 /**
  * Start time, duration, keyframe flag and producer reference time of a media segment:
  * - `start`: the earliest `tfdt` over its track fragments (seconds);

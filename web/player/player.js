@@ -6,7 +6,7 @@
  */
 
 import { checkSupport } from './codecs.js';
-import { parseInit, parseFragment } from './bmff.js';
+import { parseInit, parseFragment, prftFor } from './bmff.js';
 import { Transport, resolveWebSocketUrl, reportMessage } from './transport.js';
 import { MsePipeline } from './append-queue.js';
 import {
@@ -397,13 +397,12 @@ export class Fmp4Player extends EventTarget {
   }
 
   /**
-   * Wall-clock latency of the frame on screen, from the latest prft at or before currentTime.
+   * Wall-clock latency of the frame on screen, from the prft that dates currentTime (`prftFor`).
    * @returns {{wallClockLatency: number|null, wallClockSource: 'encoder'|'server'|null}}
    */
   _wallClock() {
     const ct = this.video.currentTime;
-    let best = null;
-    for (const p of this._prfts) if (p.mediaTime <= ct + 0.001 && (!best || p.mediaTime > best.mediaTime)) best = p;
+    const best = prftFor(this._prfts, ct, (p) => p.mediaTime, (p) => p.source);
     if (!best || !this._mse) return { wallClockLatency: null, wallClockSource: null };
     const frameWallMs = best.unixMs + (ct - best.mediaTime) * 1000;
     return { wallClockLatency: round3((Date.now() - frameWallMs) / 1000), wallClockSource: best.source };

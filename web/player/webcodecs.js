@@ -15,6 +15,7 @@
  */
 
 import { parseSampleTracks, parseSamples, parsePrft } from './samples.js';
+import { prftFor } from './bmff.js';
 import { errText } from './util.js';
 
 /** @typedef {import('./samples.js').SampleTrack} SampleTrack */
@@ -625,8 +626,7 @@ export class WebCodecsRenderer {
 
   /** @param {number} pts of the frame now on screen */
   updateWallClockLatency(pts) {
-    let ref = null;
-    for (const p of this.prft) if (p.dts <= pts + 1e-6 && (!ref || p.dts > ref.dts)) ref = p;
+    const ref = prftFor(this.prft, pts, (p) => p.dts, (p) => p.source);
     if (!ref) return;
     this.wallClockLatency = Math.max(0, (Date.now() - (ref.wall + (pts - ref.dts) * 1000)) / 1000);
     this.wallClockSource = ref.source;
