@@ -162,7 +162,7 @@ if (why) {
         // ---- the Chromium pages, one at a time: the edge each one lands on is the one whose viewer
         //      count grew (their page loads are plain HTTP and count for no edge)
         const wrapper = join(dir, 'chromium-in-viewers');
-        writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${topo.name('viewers')} ${CHROMIUM} "$@"\n`);
+        writeFileSync(wrapper, `#!/bin/sh\nexec nsenter --net=/run/netns/${topo.name('viewers')} -- ${CHROMIUM} "$@"\n`);
         chmodSync(wrapper, 0o755);
         // one browser per page (a page in a background tab is hidden: the player suspends it);
         // pipe: DevTools over inherited pipes, not over a port in the viewers' loopback

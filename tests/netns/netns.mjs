@@ -1,6 +1,6 @@
 // Linux network namespaces for the tests in this directory (Debian's iproute2, as root): a
 // Topology creates named namespaces (`fmp4ws-<pid>-<role>`, unique per run), joins pairs of
-// them with veth pairs (one /24 per link), runs processes inside them (`ip netns exec`) and
+// them with veth pairs (one /24 per link), runs processes inside them (nsenter --net) and
 // removes everything — processes, namespaces and the /run/netns mount if this run made it —
 // when the test ends, also on failure, timeout or a signal. Namespaces left by a run that
 // crashed (its pid is gone) are removed by the next run before it starts.
@@ -14,6 +14,24 @@ export const PREFIX = 'fmp4ws-';
 
 function run(args) {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/**
+ * The command line running `cmd args` in namespace `ns`. nsenter (util-linux) only enters the
+ * network namespace; `ip netns exec` and `ip -n` also make "/" a slave mount, which fails in a
+ * chroot whose root is not a mount point (CI's fresh Debian root: "mount --make-rslave /"
+ * failed: Invalid argument).
+ * @param {string} ns full name @param {string} cmd @param {string[]} args
+ * @returns {[string, string[]]}
+ */
+export function inNamespace(ns, cmd, args) {
+  return ['nsenter', [`--net=/run/netns/${ns}`, '--', cmd, ...args]];
+}
+
+/** `ip args` in namespace `ns` (see inNamespace). */
+function ipIn(ns, args) {
+  const [c, a] = inNamespace(ns, 'ip', args);
+  return execFileSync(c, a, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 function isMountpoint(path) {
@@ -54,8 +72,9 @@ export function whyNoNamespaces() {
   const hadMount = isMountpoint('/run/netns');
   try {
     run(['netns', 'add', probe]);
+    ipIn(probe, ['link', 'set', 'lo', 'up']);
   } catch (e) {
-    return `\`ip netns add\` failed: ${String(e.stderr || e.message).trim()}`;
+    return `\`ip netns add\` or entering the namespace (nsenter) failed: ${String(e.stderr || e.message).trim()}`;
   } finally {
     try { run(['netns', 'del', probe]); } catch { /* not made */ }
     if (!hadMount && isMountpoint('/run/netns') && listNamespaces().length === 0) {
@@ -104,7 +123,7 @@ export class Topology {
     const ns = this.name(role);
     run(['netns', 'add', ns]);
     this.namespaces.push(ns);
-    run(['-n', ns, 'link', 'set', 'lo', 'up']);
+    ipIn(ns, ['link', 'set', 'lo', 'up']);
     return ns;
   }
 
@@ -119,11 +138,11 @@ export class Topology {
     const nb = this.name(b);
     const ia = `to-${b}`.slice(0, 15);
     const ib = `to-${a}`.slice(0, 15);
-    run(['-n', na, 'link', 'add', 'name', ia, 'type', 'veth', 'peer', 'name', ib, 'netns', nb]);
-    run(['-n', na, 'addr', 'add', `${net}.1/24`, 'dev', ia]);
-    run(['-n', nb, 'addr', 'add', `${net}.2/24`, 'dev', ib]);
-    run(['-n', na, 'link', 'set', ia, 'up']);
-    run(['-n', nb, 'link', 'set', ib, 'up']);
+    ipIn(na, ['link', 'add', 'name', ia, 'type', 'veth', 'peer', 'name', ib, 'netns', nb]);
+    ipIn(na, ['addr', 'add', `${net}.1/24`, 'dev', ia]);
+    ipIn(nb, ['addr', 'add', `${net}.2/24`, 'dev', ib]);
+    ipIn(na, ['link', 'set', ia, 'up']);
+    ipIn(nb, ['link', 'set', ib, 'up']);
     this.links++;
     return { a: `${net}.1`, b: `${net}.2` };
   }
@@ -135,7 +154,8 @@ export class Topology {
    */
   spawn(role, cmd, args, opts = {}) {
     const { stdout, env, name } = opts;
-    const c = spawn('ip', ['netns', 'exec', this.name(role), cmd, ...args], {
+    const [c0, a0] = inNamespace(this.name(role), cmd, args);
+    const c = spawn(c0, a0, {
       env: env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
     });
     c.label = name ?? `${role}: ${cmd}`;
@@ -156,7 +176,8 @@ export class Topology {
 
   /** Runs `cmd args` in namespace `role` to its end. @returns {Promise<string>} its stdout */
   async exec(role, cmd, args, timeout = 5000) {
-    const { stdout } = await execFileP('ip', ['netns', 'exec', this.name(role), cmd, ...args], { timeout, encoding: 'utf8' });
+    const [c, a] = inNamespace(this.name(role), cmd, args);
+    const { stdout } = await execFileP(c, a, { timeout, encoding: 'utf8' });
     return stdout;
   }
 
