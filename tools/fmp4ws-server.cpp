@@ -1,6 +1,7 @@
 // fmp4ws-server: the notes' Node.js server done right, with GStreamer and our two elements.
 //
 //   fmp4ws-server [--port 8080] [--ingest-port 8081] [options]
+//   fmp4ws-server --relay http://ORIGIN:8080/stream.mp4 [--relay URL2 ...] [--relay-name NAME]
 //   fmp4ws-server token --secret S [--stream NAME | --list | --metrics] [--ttl SECONDS] [--base-url URL]
 //
 // - TCP ingest (the notes' workflow): ffmpeg ... -f mp4 tcp://host:8081 publishes the default
@@ -11,6 +12,9 @@
 // - HTTP ingest: ffmpeg ... -f mp4 -method PUT http://host:8080/live/NAME (or POST, chunked)
 //   publishes stream NAME, watched at http://host:8080/live/NAME/. GET /streams lists streams;
 //   GET /metrics is the Prometheus text of every stream, the accept loop and the process.
+// - Edges (--relay URL): a stream pulled over HTTP from an origin's progressive fMP4 (GET
+//   /stream.mp4 of another fmp4ws-server or websocketsink), one connection whatever the number
+//   of viewers, reconnected with backoff (publisher.h Publishers::start_relay).
 // - Each stream: one viewer pipeline (appsrc ! websocketsink on the shared server) that lives
 //   as long as the server, and one ingest pipeline per publisher (appsrc ! fmp4initcache !
 //   appsink). An ingest error (garbage, a stall, a disconnect mid-box) ends that publisher,
@@ -195,17 +199,26 @@ main (int argc, char **argv)
              http.connection_budget (), http.http_connection_budget (), o.request_timeout);
     if (!streams.create (""))  // the default stream, TCP ingest's
       return 1;
-    if (o.ingest_port > 0) {
+    // An edge that relays the default stream takes no TCP publisher for it: the ingest
+    // port is not listened to (a second source would fight the relay).
+    const bool tcp_ingest = o.ingest_port > 0 && !(!o.relay_urls.empty () && o.relay_name.empty ());
+    if (o.ingest_port > 0 && !tcp_ingest)
+      log_msg ("TCP ingest off: the default stream is relayed (--relay)");
+    if (tcp_ingest) {
       GError *err = nullptr;
       if (!publishers.listen_tcp (&err)) {
         g_printerr ("cannot listen on ingest port %d: %s\n", o.ingest_port, err->message);
         return 1;
       }
     }
+    if (!publishers.start_relay (&detail)) {
+      g_printerr ("--relay: %s\n", detail.c_str ());
+      return 1;
+    }
     const char *scheme = o.tls_cert ? "https" : "http";
     const int port = int (http.port ());
     log_msg ("viewers: %s://localhost:%d/  (streams: /streams, /live/NAME/)", scheme, port);
-    if (o.ingest_port > 0)
+    if (tcp_ingest)
       log_msg ("publish: ffmpeg ... -f mp4 -movflags frag_keyframe+default_base_moof "
                "tcp://localhost:%d/", o.ingest_port);
     log_msg ("publish: ffmpeg ... -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof "

@@ -210,32 +210,36 @@ PrometheusText (const MetricsInput &in)
 
   // Histograms over the viewers connected now (a snapshot at scrape time: counts go down as
   // viewers leave, so read them with histogram_quantile () directly, not with rate ()).
-  w.Family ("fmp4ws_viewer_backlog_bytes", "histogram",
-            "Bytes queued for each viewer connected now, not yet written to its socket.");
-  for (const StreamMetrics &s : in.streams) {
-    std::vector<double> v;
-    for (const ClientSnapshot &c : s.snap.clients)
-      v.push_back (double (c.backlog_bytes));
-    w.Histogram ("fmp4ws_viewer_backlog_bytes", base (s), kBacklogBytesBuckets, v);
-  }
-  w.Family ("fmp4ws_viewer_backlog_seconds", "histogram",
-            "Media time queued for each viewer connected now, in seconds.");
-  for (const StreamMetrics &s : in.streams) {
-    std::vector<double> v;
-    for (const ClientSnapshot &c : s.snap.clients)
-      v.push_back (c.backlog_ns > 0 ? double (c.backlog_ns) / 1e9 : 0.0);
-    w.Histogram ("fmp4ws_viewer_backlog_seconds", base (s), kBacklogSecondsBuckets, v);
-  }
-  w.Family ("fmp4ws_viewer_latency_seconds", "histogram",
-            "Live latency each viewer connected now last reported (buffered end minus current "
-            "time, in seconds); viewers that never reported are left out.");
-  for (const StreamMetrics &s : in.streams) {
-    std::vector<double> v;
-    for (const ClientSnapshot &c : s.snap.clients)
-      if (c.stats.latency >= 0)
-        v.push_back (c.stats.latency);
-    w.Histogram ("fmp4ws_viewer_latency_seconds", base (s), kLatencySecondsBuckets, v);
-  }
+  // A histogram per stream of one value per viewer connected now; a viewer whose `value`
+  // is negative is left out.
+  auto per_viewer = [&] (const char *name, const char *help, const std::vector<double> &buckets,
+                         const std::function<double (const ClientSnapshot &)> &value) {
+    w.Family (name, "histogram", help);
+    for (const StreamMetrics &s : in.streams) {
+      std::vector<double> v;
+      for (const ClientSnapshot &c : s.snap.clients) {
+        double x = value (c);
+        if (x >= 0)
+          v.push_back (x);
+      }
+      w.Histogram (name, base (s), buckets, v);
+    }
+  };
+  per_viewer ("fmp4ws_viewer_backlog_bytes",
+              "Bytes queued for each viewer connected now, not yet written to its socket.",
+              kBacklogBytesBuckets,
+              [] (const ClientSnapshot &c) { return double (c.backlog_bytes); });
+  per_viewer ("fmp4ws_viewer_backlog_seconds",
+              "Media time queued for each viewer connected now, in seconds.",
+              kBacklogSecondsBuckets, [] (const ClientSnapshot &c) {
+                return c.backlog_ns > 0 ? double (c.backlog_ns) / 1e9 : 0.0;
+              });
+  per_viewer ("fmp4ws_viewer_latency_seconds",
+              "Live latency each viewer connected now last reported (buffered end minus current "
+              "time, in seconds); viewers that never reported are left out.",
+              kLatencySecondsBuckets, [] (const ClientSnapshot &c) {
+                return c.stats.latency >= 0 ? c.stats.latency : -1.0;
+              });
 
   per_stream ("fmp4ws_gop_cache_fragments", "gauge",
               "Fragments in the GOP cache (from the latest keyframe fragment).",

@@ -683,17 +683,42 @@ GST_START_TEST (test_max_clients_and_origins)
 }
 GST_END_TEST;
 
+/* A self-signed certificate for 127.0.0.1 made by `openssl req` in a temporary folder,
+ * removed with the object: for the TLS tests' tls-certificate-file / tls-key-file. */
+struct TempCert
+{
+  std::string dir, cert, key;
+  TempCert ()
+  {
+    gchar *d = g_dir_make_tmp ("fmp4ws-tls-XXXXXX", NULL);
+    fail_unless (d != NULL);
+    dir = d;
+    g_free (d);
+    cert = dir + "/cert.pem";
+    key = dir + "/key.pem";
+    gchar *cmd = g_strdup_printf ("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
+                                  "/CN=127.0.0.1 -keyout %s -out %s",
+                                  key.c_str (), cert.c_str ());
+    gint status = -1;
+    fail_unless (g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL) && status == 0,
+                 "openssl req failed: %s", cmd);
+    g_free (cmd);
+  }
+  ~TempCert ()
+  {
+    g_unlink (cert.c_str ());
+    g_unlink (key.c_str ());
+    g_rmdir (dir.c_str ());
+  }
+  TempCert (const TempCert &) = delete;
+  TempCert &operator= (const TempCert &) = delete;
+};
+
 GST_START_TEST (test_tls)
 {
-  gchar *dir = g_dir_make_tmp ("fmp4ws-tls-XXXXXX", NULL);
-  gchar *cert = g_build_filename (dir, "cert.pem", NULL);
-  gchar *key = g_build_filename (dir, "key.pem", NULL);
-  gchar *cmd = g_strdup_printf ("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
-                                "/CN=127.0.0.1 -keyout %s -out %s",
-                                key, cert);
-  gint status = -1;
-  fail_unless (g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL) && status == 0);
-  gchar *props = g_strdup_printf ("tls-certificate-file=%s tls-key-file=%s", cert, key);
+  TempCert tls;
+  gchar *props = g_strdup_printf ("tls-certificate-file=%s tls-key-file=%s", tls.cert.c_str (),
+                                  tls.key.c_str ());
   guint port;
   GstElement *p = start_live_pipeline (props, &port);
   Client *c = client_connect (url (port, "/ws", "wss"));
@@ -702,14 +727,7 @@ GST_START_TEST (test_tls)
   fail_unless (parse_client (c).fragments[0].keyframe);
   client_free (c);
   stop_pipeline (p);
-  g_unlink (cert);
-  g_unlink (key);
-  g_rmdir (dir);
-  g_free (cmd);
   g_free (props);
-  g_free (cert);
-  g_free (key);
-  g_free (dir);
 }
 GST_END_TEST;
 
@@ -2084,16 +2102,9 @@ tls_client (guint port, const char *request, const char *want, int end)
  * close_notify), a refused one, HTTP; then the stop. */
 GST_START_TEST (test_tls_connections_leave_nothing_behind)
 {
-  gchar *dir = g_dir_make_tmp ("fmp4ws-tls-XXXXXX", NULL);
-  gchar *cert = g_build_filename (dir, "cert.pem", NULL);
-  gchar *key = g_build_filename (dir, "key.pem", NULL);
-  gchar *cmd = g_strdup_printf ("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
-                                "/CN=127.0.0.1 -keyout %s -out %s",
-                                key, cert);
-  gint status = -1;
-  fail_unless (g_spawn_command_line_sync (cmd, NULL, NULL, &status, NULL) && status == 0);
+  TempCert tls;
   gchar *props = g_strdup_printf ("tls-certificate-file=%s tls-key-file=%s "
-                                  "allowed-origins=http://good.example", cert, key);
+                                  "allowed-origins=http://good.example", tls.cert.c_str (), tls.key.c_str ());
   guint port;
   GstElement *p = start_appsrc_pipeline (&port, props);
   tls_client (port, "GET /stream.mp4 HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 200", 1);
@@ -2141,14 +2152,7 @@ GST_START_TEST (test_tls_connections_leave_nothing_behind)
   stop_pipeline (p);
   expect_counts_back (before_start, "TLS stop");
   g_bytes_unref (a);
-  g_unlink (cert);
-  g_unlink (key);
-  g_rmdir (dir);
-  g_free (cmd);
   g_free (props);
-  g_free (cert);
-  g_free (key);
-  g_free (dir);
 }
 GST_END_TEST;
 
@@ -2932,16 +2936,10 @@ GST_END_TEST;
  * viewer still gets in. */
 GST_START_TEST (test_request_timeout_tls_handshake)
 {
-  gchar *dir = g_dir_make_tmp ("fmp4ws-tls-XXXXXX", NULL);
-  gchar *cert = g_build_filename (dir, "cert.pem", NULL);
-  gchar *key = g_build_filename (dir, "key.pem", NULL);
-  gchar *cmd = g_strdup_printf ("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "
-                                "/CN=127.0.0.1 -keyout %s -out %s",
-                                key, cert);
-  gint st = -1;
-  fail_unless (g_spawn_command_line_sync (cmd, NULL, NULL, &st, NULL) && st == 0);
+  TempCert tls;
   gchar *props =
-      g_strdup_printf ("tls-certificate-file=%s tls-key-file=%s request-timeout=1", cert, key);
+      g_strdup_printf ("tls-certificate-file=%s tls-key-file=%s request-timeout=1",
+                                  tls.cert.c_str (), tls.key.c_str ());
   guint port;
   GstElement *p = start_live_pipeline (props, &port);
   GstElement *sink = get_sink (p);
@@ -2978,14 +2976,7 @@ GST_START_TEST (test_request_timeout_tls_handshake)
   client_free (c);
   gst_object_unref (sink);
   stop_pipeline (p);
-  g_unlink (cert);
-  g_unlink (key);
-  g_rmdir (dir);
-  g_free (cmd);
   g_free (props);
-  g_free (cert);
-  g_free (key);
-  g_free (dir);
 }
 GST_END_TEST;
 

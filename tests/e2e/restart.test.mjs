@@ -1,8 +1,7 @@
 // Restarts, without reloading the page:
 // - publisher restart: `fdsrc fd=0 ! fmp4initcache ! websocketsink` gets ffmpeg #1's output, then
 //   ffmpeg #2's (other resolution and codecs) on the same stdin: the concatenated bytes are what a
-//   restarting publisher produces (a new ftyp+moov mid-stream). tcpserversrc cannot be used here: it
-//   ends the pipeline when ffmpeg disconnects.
+//   restarting publisher produces (a new ftyp+moov mid-stream; lib/publishers.mjs).
 // - server restart: gst-launch is killed and started again on the same port; the player reconnects.
 // - the publisher's video stops while audio goes on: the player must not loop over old media.
 // - the pipeline is stopped: viewers should get close 1001 (todo: see the test).
@@ -12,39 +11,12 @@ import { BROWSERS, useBrowser, videoSnapshot } from './lib/browser.mjs';
 import { Scene, TCP_PIPELINE, notesFfmpegArgs, sleep, startPipeline, startServer, waitForServer } from './lib/pipeline.mjs';
 import { rawWebSocket } from './lib/rawws.mjs';
 import { assertPlayed, openViewer, reportMetrics, waitForAdvance, watchFor } from './lib/viewer.mjs';
+import { FD_PIPELINE, feed, h264, vp9 } from './lib/publishers.mjs';
 
-const FD_PIPELINE = (port = 0) => `fdsrc fd=0 ! fmp4initcache ! websocketsink port=${port} name=sink`;
-
-/** ffmpeg → stdout: H.264 + AAC (the notes' movflags) at `w`x`h`. */
-const h264 = (w, h) => [
-  '-re', '-f', 'lavfi', '-i', `testsrc2=size=${w}x${h}:rate=30`, '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-  '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p', '-g', '30', '-b:v', '600k',
-  '-c:a', 'aac', '-b:a', '64k',
-  '-f', 'mp4', '-movflags', 'frag_keyframe+default_base_moof', '-frag_duration', '200000', 'pipe:1',
-];
-/** ffmpeg → stdout: VP9 + Opus at `w`x`h`. */
-const vp9 = (w, h) => [
-  '-re', '-f', 'lavfi', '-i', `testsrc2=size=${w}x${h}:rate=30`, '-f', 'lavfi', '-i', 'sine=frequency=660:sample_rate=48000',
-  '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-row-mt', '1', '-g', '30', '-b:v', '800k',
-  '-c:a', 'libopus', '-b:a', '64k',
-  '-f', 'mp4', '-movflags', 'frag_keyframe+default_base_moof', '-frag_duration', '200000', 'pipe:1',
-];
 
 for (const engine of BROWSERS) {
 describe(engine, () => {
   const browser = useBrowser(engine);
-
-  /**
-   * Starts ffmpeg writing into the pipeline's stdin (which stays open when ffmpeg ends).
-   * @returns {{ ff: import('./lib/pipeline.mjs').Proc, flushed: Promise<void> }} `flushed`: all of
-   *   ffmpeg's output has been handed to the pipeline.
-   */
-  function feed(scene, gst, args, name) {
-    const ff = scene.ffmpeg(args, { stdout: 'pipe', name });
-    ff.child.stdout.pipe(gst.child.stdin, { end: false });
-    const flushed = new Promise((resolve) => ff.child.stdout.once('end', resolve));
-    return { ff, flushed };
-  }
 
   /** Marks the page so that a reload would be noticed. */
   async function markPage(page) {

@@ -18,12 +18,11 @@ import WebSocket from 'ws';
 import { BROWSERS, gotoPage, useBrowser } from './lib/browser.mjs';
 import { Scene, TCP_PIPELINE, startPipeline, startServer, waitForServer, sleep, metric } from './lib/pipeline.mjs';
 import { waitForAdvance, watchFor, assertPlayed } from './lib/viewer.mjs';
+import { FD_PIPELINE, feed, h264, vp9 } from './lib/publishers.mjs';
 import { parseSampleTracks, parseSamples, parsePrft } from '../../web/player/samples.js';
 
 /** Seconds of canvas sampling in the latency tests (FMP4WS_E2E_WEBCODECS_SECONDS, default 8). */
 const SECONDS = Number(process.env.FMP4WS_E2E_WEBCODECS_SECONDS) || 8;
-
-const FD_PIPELINE = (port = 0) => `fdsrc fd=0 ! fmp4initcache ! websocketsink port=${port} name=sink`;
 
 /** 16 blocks of 40x16 pixels on the top rows: bit i of the frame number N (white = 1). */
 const FRAME_NUMBER_STRIP = "color=c=black:s=640x16:r=30,format=yuv420p,geq=lum='if(bitand(N\\,pow(2\\,floor(X/40)))\\,235\\,16)':cb=128:cr=128";
@@ -43,20 +42,6 @@ function perFrameArgs(out, { audio = true } = {}) {
   ];
 }
 
-/** ffmpeg → stdout: H.264 + AAC at `w`x`h`, 200 ms fragments (as restart.test.mjs). */
-const h264 = (w, h) => [
-  '-re', '-f', 'lavfi', '-i', `testsrc2=size=${w}x${h}:rate=30`, '-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=48000',
-  '-c:v', 'libx264', '-preset', 'veryfast', '-tune', 'zerolatency', '-pix_fmt', 'yuv420p', '-g', '30', '-b:v', '600k',
-  '-c:a', 'aac', '-b:a', '64k',
-  '-f', 'mp4', '-movflags', 'frag_keyframe+default_base_moof', '-frag_duration', '200000', 'pipe:1',
-];
-/** ffmpeg → stdout: VP9 + Opus at `w`x`h`. */
-const vp9 = (w, h) => [
-  '-re', '-f', 'lavfi', '-i', `testsrc2=size=${w}x${h}:rate=30`, '-f', 'lavfi', '-i', 'sine=frequency=660:sample_rate=48000',
-  '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-row-mt', '1', '-g', '30', '-b:v', '800k',
-  '-c:a', 'libopus', '-b:a', '64k',
-  '-f', 'mp4', '-movflags', 'frag_keyframe+default_base_moof', '-frag_duration', '200000', 'pipe:1',
-];
 
 /**
  * In the page: the `<fmp4-player>`'s canvas read back: share of non-black pixels, the frame number
@@ -279,14 +264,6 @@ describe(engine, () => {
       assert.equal(samples[samples.length - 1].stats.reconnects, 0);
     });
   });
-
-  /** Starts ffmpeg writing into the pipeline's stdin (which stays open when ffmpeg ends). */
-  function feed(scene, gst, args, name) {
-    const ff = scene.ffmpeg(args, { stdout: 'pipe', name });
-    ff.child.stdout.pipe(gst.child.stdin, { end: false });
-    const flushed = new Promise((resolve) => ff.child.stdout.once('end', resolve));
-    return { ff, flushed };
-  }
 
   test('renderer="webcodecs": publisher restart (640x360 H.264+AAC → 960x540 VP9+Opus) on the same connection', async (t) => {
     const scene = new Scene();

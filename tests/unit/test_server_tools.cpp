@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "options.h"
+#include "relay_schedule.h"
 #include "routes.h"
 #include "token.h"
 
@@ -249,6 +250,92 @@ TEST (Options, TokenSecret)
   }
   g_unlink (f.c_str ());
   g_unlink (empty.c_str ());
+}
+
+TEST (Options, Relay)
+{
+  Options o;
+  std::string error;
+  ASSERT_TRUE (Parse ({}, &o, &error)) << error;
+  EXPECT_TRUE (o.relay_urls.empty ());
+  EXPECT_EQ (o.relay_name, "");
+  EXPECT_DOUBLE_EQ (o.relay_retry_min, 0.5);
+  EXPECT_DOUBLE_EQ (o.relay_retry_max, 30);
+  Options r;
+  ASSERT_TRUE (Parse ({"--relay", "http://a:8080/stream.mp4", "--relay",
+                       "https://b/live/cam/stream.mp4?token=1.ab", "--relay-name", "cam",
+                       "--relay-retry-min", "0.25", "--relay-retry-max", "4"},
+                      &r, &error))
+      << error;
+  EXPECT_EQ (r.relay_urls, (std::vector<std::string>{"http://a:8080/stream.mp4",
+                                                     "https://b/live/cam/stream.mp4?token=1.ab"}));
+  EXPECT_EQ (r.relay_name, "cam");
+  EXPECT_DOUBLE_EQ (r.relay_retry_min, 0.25);
+  EXPECT_DOUBLE_EQ (r.relay_retry_max, 4);
+  for (const std::vector<std::string> &bad : std::vector<std::vector<std::string>>{
+           {"--relay", "ftp://a/stream.mp4"},
+           {"--relay", "a:8080/stream.mp4"},
+           {"--relay-name", "cam"},  // without --relay
+           {"--relay", "http://a/", "--relay-name", "a/b"},
+           {"--relay", "http://a/", "--relay-retry-min", "0"},
+           {"--relay", "http://a/", "--relay-retry-min", "2", "--relay-retry-max", "1"},
+       }) {
+    Options b;
+    EXPECT_FALSE (Parse (bad, &b, &error)) << bad[0] << " " << bad[1];
+  }
+}
+
+TEST (RelaySchedule, OneUrlWaitsDoublingUpToTheMaximum)
+{
+  RelaySchedule s ({"http://a/"}, 0.5, 3);
+  EXPECT_EQ (s.url (), "http://a/");
+  std::vector<double> waits;
+  for (int i = 0; i < 6; i++)
+    waits.push_back (s.ended (false));
+  EXPECT_EQ (waits, (std::vector<double>{0.5, 1, 2, 3, 3, 3}));
+  EXPECT_EQ (s.failures (), 6u);
+  EXPECT_EQ (s.url (), "http://a/");
+  // A connection that brought the stream resets the backoff.
+  EXPECT_DOUBLE_EQ (s.ended (true), 0.5);
+  EXPECT_EQ (s.failures (), 0u);
+  EXPECT_DOUBLE_EQ (s.ended (false), 0.5);
+  EXPECT_DOUBLE_EQ (s.ended (false), 1);
+}
+
+TEST (RelaySchedule, UrlsAreTriedInTurnAndEachRoundWaitsLonger)
+{
+  RelaySchedule s ({"a", "b", "c"}, 1, 100);
+  std::vector<std::pair<std::string, double>> seen;
+  for (int i = 0; i < 7; i++) {
+    std::string u = s.url ();
+    seen.emplace_back (u, s.ended (false));
+  }
+  EXPECT_EQ (seen, (std::vector<std::pair<std::string, double>>{
+                       {"a", 0}, {"b", 0}, {"c", 1}, {"a", 0}, {"b", 0}, {"c", 2}, {"a", 0}}));
+  EXPECT_EQ (s.url (), "b");
+  // The URL that delivered is tried again first after min; failing, the next one at once.
+  EXPECT_DOUBLE_EQ (s.ended (true), 1);
+  EXPECT_EQ (s.url (), "b");
+  EXPECT_DOUBLE_EQ (s.ended (false), 0);
+  EXPECT_EQ (s.url (), "c");
+}
+
+TEST (RelaySchedule, ManyFailuresStayAtTheMaximum)
+{
+  RelaySchedule s ({"a"}, 0.5, 30);
+  double w = 0;
+  for (int i = 0; i < 100000; i++)
+    w = s.ended (false);
+  EXPECT_DOUBLE_EQ (w, 30);
+}
+
+TEST (RedactToken, HidesTheTokenValueOnly)
+{
+  EXPECT_EQ (redact_token ("http://o/stream.mp4"), "http://o/stream.mp4");
+  EXPECT_EQ (redact_token ("http://o/stream.mp4?token=123.abc"), "http://o/stream.mp4?token=***");
+  EXPECT_EQ (redact_token ("http://o/s.mp4?rebase=0&token=1.a&x=y#f"),
+             "http://o/s.mp4?rebase=0&token=***&x=y#f");
+  EXPECT_EQ (redact_token ("http://o/s.mp4?xtoken=1"), "http://o/s.mp4?xtoken=1");
 }
 
 TEST (TokenCommand, NotWithoutTheWord)

@@ -2,30 +2,8 @@
 // tests/fixtures/make-fixtures.sh; keyframe counts checked with ffprobe's packet flags).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import { boxes, parseInit, parseFragment, NTP_UNIX_OFFSET } from '../../web/player/bmff.js';
-
-const fixture = (name) => new Uint8Array(fs.readFileSync(new URL(`../fixtures/${name}`, import.meta.url)));
-
-/**
- * Splits a file the way the server sends it: init (ftyp + moov), then one message per fragment
- * ([styp] + moof + mdat). Media in the moov's own mdat (no empty_moov) is not a fragment.
- */
-function split(u8) {
-  const top = [...boxes(u8, 0, u8.length)];
-  const moovEnd = top.find((b) => b.type === 'moov').end;
-  const fragments = [];
-  let start = -1;
-  for (const b of top) {
-    const boxStart = b.body - (b.end - b.body > 0xffffffff ? 16 : 8);
-    if ((b.type === 'styp' || b.type === 'moof') && start < 0) start = boxStart;
-    if (b.type === 'mdat' && start >= 0) {
-      fragments.push(u8.subarray(start, b.end));
-      start = -1;
-    }
-  }
-  return { init: u8.subarray(0, moovEnd), fragments };
-}
+import { fixture, split } from './split.mjs';
 
 test('boxes: top-level boxes of a file, and a truncated box ends the walk', () => {
   const u8 = fixture('notes-g30.mp4');

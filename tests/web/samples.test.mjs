@@ -4,28 +4,8 @@
 // packet=stream_index,pts_time,size,flags`), per stream.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { boxes } from '../../web/player/bmff.js';
+import { fixture, split } from './split.mjs';
 import { parseSampleTracks, parseSamples, parsePrft, esdsAudioSpecificConfig, opusHeadFromDops } from '../../web/player/samples.js';
-
-const fixture = (name) => new Uint8Array(fs.readFileSync(new URL(`../fixtures/${name}`, import.meta.url)));
-
-/** Splits a file the way the server sends it: init (ftyp + moov), then one message per fragment. */
-function split(u8) {
-  const top = [...boxes(u8, 0, u8.length)];
-  const moovEnd = top.find((b) => b.type === 'moov').end;
-  const fragments = [];
-  let start = -1;
-  for (const b of top) {
-    const boxStart = b.body - 8;
-    if ((b.type === 'styp' || b.type === 'prft' || b.type === 'moof') && start < 0) start = boxStart;
-    if (b.type === 'mdat' && start >= 0) {
-      fragments.push(u8.subarray(start, b.end));
-      start = -1;
-    }
-  }
-  return { init: u8.subarray(0, moovEnd), fragments };
-}
 
 /** Per track: [samples, bytes, keyframes, first pts] over all fragments. */
 function summary(file) {

@@ -146,6 +146,8 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
   StringArg address, tls_cert, tls_key, allowed_origins, sync_method, recover_policy;
   StringArg token_secret, token_secret_file;
   gboolean no_http_ingest = FALSE;
+  gchar **relay = nullptr;
+  StringArg relay_name;
   gint64 max_backlog_bytes = opt->max_backlog_bytes, max_box_size = opt->max_box_size;
   GOptionEntry entries[] = {
       {"port", 'p', 0, G_OPTION_ARG_INT, &opt->port, "HTTP/WebSocket port for viewers and HTTP ingest (default 8080)", "PORT"},
@@ -169,6 +171,10 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
       {"request-timeout", 0, 0, G_OPTION_ARG_INT, &opt->request_timeout, "Seconds a connection may take to send its request headers, TLS handshake included (default 10, 0: no limit)", "SECONDS"},
       {"max-http-connections", 0, 0, G_OPTION_ARG_INT, &opt->max_http_connections, "Most connections waiting for their request headers at once; when full a new one closes the oldest if it waited a tenth of --request-timeout, else gets 503 (default 0: half of --max-connections)", "N"},
       {"max-connections-per-address", 0, 0, G_OPTION_ARG_INT, &opt->max_connections_per_address, "Most connections waiting for their request headers per client IP address, others get 503 (default 0: no limit; clients behind one NAT share an address)", "N"},
+      {"relay", 0, 0, G_OPTION_ARG_STRING_ARRAY, &relay, "Edge: pull stream --relay-name from an origin's progressive fMP4, http(s)://ORIGIN:8080/stream.mp4 or .../live/NAME/stream.mp4 (?token= if the origin signs links); repeat for more origins, tried in turn (default: none)", "URL"},
+      {"relay-name", 0, 0, G_OPTION_ARG_STRING, &relay_name.value, "The stream --relay fills: NAME at /live/NAME/ (default: the default stream at /, and then no TCP ingest)", "NAME"},
+      {"relay-retry-min", 0, 0, G_OPTION_ARG_DOUBLE, &opt->relay_retry_min, "Seconds before reconnecting to an origin that ended its stream; the wait doubles after each round of failed origins (default 0.5)", "SECONDS"},
+      {"relay-retry-max", 0, 0, G_OPTION_ARG_DOUBLE, &opt->relay_retry_max, "The longest wait between rounds of reconnects (default 30)", "SECONDS"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
   };
   GOptionContext *ctx = g_option_context_new ("- live fragmented MP4 to web browsers");
@@ -178,6 +184,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
            "  ffmpeg ... -f mp4 -movflags frag_keyframe+empty_moov+default_base_moof -method PUT "
            "http://HOST:8080/live/NAME\n"
            "Watch: http://HOST:8080/ (TCP stream) or http://HOST:8080/live/NAME/; list: /streams; Prometheus: /metrics\n"
+           "Edge: fmp4ws-server --relay http://ORIGIN:8080/stream.mp4 (pulls the origin's default stream)\n"
            "Signed viewer URL (with --token-secret): fmp4ws-server token --help");
   g_option_context_add_main_entries (ctx, entries, nullptr);
   if (extra)
@@ -185,6 +192,11 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
   GError *err = nullptr;
   bool ok = g_option_context_parse (ctx, argc, argv, &err);
   g_option_context_free (ctx);
+  if (relay) {
+    for (gchar **u = relay; *u; u++)
+      opt->relay_urls.push_back (*u);
+    g_strfreev (relay);
+  }
   if (!ok) {
     *error = err->message;
     g_error_free (err);
@@ -197,6 +209,27 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
                "--max-connections-per-address take a number >= 0";
       return false;
     }
+  for (const std::string &u : opt->relay_urls)
+    if (!g_str_has_prefix (u.c_str (), "http://") && !g_str_has_prefix (u.c_str (), "https://")) {
+      *error = "--relay: not an http:// or https:// URL: " + u;
+      return false;
+    }
+  if (relay_name.value) {
+    if (opt->relay_urls.empty ()) {
+      *error = "--relay-name needs --relay URL";
+      return false;
+    }
+    opt->relay_name = relay_name.value;
+    if (!valid_stream_name (opt->relay_name)) {
+      *error = "--relay-name: not a stream name (1 to 64 of A-Z a-z 0-9 . _ -)";
+      return false;
+    }
+  }
+  if (!(opt->relay_retry_min > 0 && opt->relay_retry_min <= 3600 &&
+        opt->relay_retry_max >= opt->relay_retry_min && opt->relay_retry_max <= 86400)) {
+    *error = "--relay-retry-min must be > 0 and <= 3600 s, --relay-retry-max >= it and <= 86400 s";
+    return false;
+  }
   address.store (&opt->address);
   tls_cert.store (&opt->tls_cert);
   tls_key.store (&opt->tls_key);

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace fmp4ws::tools {
 
@@ -35,6 +36,13 @@ struct Options
   int request_timeout = 10;            // --request-timeout: seconds to send request headers, 0: none
   int max_http_connections = 0;        // --max-http-connections: waiting for headers, 0: half the budget
   int max_connections_per_address = 0; // --max-connections-per-address: the same per address, 0: none
+  // --relay URL (repeatable): this server is an edge; stream --relay-name is pulled over HTTP
+  // from an origin's progressive fMP4 (http(s)://ORIGIN/stream.mp4, /live/NAME/stream.mp4,
+  // maybe with ?token=), the URLs tried in turn (tools/server/relay_schedule.h). Empty: none.
+  std::vector<std::string> relay_urls;
+  std::string relay_name;              // --relay-name: the stream it fills, "": the default one
+  double relay_retry_min = 0.5;        // --relay-retry-min: seconds, first wait before a retry
+  double relay_retry_max = 30;         // --relay-retry-max: seconds, the longest wait
 };
 
 // `fmp4ws-server token ...`: prints a signed viewer URL.

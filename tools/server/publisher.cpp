@@ -4,10 +4,14 @@
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
 
+#include <atomic>
 #include <cstring>
+#include <functional>
 #include <string>
+#include <vector>
 
 #include "log.h"
+#include "relay_schedule.h"
 #include "routes.h"
 #include "http_server.h"  // gst/server: MessageSocket, libsoup < 3.4 workarounds
 #include "token.h"        // gst/server: signed links
@@ -34,6 +38,19 @@ struct Publisher
   GCancellable *cancel = nullptr;
   // HTTP publisher
   SoupServerMessage *msg = nullptr;
+  // Relay (an HTTP pull from an origin, --relay): its request and response body.
+  SoupMessage *relay_msg = nullptr;
+  GInputStream *relay_in = nullptr;
+  bool relay_answered = false;  // the origin answered 200
+  bool stalled = false;         // ended by --publisher-timeout
+  // Asynchronous operations not yet called back: the teardown waits for them (their
+  // callbacks hold `this`), then runs from the last one.
+  unsigned pending_io = 0;
+  bool finish_deferred = false;
+  // Fragments its pipeline handed to the stream (ingest streaming thread).
+  std::atomic<uint64_t> samples{0};
+  // Run once the publisher is torn down, just before it is freed (the relay's retry).
+  std::function<void (Publisher *)> on_finished;
 };
 
 namespace {
@@ -41,14 +58,17 @@ namespace {
 const gint64 kMaxIngestQueue = 16 << 20;  // bytes waiting in an ingest appsrc
 const char kPublisherKey[] = "fmp4ws-publisher";  // an HTTP publisher's SoupServerMessage data
 
-// Ingest streaming thread: a fragment or init segment from fmp4initcache, to the viewers.
+// Ingest streaming thread: a fragment or init segment from fmp4initcache, to the viewers. A
+// publisher's first fragment is a discontinuity for the stream (Stream::push): the one before
+// may have ended anywhere, and its timestamps start afresh.
 GstFlowReturn
 on_new_sample (GstAppSink *sink, gpointer user_data)
 {
   GstSample *sample = gst_app_sink_pull_sample (sink);
   if (!sample)
     return GST_FLOW_EOS;
-  static_cast<Stream *> (user_data)->push (sample);
+  Publisher *p = static_cast<Publisher *> (user_data);
+  p->stream->push (sample, p->samples.fetch_add (1) == 0);
   gst_sample_unref (sample);
   return GST_FLOW_OK;  // viewers never stop an ingest
 }
@@ -71,6 +91,10 @@ gboolean
 finish_publisher (gpointer user_data)
 {
   Publisher *p = static_cast<Publisher *> (user_data);
+  if (p->pending_io) {  // a callback still holds it: the last one finishes it
+    p->finish_deferred = true;
+    return G_SOURCE_REMOVE;
+  }
   Stream *s = p->stream;
   StreamRegistry *streams = p->streams;
   if (p->timer)
@@ -87,6 +111,10 @@ finish_publisher (gpointer user_data)
     g_object_set_data (G_OBJECT (p->msg), kPublisherKey, nullptr);
     g_object_unref (p->msg);
   }
+  g_clear_object (&p->relay_in);
+  g_clear_object (&p->relay_msg);
+  if (p->on_finished)
+    p->on_finished (p);
   delete p;
   streams->remove_if_unused (s);
   return G_SOURCE_REMOVE;
@@ -149,6 +177,7 @@ on_publisher_timer (gpointer user_data)
   const int timeout = p->opt->publisher_timeout;
   if (!p->ended && g_get_monotonic_time () - p->last_data_us > gint64 (timeout) * G_USEC_PER_SEC) {
     p->timer = 0;
+    p->stalled = true;
     end_publisher (p, "stalled: no data for " + std::to_string (timeout) + " s");
     return G_SOURCE_REMOVE;
   }
@@ -175,7 +204,7 @@ start_publisher (StreamRegistry &streams, const Options &opt, Stream *s, const s
   GstElement *out = gst_bin_get_by_name (GST_BIN (p->pipeline), "out");
   GstAppSinkCallbacks cb = {};
   cb.new_sample = on_new_sample;
-  gst_app_sink_set_callbacks (GST_APP_SINK (out), &cb, s, nullptr);
+  gst_app_sink_set_callbacks (GST_APP_SINK (out), &cb, p, nullptr);
   GstPad *out_pad = gst_element_get_static_pad (out, "sink");
   gst_pad_add_probe (out_pad, GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, forward_diagnostic, s, nullptr);
   gst_object_unref (out_pad);
@@ -290,6 +319,160 @@ on_request_read (SoupServer *, SoupServerMessage *msg, gpointer)
   soup_server_message_set_response (msg, "text/plain", SOUP_MEMORY_STATIC, "ok\n", 3);
 }
 
+
+/* Relay: an HTTP pull from an origin (--relay) ---------------------------------------------- */
+
+}  // namespace
+
+// One relay: the stream it fills, its origins' schedule, the libsoup session that pulls, the
+// publisher of the current attempt (null between attempts) and the retry timer. Main thread.
+struct Relay
+{
+  StreamRegistry *streams = nullptr;
+  const Options *opt = nullptr;
+  Stream *stream = nullptr;
+  RelaySchedule schedule;
+  SoupSession *session = nullptr;  // owned
+  Publisher *current = nullptr;
+  guint retry = 0;                 // the timer of the next attempt, 0: none
+  bool stopped = false;
+  Relay (std::vector<std::string> urls, double min_s, double max_s)
+      : schedule (std::move (urls), min_s, max_s)
+  {
+  }
+};
+
+namespace {
+
+void relay_connect (Relay *r);
+
+gboolean
+on_relay_retry (gpointer user_data)
+{
+  Relay *r = static_cast<Relay *> (user_data);
+  r->retry = 0;
+  relay_connect (r);
+  return G_SOURCE_REMOVE;
+}
+
+// The current attempt's publisher was torn down: the next attempt, on the schedule.
+void
+relay_finished (Relay *r, Publisher *p)
+{
+  if (r->current == p)
+    r->current = nullptr;
+  if (r->stopped)
+    return;
+  // Delivered: fragments came through. An origin that answered 200 and then sent nothing at
+  // all for --publisher-timeout is reachable but has no stream at the moment (its publisher
+  // is away): treated the same, so the edge keeps asking it every --relay-retry-min instead of
+  // backing off to --relay-retry-max and missing the stream's return.
+  const bool idle = p->relay_answered && p->stalled && p->bytes == 0;
+  const bool delivered = p->samples.load () > 0 || idle;
+  const double wait_s = r->schedule.ended (delivered);
+  log_msg ("stream %s: relay: next attempt in %.1f s: %s", stream_label (r->stream), wait_s,
+           redact_token (r->schedule.url ()).c_str ());
+  r->retry = g_timeout_add (guint (wait_s * 1000), on_relay_retry, r);
+}
+
+// An async callback of publisher `p` is back: false (and maybe the teardown) if it ended.
+bool
+relay_io_back (Publisher *p)
+{
+  p->pending_io--;
+  if (!p->ended)
+    return true;
+  if (p->pending_io == 0 && p->finish_deferred)
+    finish_publisher (p);
+  return false;
+}
+
+void
+on_relay_read (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Publisher *p = static_cast<Publisher *> (user_data);
+  GError *err = nullptr;
+  GBytes *bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), res, &err);
+  if (!relay_io_back (p)) {
+    g_clear_error (&err);
+    if (bytes)
+      g_bytes_unref (bytes);
+    return;
+  }
+  if (!bytes) {
+    end_publisher (p, std::string ("relay: read error: ") + err->message);
+    g_error_free (err);
+    return;
+  }
+  if (g_bytes_get_size (bytes) == 0) {
+    g_bytes_unref (bytes);
+    end_publisher (p, p->samples.load () ? "relay: the origin ended the stream"
+                                         : "relay: the origin ended its response before a "
+                                           "fragment came through (is the URL a live fMP4 "
+                                           "stream, e.g. /stream.mp4?)");
+    return;
+  }
+  bool ok = feed_publisher (p, bytes);
+  g_bytes_unref (bytes);
+  if (ok) {
+    p->pending_io++;
+    g_input_stream_read_bytes_async (p->relay_in, 65536, G_PRIORITY_DEFAULT, p->cancel,
+                                     on_relay_read, p);
+  }
+}
+
+void
+on_relay_sent (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  Publisher *p = static_cast<Publisher *> (user_data);
+  GError *err = nullptr;
+  GInputStream *in = soup_session_send_finish (SOUP_SESSION (source), res, &err);
+  if (!relay_io_back (p)) {
+    g_clear_error (&err);
+    g_clear_object (&in);
+    return;
+  }
+  if (!in) {
+    end_publisher (p, std::string ("relay: cannot reach the origin: ") + err->message);
+    g_error_free (err);
+    return;
+  }
+  const guint status = soup_message_get_status (p->relay_msg);
+  if (status != SOUP_STATUS_OK) {
+    const char *phrase = soup_message_get_reason_phrase (p->relay_msg);
+    g_object_unref (in);
+    end_publisher (p, "relay: the origin answered " + std::to_string (status) + " " +
+                          (phrase ? phrase : "") +
+                          (status == SOUP_STATUS_FORBIDDEN ? " (is ?token= valid for this path?)"
+                                                           : ""));
+    return;
+  }
+  p->relay_in = in;
+  p->relay_answered = true;
+  p->last_data_us = g_get_monotonic_time ();
+  p->pending_io++;
+  g_input_stream_read_bytes_async (in, 65536, G_PRIORITY_DEFAULT, p->cancel, on_relay_read, p);
+}
+
+// An attempt: GET the schedule's URL, its body into a new publisher of the relay's stream.
+void
+relay_connect (Relay *r)
+{
+  const std::string &url = r->schedule.url ();
+  Publisher *p = start_publisher (*r->streams, *r->opt, r->stream, "relay " + redact_token (url));
+  p->on_finished = [r] (Publisher *done) { relay_finished (r, done); };
+  r->current = p;
+  p->relay_msg = soup_message_new ("GET", url.c_str ());
+  if (!p->relay_msg) {
+    end_publisher (p, "relay: not a valid URL");
+    return;
+  }
+  p->cancel = g_cancellable_new ();
+  p->pending_io++;
+  soup_session_send_async (r->session, p->relay_msg, G_PRIORITY_DEFAULT, p->cancel,
+                           on_relay_sent, p);
+}
+
 }  // namespace
 
 /* Publishers ------------------------------------------------------------------------------ */
@@ -301,6 +484,13 @@ Publishers::Publishers (StreamRegistry &streams, const Options &opt)
 
 Publishers::~Publishers ()
 {
+  for (Relay *r : relays_) {
+    if (r->retry)
+      g_source_remove (r->retry);
+    soup_session_abort (r->session);
+    g_object_unref (r->session);
+    delete r;
+  }
   if (tcp_) {
     g_socket_service_stop (tcp_);
     g_socket_listener_close (G_SOCKET_LISTENER (tcp_));
@@ -340,6 +530,12 @@ Publishers::add_http_routes (SoupServer *server)
 void
 Publishers::stop ()
 {
+  for (Relay *r : relays_) {
+    r->stopped = true;
+    if (r->retry)
+      g_source_remove (r->retry);
+    r->retry = 0;
+  }
   if (tcp_) {
     g_socket_service_stop (tcp_);
     g_socket_listener_close (G_SOCKET_LISTENER (tcp_));
@@ -410,7 +606,7 @@ Publishers::on_request_headers (SoupServerMessage *msg)
     }
   }
   Stream *s = pubs->streams_.find (*name);
-  if (s && s->publisher) {
+  if (s && (s->publisher || s->relayed)) {
     log_msg ("stream %s: refused a second publisher from %s", name->c_str (),
              soup_server_message_get_remote_host (msg));
     fmp4ws::server::EndConnectionAfterResponse (msg);  // libsoup < 3.4: see http_server.h
@@ -437,6 +633,39 @@ Publishers::on_request_headers (SoupServerMessage *msg)
   soup_message_body_set_accumulate (soup_server_message_get_request_body (msg), FALSE);
   g_signal_connect (msg, "got-chunk", G_CALLBACK (on_http_chunk), p);
   g_signal_connect (msg, "finished", G_CALLBACK (on_http_finished), p);
+}
+
+}  // namespace fmp4ws::tools
+
+namespace fmp4ws::tools {
+
+bool
+Publishers::start_relay (std::string *error)
+{
+  if (opt_.relay_urls.empty ())
+    return true;
+  Stream *s = streams_.find (opt_.relay_name);
+  if (!s)
+    s = streams_.create (opt_.relay_name);
+  if (!s) {
+    *error = "cannot create stream " + opt_.relay_name;
+    return false;
+  }
+  s->relayed = true;
+  Relay *r = new Relay (opt_.relay_urls, opt_.relay_retry_min, opt_.relay_retry_max);
+  r->streams = &streams_;
+  r->opt = &opt_;
+  r->stream = s;
+  // libsoup's session: HTTP/1.1 (and https through glib-networking), redirects, the proxy
+  // of the environment. No I/O timeout here: --publisher-timeout ends a silent origin.
+  r->session = soup_session_new_with_options ("user-agent", "fmp4ws-server-relay ", NULL);
+  relays_.push_back (r);
+  std::string urls;
+  for (const std::string &u : opt_.relay_urls)
+    urls += (urls.empty () ? "" : ", ") + redact_token (u);
+  log_msg ("stream %s: relayed from %s", stream_label (s), urls.c_str ());
+  relay_connect (r);
+  return true;
 }
 
 }  // namespace fmp4ws::tools

@@ -9,10 +9,14 @@
 #include <gio/gio.h>
 #include <libsoup/soup.h>
 
+#include <vector>
+
 #include "options.h"
 #include "stream_registry.h"
 
 namespace fmp4ws::tools {
+
+struct Relay;  // publisher.cpp
 
 // Starts and ends publishers. Main thread only (GLib default main context). Each Publisher is
 // created here when a publisher connects, set as its Stream's `publisher`, and freed from an idle
@@ -36,6 +40,15 @@ public:
   // (publish_token_path); 400 a bad NAME; 409 NAME is publishing; 503 --max-streams
   // reached. With --no-http-ingest nothing is taken (the body check refuses it: 405).
   void on_request_headers (SoupServerMessage *msg);
+  // --relay: stream --relay-name (created if needed, marked `relayed`) is pulled from the
+  // origins over HTTP with libsoup (GET URL, the response body streamed into a publisher's
+  // `appsrc ! fmp4initcache ! appsink`, as for TCP/HTTP ingest), one connection at a time.
+  // Each attempt that ends (the origin closes, an HTTP status other than 200, garbage, no data
+  // for --publisher-timeout) is logged and the next follows RelaySchedule
+  // (relay_schedule.h: --relay-retry-min/--relay-retry-max); viewers stay connected and get
+  // a new init segment when its caps change. Nothing to do without --relay. False (with
+  // `error`) if the stream cannot be created.
+  bool start_relay (std::string *error);
   // Closes the TCP listener and ends every publisher; they are freed from idle callbacks, run
   // them (iterate the main context) before clearing the streams.
   void stop ();
@@ -47,6 +60,7 @@ private:
   StreamRegistry &streams_;
   const Options &opt_;
   GSocketService *tcp_ = nullptr;  // owned
+  std::vector<Relay *> relays_;  // owned (publisher.cpp)
 };
 
 }  // namespace fmp4ws::tools

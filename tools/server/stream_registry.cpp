@@ -40,7 +40,7 @@ Stream::~Stream ()
 }
 
 void
-Stream::push (GstSample *sample)
+Stream::push (GstSample *sample, bool discont)
 {
   GstCaps *caps = gst_sample_get_caps (sample);
   {
@@ -50,8 +50,12 @@ Stream::push (GstSample *sample)
       gst_app_src_set_caps (GST_APP_SRC (in), caps);
     }
   }
-  GstBuffer *buf = gst_sample_get_buffer (sample);
-  gst_app_src_push_buffer (GST_APP_SRC (in), gst_buffer_ref (buf));  // viewers never stop an ingest
+  GstBuffer *buf = gst_buffer_ref (gst_sample_get_buffer (sample));
+  if (discont && !GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_DISCONT)) {
+    buf = gst_buffer_make_writable (buf);  // a shallow copy: the memory is shared
+    GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
+  }
+  gst_app_src_push_buffer (GST_APP_SRC (in), buf);  // viewers never stop an ingest
 }
 
 bool
@@ -165,7 +169,7 @@ StreamRegistry::full () const
 void
 StreamRegistry::remove_if_unused (Stream *s)
 {
-  if (s->has_init () || s->viewers () != 0 || s->publisher || s->name.empty ())
+  if (s->has_init () || s->viewers () != 0 || s->publisher || s->name.empty () || s->relayed)
     return;
   log_msg ("stream %s: removed (no init segment was ever received)", s->name.c_str ());
   std::string name = s->name;  // not a reference into what erase () frees

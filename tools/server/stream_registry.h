@@ -36,10 +36,15 @@ struct Stream
   GstElement *sink = nullptr;
   Publisher *publisher = nullptr;  // who publishes now, or null; set and owned by Publishers
   unsigned publishers = 0;         // publishers so far (Publishers counts them)
+  // Filled by a relay (--relay, --relay-name): no other publisher is taken (TCP: not
+  // listened to; HTTP: 409), and it stays when it has no init segment.
+  bool relayed = false;
 
   // Ingest streaming thread: an init segment or fragment from fmp4initcache, to the viewers
   // (never blocks: the viewer appsrc drops old data when full). New caps = new init segment.
-  void push (GstSample *sample);
+  // `discont`: the fragment is flagged DISCONT (a new publisher's first: websocketsink then
+  // restarts its viewers' rebased timelines there, and its GOP cache at its keyframe).
+  void push (GstSample *sample, bool discont = false);
   bool has_init () const;       // an init segment (caps) was ever pushed
   std::string codecs () const;  // its codecs, "" before
   unsigned viewers () const;

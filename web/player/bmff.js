@@ -5,11 +5,13 @@
  */
 
 /**
- * The boxes between `start` and `end` (a truncated box ends the walk).
+ * The boxes between `start` and `end` (a truncated box ends the walk; ISO/IEC 14496-12 §4.2:
+ * 32-bit size, 64-bit `largesize` when size is 1, to the end when size is 0).
  * @param {Uint8Array} u8
  * @param {number} start
  * @param {number} end
- * @returns {Generator<{type: string, body: number, end: number}>}
+ * @returns {Generator<{type: string, start: number, body: number, end: number}>} offsets into
+ *   `u8`: `start` of the box header, `body` after the header, `end` after the box
  */
 export function* boxes(u8, start, end) {
   const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
@@ -26,7 +28,7 @@ export function* boxes(u8, start, end) {
       size = end - off;
     }
     if (size < hdr || off + size > end) return;
-    yield { type, body: off + hdr, end: off + size };
+    yield { type, start: off, body: off + hdr, end: off + size };
     off += size;
   }
 }

@@ -1,0 +1,222 @@
+// Edges: fmp4ws-server --relay URL pulling an origin's GET /stream.mp4 (another fmp4ws-server
+// on loopback), with real ffmpeg publishers and WebSocket viewers (the `ws` package). What an
+// edge must do (issue 15): serve the origin's stream, keyframe first, with the origin's prft;
+// one connection to the origin whatever its viewer count; new init segments on the same
+// WebSocket when the origin's stream changes or the origin restarts; origins tried in turn;
+// bad origins (404, garbage) logged and retried while the edge goes on serving.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import WebSocket from 'ws';
+import { serverBin, sleep, freePort, run, stop, waitFor, get, getJson } from './lib.mjs';
+import { boxes, parseInit, parseFragment } from '../../web/player/bmff.js';
+
+// A server on free ports; `args` more flags. Resolves once /status answers.
+async function startServer(args = [], port = 0) {
+  port = port || await freePort();
+  const ingest = await freePort();
+  const proc = run(serverBin, ['--port', String(port), '--ingest-port', String(ingest), ...args]);
+  await waitFor(async () => { try { return (await get(port, '/status')).status === 200; } catch { return false; } }, 10000, `the server on ${port}`);
+  return { proc, port, ingest };
+}
+
+const H264 = (size, seconds) => ['-re', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30`,
+  '-t', String(seconds), '-c:v', 'libx264', '-preset', 'veryfast', '-vb', '300k', '-g', '30', '-pix_fmt', 'yuv420p'];
+const VP9 = (size, seconds) => ['-re', '-f', 'lavfi', '-i', `testsrc2=size=${size}:rate=30`,
+  '-t', String(seconds), '-c:v', 'libvpx-vp9', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', '300k', '-g', '30'];
+const TCP = (port) => ['-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', `tcp://127.0.0.1:${port}/`];
+const publish = (args, ingest) => run('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...args, ...TCP(ingest)]);
+
+// mfhd sequence_number of a fragment message (prft + moof + mdat), -1 if none.
+function sequenceOf(u8) {
+  for (const b of boxes(u8, 0, u8.length)) {
+    if (b.type !== 'moof') continue;
+    for (const c of boxes(u8, b.body, b.end))
+      if (c.type === 'mfhd') return new DataView(u8.buffer, u8.byteOffset).getUint32(c.body + 4);
+  }
+  return -1;
+}
+
+// A WebSocket viewer recording per init segment (`inits`, with its `stream` message) the
+// fragments that follow it: { keyframe, sequence, prft, at }.
+function viewer(url) {
+  const v = { inits: [], streams: [], closed: false, fragments: 0 };
+  v.ws = new WebSocket(url);
+  v.ws.binaryType = 'nodebuffer';
+  v.ws.on('message', (data, isBinary) => {
+    if (!isBinary) {
+      const m = JSON.parse(data.toString());
+      if (m.type === 'stream') v.streams.push(m);
+      return;
+    }
+    const u8 = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    if (data.subarray(4, 8).toString('latin1') === 'ftyp') {
+      v.inits.push({ tracks: parseInit(u8), fragments: [] });
+      return;
+    }
+    const init = v.inits[v.inits.length - 1];
+    const f = parseFragment(u8, init.tracks);
+    init.fragments.push({ keyframe: f.keyframe, prft: f.prft, sequence: sequenceOf(u8), at: Date.now() });
+    v.fragments++;
+  });
+  v.ws.on('close', () => { v.closed = true; });
+  v.opened = new Promise((resolve, reject) => { v.ws.on('open', resolve); v.ws.on('error', reject); });
+  return v;
+}
+
+const relayUrl = (port, path = '/stream.mp4') => `http://127.0.0.1:${port}${path}`;
+
+test('an edge serves the origin\'s stream: keyframe first, the origin\'s prft, one origin connection for many viewers', { timeout: 90000 }, async (t) => {
+  const origin = await startServer();
+  const ff = publish(H264('320x180', 40), origin.ingest);
+  const edge = await startServer(['--relay', relayUrl(origin.port)]);
+  try {
+    assert.match(edge.proc.output, /TCP ingest off: the default stream is relayed/);
+    const vs = [0, 1, 2, 3].map(() => viewer(`ws://127.0.0.1:${edge.port}/`));
+    await Promise.all(vs.map((v) => v.opened));
+    await waitFor(() => vs.every((v) => v.fragments >= 3), 20000, 'fragments at every edge viewer');
+    for (const v of vs) {
+      assert.equal(v.inits.length, 1);
+      assert.match(v.streams[0].codecs, /^avc1\./);
+      assert.equal(v.streams[0].width, 320);
+      assert.ok(v.inits[0].fragments[0].keyframe, 'an edge viewer starts at a keyframe');
+    }
+    // One connection to the origin (the edge's), whatever the edge's viewer count.
+    const os = await getJson(origin.port, '/status');
+    assert.equal(os.viewers, 1, JSON.stringify(os.clients));
+    assert.equal((await getJson(edge.port, '/status')).viewers, 4);
+    // The wall-clock stamps are the origin's: the same prft for the same fragment.
+    const ov = viewer(`ws://127.0.0.1:${origin.port}/`);
+    await ov.opened;
+    await waitFor(() => ov.fragments >= 3, 10000, 'origin viewer fragments');
+    const last = ov.inits[0].fragments[ov.inits[0].fragments.length - 1];
+    await waitFor(() => vs[0].inits[0].fragments.some((f) => f.sequence === last.sequence), 5000, 'the same fragment at the edge');
+    const same = vs[0].inits[0].fragments.find((f) => f.sequence === last.sequence);
+    assert.ok(last.prft && same.prft, 'both have a prft');
+    assert.equal(same.prft.flags, last.prft.flags);
+    assert.equal(same.prft.ntpSeconds, last.prft.ntpSeconds, 'the edge kept the origin\'s prft');
+    t.diagnostic(`fragment ${last.sequence}: origin viewer at ${last.at}, edge viewer at ${same.at} (ms)`);
+    for (const v of [...vs, ov]) v.ws.close();
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('the origin\'s stream changes, then the origin restarts with another codec: the edge viewer gets each new init on the same WebSocket, keyframe first', { timeout: 120000 }, async () => {
+  let origin = await startServer();
+  let ff = publish(H264('320x180', 6), origin.ingest);
+  const edge = await startServer(['--relay', relayUrl(origin.port), '--relay-retry-max', '2']);
+  try {
+    const v = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 3, 20000, 'the first stream');
+    assert.equal((await ff.done).code, 0, ff.output);
+    // A new publisher at the same origin: another resolution.
+    ff = publish(H264('640x360', 60), origin.ingest);
+    await waitFor(() => v.inits.length === 2 && v.inits[1].fragments.length >= 2, 20000, 'the second stream');
+    assert.equal(v.streams[1].width, 640);
+    // The origin dies and comes back on the same port with another codec.
+    await stop(ff, 'SIGKILL');
+    await stop(origin.proc, 'SIGKILL');
+    await sleep(1500);
+    origin = await startServer([], origin.port);
+    ff = publish(VP9('480x270', 60), origin.ingest);
+    await waitFor(() => v.inits.length === 3 && v.inits[2].fragments.length >= 2, 30000, 'the restarted origin\'s stream');
+    assert.match(v.streams[2].codecs, /^vp09/);
+    assert.equal(v.streams[2].width, 480);
+    assert.ok(!v.closed, 'the edge viewer stayed connected');
+    for (const init of v.inits) assert.ok(init.fragments[0].keyframe, 'each stream starts at a keyframe');
+    assert.match(edge.proc.output, /relay: next attempt in/);
+    // A viewer that joins now starts on a whole GOP of the new stream.
+    const late = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await late.opened;
+    await waitFor(() => late.fragments >= 1, 10000, 'the late viewer');
+    assert.equal(late.inits.length, 1);
+    assert.ok(late.inits[0].fragments[0].keyframe);
+    assert.match(late.streams[0].codecs, /^vp09/);
+    v.ws.close();
+    late.ws.close();
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('origins tried in turn: the first is down, the second is used', { timeout: 60000 }, async () => {
+  const origin = await startServer();
+  const ff = publish(H264('320x180', 30), origin.ingest);
+  const down = await freePort();
+  const edge = await startServer(['--relay', relayUrl(down), '--relay', relayUrl(origin.port)]);
+  try {
+    const v = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 2, 20000, 'fragments through the second origin');
+    assert.match(edge.proc.output, new RegExp(`relay http://127.0.0.1:${down}/stream.mp4 ended .*cannot reach the origin`));
+    assert.equal((await getJson(origin.port, '/status')).viewers, 1);
+    v.ws.close();
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('an origin without a publisher: the edge keeps asking every --relay-retry-min and picks the stream up when it starts', { timeout: 60000 }, async () => {
+  const origin = await startServer();
+  const edge = await startServer(['--relay', relayUrl(origin.port), '--publisher-timeout', '1', '--relay-retry-min', '0.3']);
+  let ff;
+  try {
+    const v = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await v.opened;
+    await waitFor(() => (edge.proc.output.match(/stalled: no data/g) || []).length >= 3, 20000, 'three silent attempts');
+    const waits = [...edge.proc.output.matchAll(/relay: next attempt in ([0-9.]+) s/g)].map((m) => +m[1]);
+    assert.deepEqual(waits.slice(0, 3), [0.3, 0.3, 0.3], 'no backoff against a silent origin');
+    ff = publish(H264('320x180', 30), origin.ingest);
+    await waitFor(() => v.fragments >= 2, 15000, 'the stream at the edge');
+    assert.ok(v.inits[0].fragments[0].keyframe);
+    v.ws.close();
+  } finally {
+    if (ff) await stop(ff, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('bad origins (404, garbage) are logged and retried with backoff; the edge keeps serving', { timeout: 60000 }, async () => {
+  const origin = await startServer();  // no stream named nope: 404
+  // 200 and random bytes without end (until the edge hangs up).
+  const junk = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'video/mp4' });
+    res.on('error', () => {});
+    const chunk = Buffer.alloc(64 * 1024);
+    const pump = () => {
+      while (!res.destroyed) {
+        for (let i = 0; i < chunk.length; i += 4) chunk.writeUInt32LE((Math.random() * 0xffffffff) >>> 0, i);
+        if (!res.write(chunk)) { res.once('drain', pump); return; }
+      }
+    };
+    pump();
+  });
+  await new Promise((r) => junk.listen(0, '127.0.0.1', r));
+  const edge = await startServer(['--relay', relayUrl(origin.port, '/live/nope/stream.mp4'),
+    '--relay', relayUrl(junk.address().port, '/stream.mp4'), '--relay-retry-min', '0.2', '--relay-retry-max', '0.8']);
+  try {
+    await waitFor(() => (edge.proc.output.match(/ingest error/g) || []).length >= 3, 20000, 'three rounds');
+    const out = edge.proc.output;
+    assert.match(out, /relay: the origin answered 404 Not Found/);
+    assert.match(out, /ingest error: /);
+    // Backoff: the waits between rounds grow to --relay-retry-max.
+    const waits = [...out.matchAll(/relay: next attempt in ([0-9.]+) s/g)].map((m) => +m[1]);
+    assert.deepEqual(waits.slice(0, 6), [0, 0.2, 0, 0.4, 0, 0.8]);
+    const st = await get(edge.port, '/status');
+    assert.equal(st.status, 200);
+    assert.equal(edge.proc.exitCode, null, 'the edge is running');
+  } finally {
+    junk.close();
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
