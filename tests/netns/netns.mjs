@@ -168,9 +168,18 @@ export class Topology {
     return c;
   }
 
-  /** `sig` to the process group of a child of spawn(); resolves when it has exited. */
-  stop(c, sig = 'SIGTERM') {
+  /**
+   * `sig` to the process group of a child of spawn(), SIGKILL if it is still there after
+   * `grace` ms; resolves when it has exited.
+   */
+  async stop(c, sig = 'SIGTERM', grace = 5000) {
     try { process.kill(-c.pid, sig); } catch { /* gone */ }
+    let timer;
+    const killed = new Promise((resolve) => {
+      timer = setTimeout(() => { try { process.kill(-c.pid, 'SIGKILL'); } catch { /* gone */ } resolve(); }, grace);
+    });
+    await Promise.race([c.done, killed]);
+    clearTimeout(timer);
     return c.done;
   }
 
