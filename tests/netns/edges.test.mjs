@@ -277,10 +277,16 @@ if (why) {
         const closeAt = new Map();
         for (const e of ev.slice(evMark)) if (e.ev === 'close' && !closeAt.has(e.id)) closeAt.set(e.id, e.t - tKill);
         const closes = [...closeAt.values()].sort((a, b) => a - b);
+        // reconnects that failed (a second close before the viewer played again), by close code
+        const retries = {};
+        for (const e of ev.slice(evMark)) {
+          if (e.ev === 'close' && e.t - tKill > closeAt.get(e.id)) retries[e.code] = (retries[e.code] ?? 0) + 1;
+        }
         const opens = [...openAt.values()].sort((a, b) => a - b);
         const firsts = [...openAt.entries()].map(([id, o]) => recovery.get(id) - o).sort((a, b) => a - b);
         t.diagnostic(`  of which kill → close: p50 ${closes[closes.length >> 1]} / max ${closes[closes.length - 1]} ms; kill → open: p50 ${opens[opens.length >> 1]} / max ${opens[opens.length - 1]} ms; ` +
-          `open → keyframe fragment: p50 ${firsts[firsts.length >> 1]} / max ${firsts[firsts.length - 1]} ms`);
+          `open → keyframe fragment: p50 ${firsts[firsts.length >> 1]} / max ${firsts[firsts.length - 1]} ms; ` +
+            `failed reconnects by close code: ${JSON.stringify(retries)}`);
         metric(t, 'edge_kill_load_max_ms', times[times.length - 1]);
         metric(t, 'edge_kill_load_p50_ms', pct(0.5));
         metric(t, 'edge_kill_page_ms', pageRecovered.filter((r, k) => pages[k].edge === victim).join('/'));
