@@ -6,6 +6,8 @@
 #   BUILD=dir          build folder (default build/; reconfigured with -Dtests=enabled if needed)
 #   SKIP_E2E=1         leave out the browser suites tests/e2e and tests/realworld (named as
 #                      skipped, never silently)
+#   SKIP_NETNS=1       leave out tests/netns (network namespaces: needs root and iproute2; without
+#                      them it fails with the reason unless left out this way, and named as not run)
 #   FMP4WS_E2E_BROWSERS=chromium,firefox   browsers of tests/e2e
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -116,16 +118,18 @@ for t in "${expected_meson[@]}"; do
 done
 
 # 2. Node.js suites: cross-checks with independent parsers, fmp4ws-server, then end-to-end tests in
-#    the browsers, then the real-world matrix (../shared/realworld and ffmpeg's options, Chromium). The Node.js must be one the suites declare (package.json "engines"): Debian 12's
+#    the browsers, then the real-world matrix (../shared/realworld and ffmpeg's options, Chromium),
+#    then origin → edges → nginx → 300 viewers in network namespaces (as root). The Node.js must be one the suites declare (package.json "engines"): Debian 12's
 #    own 18.x is the oldest supported.
 node_problem=""
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   node_problem="node or npm not found (apt-get install nodejs npm)"
 fi
-for suite in web crosscheck server e2e realworld; do
+for suite in web crosscheck server e2e realworld netns; do
   dir=tests/$suite
   if [ ! -f "$dir/package.json" ]; then record "tests/$suite" 0 1 "no $dir/package.json"; continue; fi
   if [[ "$suite" =~ ^(e2e|realworld)$ ]] && [ -n "${SKIP_E2E:-}" ]; then skipped_suites+=("tests/$suite (SKIP_E2E)"); continue; fi
+  if [ "$suite" = netns ] && [ -n "${SKIP_NETNS:-}" ]; then skipped_suites+=("tests/$suite (SKIP_NETNS)"); continue; fi
   echo ">> tests/$suite"
   if [ -n "$node_problem" ]; then record "tests/$suite" 0 1 "$node_problem"; continue; fi
   # engines.node (">=18") against this node: fail with the reason rather than at some import
@@ -142,7 +146,7 @@ for suite in web crosscheck server e2e realworld; do
   rc=$?
   mkdir -p "$BUILD/test-logs" && printf '%s\n' "$out" >"$BUILD/test-logs/$suite.tap"
   # every test's result and measurements (nested tests too), then each failure in full
-  echo "$out" | grep -E "^\s*(not )?ok |^# (tests|pass|fail|skipped|cancelled|todo) |^\s+# e2e-metric" || true
+  echo "$out" | grep -E "^\s*(not )?ok |^# (tests|pass|fail|skipped|cancelled|todo) |^\s+# (e2e|netns)-metric" || true
   echo "$out" | awk '/^ *not ok / && !/^not ok [0-9]+ - (chromium|firefox)$/ {n = 60} n > 0 {print; n--}' | head -300 || true
   echo ">> full output: $BUILD/test-logs/$suite.tap"
   p=$(echo "$out" | grep -E "^# pass " | awk '{print $3}'); f=$(echo "$out" | grep -E "^# fail " | awk '{print $3}')

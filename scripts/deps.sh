@@ -2,7 +2,7 @@
 # Installs what gst-fmp4ws needs on Debian 12 (as root), or prints the apt-get line.
 #   scripts/deps.sh build   - to build the plugin and run the demo
 #   scripts/deps.sh test    - also what the test suite needs (gtest, ffmpeg, Chromium, Firefox ESR,
-#                             nginx, prometheus (promtool), Node.js: Debian's own 18.x is enough)
+#                             nginx, prometheus (promtool), iproute2, Node.js: Debian's own 18.x is enough)
 set -euo pipefail
 what=${1:-build}
 pkgs=(build-essential meson ninja-build pkg-config
@@ -16,6 +16,8 @@ if [ "$what" = test ]; then
   pkgs+=(libgtest-dev ffmpeg chromium firefox-esr libavcodec59 openssl curl nginx-light procps)
   # promtool and prometheus: GET /metrics is checked (tests/check) and scraped (tests/server)
   pkgs+=(prometheus)
+  # iproute2 (ip netns, veth): tests/netns builds its network of namespaces with it
+  pkgs+=(iproute2)
   # Node.js may come from elsewhere (nodesource): only install Debian's if there is none.
   command -v node >/dev/null && command -v npm >/dev/null || pkgs+=(nodejs npm)
 fi

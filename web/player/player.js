@@ -42,7 +42,9 @@ import { LOG_PREFIX, errText, round3, isSafari, isFirefox } from './util.js';
  *   1 + half the excess latency in s, at least 1.02).
  * @property {number} [slowDownRate=0.9] lowest `playbackRate`, used when the buffer runs low
  *   (the rate is 1 − half the shortfall in s, at least 0.02 off).
- * @property {number} [reconnectMinDelay=500] first reconnect delay in ms (doubles each attempt).
+ * @property {number} [reconnectMinDelay=500] reconnect delay in ms: the first attempt after a lost
+ *   connection waits a random 0–`reconnectMinDelay`, attempt n ≥ 1 `reconnectMinDelay`·2ⁿ ±15 %
+ *   (see `reconnectDelay` in transport.js).
  * @property {number} [reconnectMaxDelay=5000] cap of the reconnect delay in ms.
  * @property {number} [reportInterval=1000] ms between `report` messages to the server (0: none).
  * @property {'mse'|'webcodecs'|'auto'} [renderer='mse'] how to play: `mse` (Media Source

@@ -41,8 +41,14 @@ export function pageWebSocketUrl(pageHref) {
 }
 
 /**
- * Delay before reconnection attempt `attempt` (0-based): `min` doubling each attempt up to `max`,
- * with ±15 % jitter.
+ * Delay before reconnection attempt `attempt` (0-based, counted since playback last worked).
+ * - attempt 0: uniform in [0, `min`) ("full jitter"): a viewer whose server (an edge behind a
+ *   balancer) went away comes back fast, and the hundreds of viewers of that server, which all
+ *   lose their connection at the same instant, do not come back in lockstep: their new
+ *   connections are spread evenly over `min` (500 ms by default) instead of landing within
+ *   ±15 % of it;
+ * - attempt n ≥ 1: `min`·2ⁿ, capped at `max`, with ±15 % jitter (0.85–1.15 s, 1.7–2.3 s, … for
+ *   `min` 500 ms), so that a server that is really down is not hammered.
  * @param {number} attempt
  * @param {number} min ms
  * @param {number} max ms
@@ -50,6 +56,7 @@ export function pageWebSocketUrl(pageHref) {
  * @returns {number} ms
  */
 export function reconnectDelay(attempt, min, max, random = Math.random()) {
+  if (attempt <= 0) return Math.min(min, max) * random;
   return Math.min(max, min * 2 ** attempt) * (0.85 + random * 0.3);
 }
 
