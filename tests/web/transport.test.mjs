@@ -96,6 +96,62 @@ test('reconnectDelay: 300 viewers of one server come back spread over [0, min), 
   assert.ok(Math.max(...d) - Math.min(...d) > 400, 'spread over more than 400 ms');
 });
 
+test('resolveWebSocketUrl maps http(s) and relative URLs to ws(s)', () => {
+  assert.equal(resolveWebSocketUrl('http://h:8080/ws'), 'ws://h:8080/ws');
+  assert.equal(resolveWebSocketUrl('https://h/ws'), 'wss://h/ws');
+  assert.equal(resolveWebSocketUrl('ws://h/ws'), 'ws://h/ws');
+  assert.equal(resolveWebSocketUrl('/ws'), 'ws://localhost/ws', 'no page: against http://localhost/');
+});
+
+test('pageWebSocketUrl: ws next to the page, ?ws=, and the page\'s signed-link token passed on', () => {
+  assert.equal(pageWebSocketUrl('http://h:8080/'), 'ws://h:8080/ws');
+  assert.equal(pageWebSocketUrl('https://h/live/cam1/'), 'wss://h/live/cam1/ws');
+  assert.equal(pageWebSocketUrl('http://h:8080/?ws=/other'), 'ws://h:8080/other');
+  const tok = '1700000000.' + 'ab'.repeat(32);
+  assert.equal(pageWebSocketUrl(`http://h:8080/live/cam1/?token=${tok}`), `ws://h:8080/live/cam1/ws?token=${tok}`);
+  assert.equal(pageWebSocketUrl(`https://h/?latency=2&token=${tok}&debug`), `wss://h/ws?token=${tok}`);
+  // with ?ws=: kept with its own query; a token of its own is not replaced
+  assert.equal(pageWebSocketUrl(`http://h/?ws=/x%3Frebase%3D0&token=${tok}`), `ws://h/x?rebase=0&token=${tok}`);
+  assert.equal(pageWebSocketUrl(`http://h/?ws=/x%3Ftoken%3Dmine&token=${tok}`), 'ws://h/x?token=mine');
+  // never to another server (or port)
+  assert.equal(pageWebSocketUrl(`http://h/?ws=ws://evil/ws&token=${tok}`), 'ws://evil/ws');
+  assert.equal(pageWebSocketUrl(`http://h:8080/?ws=ws://h:9090/ws&token=${tok}`), 'ws://h:9090/ws');
+  // same host given as ws://: passed on
+  assert.equal(pageWebSocketUrl(`http://h:8080/?ws=ws://h:8080/ws&token=${tok}`), `ws://h:8080/ws?token=${tok}`);
+});
+
+test('messages by type, binary as Uint8Array, non-JSON reported, unknown types ignored', () => {
+  const { t, ev } = setup();
+  t.newSession();
+  t.open('ws://h/ws');
+  const ws = FakeWebSocket.all[0];
+  assert.equal(ws.binaryType, 'arraybuffer');
+  ws.serverOpen();
+  assert.deepEqual(ev.opened, ['ws://h/ws']);
+  ws.serverSend('{"type":"stream","generation":1}');
+  ws.serverSend('{"type":"future-thing"}');
+  ws.serverSend('{"type":"constructor"}');
+  ws.serverSend('not json');
+  ws.serverSend(new Uint8Array([1, 2, 3]).buffer);
+  assert.deepEqual(ev.messages, [{ type: 'stream', generation: 1 }]);
+  assert.equal(ev.errors.length, 1);
+  assert.match(ev.errors[0][0], /not JSON/);
+  assert.equal(ev.errors[0][1], false);
+  assert.deepEqual([...ev.binary[0]], [1, 2, 3]);
+});
+
+test('send: only while open; report message fields as in docs/protocol.md', () => {
+  const { t } = setup();
+  t.newSession();
+  t.open('ws://h/ws');
+  const ws = FakeWebSocket.all[0];
+  assert.equal(t.send({ type: 'pause' }), false, 'not open yet');
+  ws.serverOpen();
+  assert.ok(t.isOpen);
+  assert.equal(t.send(reportMessage({ currentTime: 1.5, bufferedEnd: 3, stalls: 2, droppedFrames: 4 })), true);
+  assert.deepEqual(ws.sent, [{ type: 'report', current_time: 1.5, buffered_end: 3, stalls: 2, dropped_frames: 4 }]);
+});
+
 test('lost connection: onClose, then reconnect with growing delays; backoff reset; stale socket ignored', async () => {
   const { t, ev } = setup();
   t.newSession();
