@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import WebSocket from 'ws';
 import { serverBin, sleep, freePort, run, stop, waitFor, get, getJson } from './lib.mjs';
 import { boxes, parseInit, parseFragment } from '../../web/player/bmff.js';
@@ -218,5 +219,27 @@ test('bad origins (404, garbage) are logged and retried with backoff; the edge k
     junk.close();
     await stop(edge.proc, 'SIGINT');
     await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('an origin that accepts but never answers: ended by --publisher-timeout, backed off; SIGINT during a pending request exits 0', { timeout: 60000 }, async () => {
+  const held = new Set();
+  const mute = net.createServer((sock) => { held.add(sock); sock.on('error', () => {}); sock.on('close', () => held.delete(sock)); });
+  await new Promise((r) => mute.listen(0, '127.0.0.1', r));
+  const edge = await startServer(['--relay', relayUrl(mute.address().port), '--publisher-timeout', '1',
+    '--relay-retry-min', '0.2', '--relay-retry-max', '0.4']);
+  try {
+    await waitFor(() => (edge.proc.output.match(/stalled: no data/g) || []).length >= 3, 20000, 'three stalled attempts');
+    const waits = [...edge.proc.output.matchAll(/relay: next attempt in ([0-9.]+) s/g)].map((m) => +m[1]);
+    assert.deepEqual(waits.slice(0, 3), [0.2, 0.4, 0.4], 'a silent connection is a failure: backed off');
+    assert.equal((await get(edge.port, '/status')).status, 200);
+    // A request is pending (the origin holds it): the edge still shuts down at once.
+    await waitFor(() => held.size > 0, 5000, 'a pending request');
+    const { code } = await stop(edge.proc, 'SIGINT');
+    assert.equal(code, 0, edge.proc.output);
+  } finally {
+    for (const c of held) c.destroy();
+    mute.close();
+    await stop(edge.proc, 'SIGKILL');
   }
 });

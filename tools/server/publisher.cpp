@@ -43,8 +43,8 @@ struct Publisher
   GInputStream *relay_in = nullptr;
   bool relay_answered = false;  // the origin answered 200
   bool stalled = false;         // ended by --publisher-timeout
-  // Asynchronous operations not yet called back: the teardown waits for them (their
-  // callbacks hold `this`), then runs from the last one.
+  // Asynchronous operations not yet called back: their callbacks hold `this`, so the
+  // teardown (pipeline, timers, the relay's retry) runs at once but the last of them frees it.
   unsigned pending_io = 0;
   bool finish_deferred = false;
   // Fragments its pipeline handed to the stream (ingest streaming thread).
@@ -91,10 +91,6 @@ gboolean
 finish_publisher (gpointer user_data)
 {
   Publisher *p = static_cast<Publisher *> (user_data);
-  if (p->pending_io) {  // a callback still holds it: the last one finishes it
-    p->finish_deferred = true;
-    return G_SOURCE_REMOVE;
-  }
   Stream *s = p->stream;
   StreamRegistry *streams = p->streams;
   if (p->timer)
@@ -104,18 +100,23 @@ finish_publisher (gpointer user_data)
   gst_element_set_state (p->pipeline, GST_STATE_NULL);
   gst_object_unref (p->src);
   gst_object_unref (p->pipeline);
-  g_clear_object (&p->cancel);
   g_clear_object (&p->conn);
   if (p->msg) {
     g_signal_handlers_disconnect_by_data (p->msg, p);
     g_object_set_data (G_OBJECT (p->msg), kPublisherKey, nullptr);
     g_object_unref (p->msg);
   }
-  g_clear_object (&p->relay_in);
-  g_clear_object (&p->relay_msg);
+  g_clear_object (&p->relay_in);  // a pending read holds its own reference
   if (p->on_finished)
     p->on_finished (p);
-  delete p;
+  if (p->pending_io) {
+    // A relay's cancelled operation has not called back yet: its callback frees the rest.
+    p->finish_deferred = true;
+  } else {
+    g_clear_object (&p->cancel);
+    g_clear_object (&p->relay_msg);
+    delete p;
+  }
   streams->remove_if_unused (s);
   return G_SOURCE_REMOVE;
 }
@@ -382,8 +383,11 @@ relay_io_back (Publisher *p)
   p->pending_io--;
   if (!p->ended)
     return true;
-  if (p->pending_io == 0 && p->finish_deferred)
-    finish_publisher (p);
+  if (p->pending_io == 0 && p->finish_deferred) {  // torn down already: free what is left
+    g_clear_object (&p->cancel);
+    g_clear_object (&p->relay_msg);
+    delete p;
+  }
   return false;
 }
 
