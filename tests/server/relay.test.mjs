@@ -304,3 +304,31 @@ test('an origin that accepts but never answers: ended by --publisher-timeout, ba
     await stop(edge.proc, 'SIGKILL');
   }
 });
+
+test('the gst-launch edge of the README: souphttpsrc is-live=true ! fmp4initcache ! websocketsink serves the origin\'s stream', { timeout: 60000 }, async () => {
+  const origin = await startServer();
+  const ff = publish(H264('320x180', 30), origin.ingest);
+  const port = await freePort();
+  const gl = run('gst-launch-1.0', ['-q', 'souphttpsrc', `location=${relayUrl(origin.port)}`, 'is-live=true',
+    '!', 'fmp4initcache', '!', 'websocketsink', `port=${port}`]);
+  try {
+    await waitFor(async () => { try { return (await get(port, '/status')).status === 200; } catch { return false; } }, 10000, 'the pipeline');
+    const v = viewer(`ws://127.0.0.1:${port}/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 2, 20000, 'fragments through the pipeline');
+    assert.match(v.streams[0].codecs, /^avc1\./);
+    assert.ok(v.inits[0].fragments[0].keyframe);
+    assert.ok(v.inits[0].fragments[0].prft, 'the origin\'s prft');
+    assert.equal((await getJson(origin.port, '/status')).viewers, 1);
+    // What it does not do: outlive its origin (souphttpsrc ends the pipeline at the end of
+    // the response; the test times out if it does not).
+    await stop(origin.proc, 'SIGKILL');
+    const r = await gl.done;
+    assert.equal(r.sig, null, 'gst-launch exited by itself');
+    await waitFor(() => v.closed, 5000, 'the viewer closed with the pipeline');
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(gl, 'SIGKILL');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
