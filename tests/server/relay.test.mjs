@@ -305,6 +305,33 @@ test('an origin that accepts but never answers: ended by --publisher-timeout, ba
   }
 });
 
+test('--relay-name: a named stream of the origin (HTTP ingest) relayed into a named stream of the edge; HTTP publishers of it get 409', { timeout: 60000 }, async () => {
+  const origin = await startServer();
+  const ff = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...H264('320x180', 30), '-f', 'mp4',
+    '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-method', 'PUT', `http://127.0.0.1:${origin.port}/live/a`]);
+  const edge = await startServer(['--relay', relayUrl(origin.port, '/live/a/stream.mp4'), '--relay-name', 'cam']);
+  try {
+    assert.doesNotMatch(edge.proc.output, /TCP ingest off/, 'the default stream keeps its TCP ingest');
+    const v = viewer(`ws://127.0.0.1:${edge.port}/live/cam/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 2, 20000, 'fragments of /live/cam/');
+    assert.ok(v.inits[0].fragments[0].keyframe);
+    const streams = await getJson(edge.port, '/streams');
+    assert.ok(streams.some((x) => x.name === 'cam' && x.publishing), JSON.stringify(streams));
+    const put = await new Promise((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: edge.port, path: '/live/cam', method: 'PUT' }, (res) => { res.resume(); resolve(res.statusCode); });
+      req.on('error', () => resolve('error'));
+      req.write(Buffer.alloc(16));
+    });
+    assert.equal(put, 409);
+    v.ws.close();
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
+
 test('the gst-launch edge of the README: souphttpsrc is-live=true ! fmp4initcache ! websocketsink serves the origin\'s stream', { timeout: 60000 }, async () => {
   const origin = await startServer();
   const ff = publish(H264('320x180', 30), origin.ingest);
