@@ -7,6 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { serverBin, sleep, freePort, run, stop, waitFor, get, getJson } from './lib.mjs';
 import { boxes, parseInit, parseFragment } from '../../web/player/bmff.js';
@@ -56,7 +60,7 @@ function viewer(url) {
     }
     const init = v.inits[v.inits.length - 1];
     const f = parseFragment(u8, init.tracks);
-    init.fragments.push({ keyframe: f.keyframe, prft: f.prft, sequence: sequenceOf(u8), at: Date.now() });
+    init.fragments.push({ keyframe: f.keyframe, prft: f.prft, sequence: sequenceOf(u8), at: Date.now(), start: f.start, duration: f.duration });
     v.fragments++;
   });
   v.ws.on('close', () => { v.closed = true; });
@@ -145,9 +149,49 @@ test('the origin\'s stream changes, then the origin restarts with another codec:
   }
 });
 
-test('origins tried in turn: the first is down, the second is used', { timeout: 60000 }, async () => {
+test('the origin restarts with the same stream (same init bytes): the edge viewer gets the init again, then a keyframe, and its timeline goes on (never backwards)', { timeout: 90000 }, async (t) => {
+  // One encoded file published twice with -c copy: the same init segment both times.
+  const dir = mkdtempSync(join(tmpdir(), 'relay-'));
+  const file = join(dir, 'a.mp4');
+  const enc = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30', '-t', '30',
+    '-c:v', 'libx264', '-preset', 'ultrafast', '-g', '30', '-pix_fmt', 'yuv420p', file]);
+  assert.equal((await enc.done).code, 0, enc.output);
+  const copy = ['-re', '-i', file, '-c', 'copy'];
+  let origin = await startServer();
+  let ff = publish(copy, origin.ingest);
+  const edge = await startServer(['--relay', relayUrl(origin.port), '--relay-retry-max', '1']);
+  try {
+    const v = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 4, 20000, 'the first run');
+    await stop(ff, 'SIGKILL');
+    await stop(origin.proc, 'SIGKILL');
+    const before = v.fragments;
+    origin = await startServer([], origin.port);
+    ff = publish(copy, origin.ingest);
+    await waitFor(() => v.fragments >= before + 4, 30000, 'the second run');
+    // The same init bytes after fragments are a new stream for websocketsink (a new
+    // generation): sent again, and the viewer waits for a keyframe of the new run.
+    assert.equal(v.inits.length, 2);
+    assert.ok(v.inits[1].fragments[0].keyframe);
+    const all = v.inits.flatMap((i) => i.fragments);
+    t.diagnostic(`${v.inits.length} init segment(s); starts ${all.map((f) => f.start.toFixed(2)).join(' ')}`);
+    for (let i = 1; i < all.length; i++)
+      assert.ok(all[i].start >= all[i - 1].start + all[i - 1].duration - 0.05,
+        `fragment ${i} starts at ${all[i].start} s, before the end of the one before (${all[i - 1].start} + ${all[i - 1].duration})`);
+    assert.ok(!v.closed);
+    v.ws.close();
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('origins tried in turn: the first is down, the second is used; an encoder\'s prft passes both hops', { timeout: 60000 }, async () => {
   const origin = await startServer();
-  const ff = publish(H264('320x180', 30), origin.ingest);
+  const ff = publish([...H264('320x180', 30), '-write_prft', 'wallclock'], origin.ingest);
   const down = await freePort();
   const edge = await startServer(['--relay', relayUrl(down), '--relay', relayUrl(origin.port)]);
   try {
@@ -156,6 +200,18 @@ test('origins tried in turn: the first is down, the second is used', { timeout: 
     await waitFor(() => v.fragments >= 2, 20000, 'fragments through the second origin');
     assert.match(edge.proc.output, new RegExp(`relay http://127.0.0.1:${down}/stream.mp4 ended .*cannot reach the origin`));
     assert.equal((await getJson(origin.port, '/status')).viewers, 1);
+    // ffmpeg's -write_prft wallclock boxes reach the edge viewer as they left ffmpeg (not
+    // replaced by either server's own: flags 4).
+    const ov = viewer(`ws://127.0.0.1:${origin.port}/`);
+    await ov.opened;
+    await waitFor(() => ov.fragments >= 2, 10000, 'origin viewer fragments');
+    const o = ov.inits[0].fragments[1];
+    await waitFor(() => v.inits[0].fragments.some((f) => f.sequence === o.sequence), 5000, 'the same fragment at the edge');
+    const e = v.inits[0].fragments.find((f) => f.sequence === o.sequence);
+    assert.ok(o.prft && e.prft);
+    assert.notEqual(e.prft.flags, 4, 'the encoder\'s prft, not a server\'s');
+    assert.deepEqual([e.prft.flags, e.prft.ntpSeconds], [o.prft.flags, o.prft.ntpSeconds]);
+    ov.ws.close();
     v.ws.close();
   } finally {
     await stop(ff, 'SIGKILL');
@@ -164,22 +220,28 @@ test('origins tried in turn: the first is down, the second is used', { timeout: 
   }
 });
 
-test('an origin without a publisher: the edge keeps asking every --relay-retry-min and picks the stream up when it starts', { timeout: 60000 }, async () => {
+test('the origin\'s publisher goes away for longer than --publisher-timeout: the edge keeps its connection (no replayed GOP) and the next publisher comes through it', { timeout: 60000 }, async () => {
   const origin = await startServer();
-  const edge = await startServer(['--relay', relayUrl(origin.port), '--publisher-timeout', '1', '--relay-retry-min', '0.3']);
-  let ff;
+  let ff = publish(H264('320x180', 3), origin.ingest);
+  const edge = await startServer(['--relay', relayUrl(origin.port), '--publisher-timeout', '1']);
   try {
     const v = viewer(`ws://127.0.0.1:${edge.port}/`);
     await v.opened;
-    await waitFor(() => (edge.proc.output.match(/stalled: no data/g) || []).length >= 3, 20000, 'three silent attempts');
-    const waits = [...edge.proc.output.matchAll(/relay: next attempt in ([0-9.]+) s/g)].map((m) => +m[1]);
-    assert.deepEqual(waits.slice(0, 3), [0.3, 0.3, 0.3], 'no backoff against a silent origin');
-    ff = publish(H264('320x180', 30), origin.ingest);
-    await waitFor(() => v.fragments >= 2, 15000, 'the stream at the edge');
-    assert.ok(v.inits[0].fragments[0].keyframe);
+    await waitFor(() => v.fragments >= 2, 20000, 'the first publisher');
+    assert.equal((await ff.done).code, 0, ff.output);
+    const fragments = v.fragments;
+    await sleep(4000);  // 4 × the edge's --publisher-timeout without data
+    assert.doesNotMatch(edge.proc.output, /relay: next attempt/, 'the edge kept its connection');
+    assert.equal(v.inits.length, 1, 'no init (and no cached GOP) replayed');
+    assert.equal(v.fragments, fragments);
+    ff = publish(H264('640x360', 30), origin.ingest);
+    await waitFor(() => v.inits.length === 2 && v.inits[1].fragments.length >= 1, 15000, 'the next publisher at the edge');
+    assert.equal(v.streams[1].width, 640);
+    assert.ok(v.inits[1].fragments[0].keyframe);
+    assert.equal((await getJson(origin.port, '/status')).viewers, 1);
     v.ws.close();
   } finally {
-    if (ff) await stop(ff, 'SIGKILL');
+    await stop(ff, 'SIGKILL');
     await stop(edge.proc, 'SIGINT');
     await stop(origin.proc, 'SIGINT');
   }
@@ -217,6 +279,83 @@ test('bad origins (404, garbage) are logged and retried with backoff; the edge k
   } finally {
     junk.close();
     await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('an origin that accepts but never answers: ended by --publisher-timeout, backed off; SIGINT during a pending request exits 0', { timeout: 60000 }, async () => {
+  const held = new Set();
+  const mute = net.createServer((sock) => { held.add(sock); sock.on('error', () => {}); sock.on('close', () => held.delete(sock)); });
+  await new Promise((r) => mute.listen(0, '127.0.0.1', r));
+  const edge = await startServer(['--relay', relayUrl(mute.address().port), '--publisher-timeout', '1',
+    '--relay-retry-min', '0.2', '--relay-retry-max', '0.4']);
+  try {
+    await waitFor(() => (edge.proc.output.match(/stalled: no data/g) || []).length >= 3, 20000, 'three unanswered attempts');
+    const waits = [...edge.proc.output.matchAll(/relay: next attempt in ([0-9.]+) s/g)].map((m) => +m[1]);
+    assert.deepEqual(waits.slice(0, 3), [0.2, 0.4, 0.4], 'a silent connection is a failure: backed off');
+    assert.equal((await get(edge.port, '/status')).status, 200);
+    // A request is pending (the origin holds it): the edge still shuts down at once.
+    await waitFor(() => held.size > 0, 5000, 'a pending request');
+    const { code } = await stop(edge.proc, 'SIGINT');
+    assert.equal(code, 0, edge.proc.output);
+  } finally {
+    for (const c of held) c.destroy();
+    mute.close();
+    await stop(edge.proc, 'SIGKILL');
+  }
+});
+
+test('--relay-name: a named stream of the origin (HTTP ingest) relayed into a named stream of the edge; HTTP publishers of it get 409', { timeout: 60000 }, async () => {
+  const origin = await startServer();
+  const ff = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', ...H264('320x180', 30), '-f', 'mp4',
+    '-movflags', 'frag_keyframe+empty_moov+default_base_moof', '-method', 'PUT', `http://127.0.0.1:${origin.port}/live/a`]);
+  const edge = await startServer(['--relay', relayUrl(origin.port, '/live/a/stream.mp4'), '--relay-name', 'cam']);
+  try {
+    assert.doesNotMatch(edge.proc.output, /TCP ingest off/, 'the default stream keeps its TCP ingest');
+    const v = viewer(`ws://127.0.0.1:${edge.port}/live/cam/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 2, 20000, 'fragments of /live/cam/');
+    assert.ok(v.inits[0].fragments[0].keyframe);
+    const streams = await getJson(edge.port, '/streams');
+    assert.ok(streams.some((x) => x.name === 'cam' && x.publishing), JSON.stringify(streams));
+    const put = await new Promise((resolve) => {
+      const req = http.request({ host: '127.0.0.1', port: edge.port, path: '/live/cam', method: 'PUT' }, (res) => { res.resume(); resolve(res.statusCode); });
+      req.on('error', () => resolve('error'));
+      req.write(Buffer.alloc(16));
+    });
+    assert.equal(put, 409);
+    v.ws.close();
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('the gst-launch edge of the README: souphttpsrc is-live=true ! fmp4initcache ! websocketsink serves the origin\'s stream', { timeout: 60000 }, async () => {
+  const origin = await startServer();
+  const ff = publish(H264('320x180', 30), origin.ingest);
+  const port = await freePort();
+  const gl = run('gst-launch-1.0', ['-q', 'souphttpsrc', `location=${relayUrl(origin.port)}`, 'is-live=true',
+    '!', 'fmp4initcache', '!', 'websocketsink', `port=${port}`]);
+  try {
+    await waitFor(async () => { try { return (await get(port, '/status')).status === 200; } catch { return false; } }, 10000, 'the pipeline');
+    const v = viewer(`ws://127.0.0.1:${port}/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 2, 20000, 'fragments through the pipeline');
+    assert.match(v.streams[0].codecs, /^avc1\./);
+    assert.ok(v.inits[0].fragments[0].keyframe);
+    assert.ok(v.inits[0].fragments[0].prft, 'the origin\'s prft');
+    assert.equal((await getJson(origin.port, '/status')).viewers, 1);
+    // What it does not do: outlive its origin (souphttpsrc ends the pipeline at the end of
+    // the response; the test times out if it does not).
+    await stop(origin.proc, 'SIGKILL');
+    const r = await gl.done;
+    assert.equal(r.sig, null, 'gst-launch exited by itself');
+    await waitFor(() => v.closed, 5000, 'the viewer closed with the pipeline');
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(gl, 'SIGKILL');
     await stop(origin.proc, 'SIGINT');
   }
 });

@@ -161,7 +161,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
       {"recover-policy", 0, 0, G_OPTION_ARG_STRING, &recover_policy.value, "Slow viewers: keyframe (default) or disconnect", "POLICY"},
       {"max-backlog-bytes", 0, 0, G_OPTION_ARG_INT64, &max_backlog_bytes, "Per-viewer backlog bound in bytes (default 16 MiB)", "BYTES"},
       {"max-backlog-time", 0, 0, G_OPTION_ARG_DOUBLE, &opt->max_backlog_time, "Per-viewer backlog bound in seconds (default 10)", "SECONDS"},
-      {"publisher-timeout", 0, 0, G_OPTION_ARG_INT, &opt->publisher_timeout, "Drop a publisher that sends nothing for this long (default 10 s)", "SECONDS"},
+      {"publisher-timeout", 0, 0, G_OPTION_ARG_INT, &opt->publisher_timeout, "Drop a publisher that sends nothing for this long (default 10 s; a relay: until its origin answers, then TCP keepalive probes after this long)", "SECONDS"},
       {"max-streams", 0, 0, G_OPTION_ARG_INT, &opt->max_streams, "Most HTTP-ingest streams (default 16)", "N"},
       {"max-box-size", 0, 0, G_OPTION_ARG_INT64, &max_box_size, "Largest MP4 box accepted from a publisher (default 64 MiB)", "BYTES"},
       {"token-secret", 0, 0, G_OPTION_ARG_STRING, &token_secret.value, "Signed links: viewers need ?token= made with this secret (fmp4ws-server token; default: none)", "S"},

@@ -4,6 +4,10 @@
 #include <gst/app/gstappsrc.h>
 #include <gst/gst.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <functional>
@@ -42,12 +46,11 @@ struct Publisher
   SoupMessage *relay_msg = nullptr;
   GInputStream *relay_in = nullptr;
   bool relay_answered = false;  // the origin answered 200
-  bool stalled = false;         // ended by --publisher-timeout
-  // Asynchronous operations not yet called back: the teardown waits for them (their
-  // callbacks hold `this`), then runs from the last one.
+  // Asynchronous operations not yet called back: their callbacks hold `this`, so the
+  // teardown (pipeline, timers, the relay's retry) runs at once but the last of them frees it.
   unsigned pending_io = 0;
   bool finish_deferred = false;
-  // Fragments its pipeline handed to the stream (ingest streaming thread).
+  // Fragments (not init segments) its pipeline handed to the stream (ingest streaming thread).
   std::atomic<uint64_t> samples{0};
   // Run once the publisher is torn down, just before it is freed (the relay's retry).
   std::function<void (Publisher *)> on_finished;
@@ -58,9 +61,11 @@ namespace {
 const gint64 kMaxIngestQueue = 16 << 20;  // bytes waiting in an ingest appsrc
 const char kPublisherKey[] = "fmp4ws-publisher";  // an HTTP publisher's SoupServerMessage data
 
-// Ingest streaming thread: a fragment or init segment from fmp4initcache, to the viewers. A
-// publisher's first fragment is a discontinuity for the stream (Stream::push): the one before
-// may have ended anywhere, and its timestamps start afresh.
+// Ingest streaming thread: a fragment or init segment from fmp4initcache, to the viewers.
+// Every publisher starts with its init segment (a HEADER buffer): websocketsink takes the same
+// bytes after fragments as a new stream (a new generation: viewers get the init again and wait
+// for a keyframe, the GOP cache restarts), so a publisher that comes back, or a relay that
+// reconnects, never continues the previous one's GOP.
 GstFlowReturn
 on_new_sample (GstAppSink *sink, gpointer user_data)
 {
@@ -68,7 +73,10 @@ on_new_sample (GstAppSink *sink, gpointer user_data)
   if (!sample)
     return GST_FLOW_EOS;
   Publisher *p = static_cast<Publisher *> (user_data);
-  p->stream->push (sample, p->samples.fetch_add (1) == 0);
+  p->stream->push (sample);
+  GstBuffer *buf = gst_sample_get_buffer (sample);
+  if (buf && !GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_HEADER))
+    p->samples.fetch_add (1);
   gst_sample_unref (sample);
   return GST_FLOW_OK;  // viewers never stop an ingest
 }
@@ -91,10 +99,6 @@ gboolean
 finish_publisher (gpointer user_data)
 {
   Publisher *p = static_cast<Publisher *> (user_data);
-  if (p->pending_io) {  // a callback still holds it: the last one finishes it
-    p->finish_deferred = true;
-    return G_SOURCE_REMOVE;
-  }
   Stream *s = p->stream;
   StreamRegistry *streams = p->streams;
   if (p->timer)
@@ -104,18 +108,23 @@ finish_publisher (gpointer user_data)
   gst_element_set_state (p->pipeline, GST_STATE_NULL);
   gst_object_unref (p->src);
   gst_object_unref (p->pipeline);
-  g_clear_object (&p->cancel);
   g_clear_object (&p->conn);
   if (p->msg) {
     g_signal_handlers_disconnect_by_data (p->msg, p);
     g_object_set_data (G_OBJECT (p->msg), kPublisherKey, nullptr);
     g_object_unref (p->msg);
   }
-  g_clear_object (&p->relay_in);
-  g_clear_object (&p->relay_msg);
+  g_clear_object (&p->relay_in);  // a pending read holds its own reference
   if (p->on_finished)
     p->on_finished (p);
-  delete p;
+  if (p->pending_io) {
+    // A relay's cancelled operation has not called back yet: its callback frees the rest.
+    p->finish_deferred = true;
+  } else {
+    g_clear_object (&p->cancel);
+    g_clear_object (&p->relay_msg);
+    delete p;
+  }
   streams->remove_if_unused (s);
   return G_SOURCE_REMOVE;
 }
@@ -169,15 +178,19 @@ on_ingest_bus (GstBus *, GstMessage *m, gpointer user_data)
   return G_SOURCE_CONTINUE;
 }
 
-// Every second: --publisher-timeout without data ends the publisher.
+// Every second: --publisher-timeout without data ends the publisher. Not a relay whose origin
+// answered: an origin without a publisher at the moment is silent and its connection must
+// stay (a new connection would replay its cached init and GOP to the edge's viewers as a new
+// stream); TCP keepalive watches that connection instead (relay_keepalive).
 gboolean
 on_publisher_timer (gpointer user_data)
 {
   Publisher *p = static_cast<Publisher *> (user_data);
   const int timeout = p->opt->publisher_timeout;
+  if (p->relay_answered)
+    return G_SOURCE_CONTINUE;
   if (!p->ended && g_get_monotonic_time () - p->last_data_us > gint64 (timeout) * G_USEC_PER_SEC) {
     p->timer = 0;
-    p->stalled = true;
     end_publisher (p, "stalled: no data for " + std::to_string (timeout) + " s");
     return G_SOURCE_REMOVE;
   }
@@ -363,12 +376,7 @@ relay_finished (Relay *r, Publisher *p)
     r->current = nullptr;
   if (r->stopped)
     return;
-  // Delivered: fragments came through. An origin that answered 200 and then sent nothing at
-  // all for --publisher-timeout is reachable but has no stream at the moment (its publisher
-  // is away): treated the same, so the edge keeps asking it every --relay-retry-min instead of
-  // backing off to --relay-retry-max and missing the stream's return.
-  const bool idle = p->relay_answered && p->stalled && p->bytes == 0;
-  const bool delivered = p->samples.load () > 0 || idle;
+  const bool delivered = p->samples.load () > 0;  // fragments came through
   const double wait_s = r->schedule.ended (delivered);
   log_msg ("stream %s: relay: next attempt in %.1f s: %s", stream_label (r->stream), wait_s,
            redact_token (r->schedule.url ()).c_str ());
@@ -382,8 +390,11 @@ relay_io_back (Publisher *p)
   p->pending_io--;
   if (!p->ended)
     return true;
-  if (p->pending_io == 0 && p->finish_deferred)
-    finish_publisher (p);
+  if (p->pending_io == 0 && p->finish_deferred) {  // torn down already: free what is left
+    g_clear_object (&p->cancel);
+    g_clear_object (&p->relay_msg);
+    delete p;
+  }
   return false;
 }
 
@@ -454,6 +465,22 @@ on_relay_sent (GObject *source, GAsyncResult *res, gpointer user_data)
   g_input_stream_read_bytes_async (in, 65536, G_PRIORITY_DEFAULT, p->cancel, on_relay_read, p);
 }
 
+// A relay's new TCP connection to its origin: keepalive probes after --publisher-timeout of
+// silence, 3 of them 1 s apart, so an origin host that is gone (no FIN/RST: a crash, a cut
+// network) ends the connection although an origin without a publisher sends nothing.
+void
+relay_keepalive (SoupMessage *, GSocketClientEvent event, GIOStream *connection, gpointer user_data)
+{
+  if (event != G_SOCKET_CLIENT_CONNECTED || !G_IS_SOCKET_CONNECTION (connection))
+    return;
+  const Publisher *p = static_cast<const Publisher *> (user_data);
+  GSocket *sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (connection));
+  g_socket_set_keepalive (sock, TRUE);
+  g_socket_set_option (sock, IPPROTO_TCP, TCP_KEEPIDLE, std::max (1, p->opt->publisher_timeout), nullptr);
+  g_socket_set_option (sock, IPPROTO_TCP, TCP_KEEPINTVL, 1, nullptr);
+  g_socket_set_option (sock, IPPROTO_TCP, TCP_KEEPCNT, 3, nullptr);
+}
+
 // An attempt: GET the schedule's URL, its body into a new publisher of the relay's stream.
 void
 relay_connect (Relay *r)
@@ -467,6 +494,10 @@ relay_connect (Relay *r)
     end_publisher (p, "relay: not a valid URL");
     return;
   }
+  // A connection of its own each time (never one kept alive after an error answer): the
+  // keepalive is set on it, and a restarted origin is reached afresh.
+  soup_message_add_flags (p->relay_msg, SOUP_MESSAGE_NEW_CONNECTION);
+  g_signal_connect (p->relay_msg, "network-event", G_CALLBACK (relay_keepalive), p);
   p->cancel = g_cancellable_new ();
   p->pending_io++;
   soup_session_send_async (r->session, p->relay_msg, G_PRIORITY_DEFAULT, p->cancel,

@@ -43,8 +43,9 @@ public:
   // --relay: stream --relay-name (created if needed, marked `relayed`) is pulled from the
   // origins over HTTP with libsoup (GET URL, the response body streamed into a publisher's
   // `appsrc ! fmp4initcache ! appsink`, as for TCP/HTTP ingest), one connection at a time.
-  // Each attempt that ends (the origin closes, an HTTP status other than 200, garbage, no data
-  // for --publisher-timeout) is logged and the next follows RelaySchedule
+  // Each attempt that ends (the origin closes, an HTTP status other than 200, garbage, no
+  // answer within --publisher-timeout; once answered, TCP keepalive instead: a silent origin
+  // has no publisher now, its connection stays) is logged and the next follows RelaySchedule
   // (relay_schedule.h: --relay-retry-min/--relay-retry-max); viewers stay connected and get
   // a new init segment when its caps change. Nothing to do without --relay. False (with
   // `error`) if the stream cannot be created.

@@ -10,11 +10,9 @@ namespace fmp4ws::tools {
 // The reconnect schedule of one relay over its list of origin URLs (--relay URL, repeatable).
 //
 // - An attempt that brought the stream (an init segment and at least one fragment) and then
-//   ended: the same URL again after `min_s` (an origin that restarts comes back there). The
-//   caller counts an origin that answered 200 and stayed silent (no publisher there now) as
-//   one that delivered.
-// - An attempt that failed (no connection, an HTTP error status, garbage, a stall before the
-//   stream): the next URL of the list at once, while the current round has URLs left; once
+//   ended: the same URL again after `min_s` (an origin that restarts comes back there).
+// - An attempt that failed (no connection, an HTTP error status, garbage, no answer, an end
+//   before any fragment): the next URL of the list at once, while the current round has URLs left; once
 //   every URL failed in a row (a round), a wait that doubles each round: `min_s`, 2·`min_s`,
 //   4·`min_s`, ... at most `max_s`.
 // Deterministic (no jitter): one edge pulls one stream, so there is no herd to spread.

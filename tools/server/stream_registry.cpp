@@ -40,7 +40,7 @@ Stream::~Stream ()
 }
 
 void
-Stream::push (GstSample *sample, bool discont)
+Stream::push (GstSample *sample)
 {
   GstCaps *caps = gst_sample_get_caps (sample);
   {
@@ -50,12 +50,8 @@ Stream::push (GstSample *sample, bool discont)
       gst_app_src_set_caps (GST_APP_SRC (in), caps);
     }
   }
-  GstBuffer *buf = gst_buffer_ref (gst_sample_get_buffer (sample));
-  if (discont && !GST_BUFFER_FLAG_IS_SET (buf, GST_BUFFER_FLAG_DISCONT)) {
-    buf = gst_buffer_make_writable (buf);  // a shallow copy: the memory is shared
-    GST_BUFFER_FLAG_SET (buf, GST_BUFFER_FLAG_DISCONT);
-  }
-  gst_app_src_push_buffer (GST_APP_SRC (in), buf);  // viewers never stop an ingest
+  GstBuffer *buf = gst_sample_get_buffer (sample);
+  gst_app_src_push_buffer (GST_APP_SRC (in), gst_buffer_ref (buf));  // viewers never stop an ingest
 }
 
 bool

@@ -42,9 +42,7 @@ struct Stream
 
   // Ingest streaming thread: an init segment or fragment from fmp4initcache, to the viewers
   // (never blocks: the viewer appsrc drops old data when full). New caps = new init segment.
-  // `discont`: the fragment is flagged DISCONT (a new publisher's first: websocketsink then
-  // restarts its viewers' rebased timelines there, and its GOP cache at its keyframe).
-  void push (GstSample *sample, bool discont = false);
+  void push (GstSample *sample);
   bool has_init () const;       // an init segment (caps) was ever pushed
   std::string codecs () const;  // its codecs, "" before
   unsigned viewers () const;
