@@ -1199,6 +1199,112 @@ TEST (Discontinuity, A32BitTfdtThatWrapsGoesOnIn64Bits)
   EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
 }
 
+// The fragments of `got` against `ref` (the same stream before an edit): every track's
+// decode times are ref's plus shift[track], no jump or discontinuity, nothing rewritten.
+static void
+CheckSameTimeline (const std::vector<Segment> &got, const std::vector<Segment> &ref,
+                   std::map<uint32_t, int64_t> shift, const std::string &what)
+{
+  ASSERT_EQ (got.size (), ref.size ()) << what;
+  for (size_t i = 0; i < got.size (); i++) {
+    EXPECT_NE (got[i].kind, Segment::kWarning) << what << ": " << got[i].message;
+    if (got[i].kind != Segment::kFragment)
+      continue;
+    EXPECT_FALSE (got[i].timestamp_jump) << what << ": segment " << i;
+    EXPECT_FALSE (got[i].discont) << what << ": segment " << i;
+    EXPECT_FALSE (got[i].normalized) << what << ": segment " << i << " " << got[i].info;
+    ASSERT_EQ (got[i].fragment.trafs.size (), ref[i].fragment.trafs.size ());
+    for (size_t t = 0; t < got[i].fragment.trafs.size (); t++) {
+      const TrafTiming &g = got[i].fragment.trafs[t], &o = ref[i].fragment.trafs[t];
+      EXPECT_EQ (int64_t (g.decode_time), int64_t (o.decode_time) + shift[o.track_id])
+          << what << ": segment " << i;
+    }
+    CheckMseAddressing (got[i], got[0].init, what + " " + std::to_string (i));
+  }
+}
+
+TEST (Discontinuity, TfdtVersion0To1WithoutAWrapIsOneTimeline)
+{
+  // mp4mux: tfdt version 0, one traf per moof (the tracks alternate).
+  std::vector<uint8_t> data = ReadFixture ("mp4mux-av.mp4");
+  std::vector<Segment> ref = ReadAll (data);
+  size_t moofs = 0;
+  for (const TopBox &b : TopBoxes (data))
+    moofs += b.type == FourCC ("moof");
+  ASSERT_GE (moofs, 7u);
+
+  // 1. The same times, version 1 from moof 4 on.
+  {
+    StreamReader r;
+    std::vector<uint8_t> v1 = TfdtVersion1From (data, 4);
+    std::vector<Segment> got = r.Push (v1.data (), v1.size ());
+    CheckSameTimeline (got, ref, {}, "v0 -> v1");
+    EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
+  }
+  // 2. The switch where the time no longer fits in 32 bits (as qtmux does): version 0 up to
+  //    moof 4 (just below 2^32), version 1 from there (2^32 and on). Not a wrap: the times
+  //    are taken as they are.
+  {
+    std::map<uint32_t, int64_t> shift;
+    for (auto &[track, t] : TfdtsFrom (data, 4))
+      shift[track] = (int64_t (1) << 32) - int64_t (t);
+    ASSERT_EQ (shift.size (), 2u);
+    StreamReader r;
+    std::vector<uint8_t> v1 = TfdtVersion1From (data, 4, shift);
+    std::vector<Segment> got = r.Push (v1.data (), v1.size ());
+    CheckSameTimeline (got, ref, shift, "v0 below 2^32 -> v1 past it");
+    EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
+  }
+  // 3. Version 0 that wrapped at moof 2 (rewritten by us as version 1, past 2^32), then the
+  //    packager's own version 1 with the full time from moof 5 on: one timeline.
+  {
+    std::vector<uint8_t> wrapped = data;
+    std::map<uint32_t, int64_t> wrap = WrapTfdtAt (&wrapped, 2);  // tfdt' = tfdt - wrap
+    // version 1 from moof 5 with 2^32 added; version 0 before it must not move: add 2^32 to
+    // moofs >= 5 only, by converting first and shifting the version 1 boxes alone
+    std::vector<uint8_t> v1 = TfdtVersion1From (wrapped, 5);
+    std::vector<TopBox> boxes = TopBoxes (v1);
+    size_t index = 0;
+    for (const TopBox &b : boxes) {
+      if (b.type != FourCC ("moof") || index++ < 5)
+        continue;
+      BoxIterator it (v1.data () + b.offset + 8, b.size - 8);
+      while (it.Next ())
+        if (it.type () == FourCC ("traf")) {
+          BoxIterator tr (it.payload (), it.payload_size ());
+          while (tr.Next ())
+            if (tr.type () == FourCC ("tfdt")) {
+              uint8_t *p = const_cast<uint8_t *> (tr.payload ());
+              ASSERT_EQ (p[0], 1);
+              uint64_t t = (uint64_t (LoadU32 (p + 4)) << 32) | LoadU32 (p + 8);
+              ASSERT_LT (t, uint64_t (1) << 32) << "wrapped before moof 5";
+              StoreU64 (p + 4, t + (uint64_t (1) << 32));
+            }
+        }
+    }
+    StreamReader r;
+    std::vector<Segment> got = r.Push (v1.data (), v1.size ());
+    std::map<uint32_t, int64_t> shift;
+    for (auto &[track, w] : wrap)
+      shift[track] = -w;
+    ASSERT_EQ (got.size (), ref.size ());
+    for (size_t i = 0; i < got.size (); i++) {
+      EXPECT_NE (got[i].kind, Segment::kWarning) << got[i].message;
+      if (got[i].kind != Segment::kFragment)
+        continue;
+      EXPECT_FALSE (got[i].timestamp_jump) << i;
+      EXPECT_FALSE (got[i].discont) << i;
+      for (size_t t = 0; t < got[i].fragment.trafs.size (); t++) {
+        const TrafTiming &g = got[i].fragment.trafs[t], &o = ref[i].fragment.trafs[t];
+        EXPECT_EQ (int64_t (g.decode_time), int64_t (o.decode_time) + shift[o.track_id])
+            << "wrapped then v1: segment " << i;
+      }
+      CheckMseAddressing (got[i], got[0].init, "wrapped then v1 " + std::to_string (i));
+    }
+    EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
+  }
+}
+
 TEST (Normalize, DataSpanIsBounded)
 {
   // The TTML fragment's data spans both mdats (2,849 bytes after the moof): with a bound
