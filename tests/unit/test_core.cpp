@@ -1305,6 +1305,141 @@ TEST (Discontinuity, TfdtVersion0To1WithoutAWrapIsOneTimeline)
   }
 }
 
+// A CENC-like moof (ISO/IEC 23001-7): one traf, a senc with two 8-byte IVs, a saio (v0,
+// aux_info_type 'cenc') pointing at them and a saio (v1) pointing into the mdat; its tfhd
+// flags `tfhd_flags` (base_data_offset = `moof_position` if flag 1), no tfdt. Returns the moof
+// and mdat; *senc_at / *mdat_at: where the saio offsets point, from the moof start.
+static std::vector<uint8_t>
+CencLikeFragment (uint32_t tfhd_flags, uint64_t moof_position, size_t *senc_at, size_t *mdat_at,
+                  int64_t saio_into_moof_shift = 0)
+{
+  Writer w;
+  size_t moof = w.BeginBox (FourCC ("moof"));
+  size_t mfhd = w.BeginFullBox (FourCC ("mfhd"), 0, 0);
+  w.U32 (1);
+  w.EndBox (mfhd);
+  size_t traf = w.BeginBox (FourCC ("traf"));
+  size_t tfhd = w.BeginFullBox (FourCC ("tfhd"), 0, tfhd_flags);
+  w.U32 (1);
+  if (tfhd_flags & 1)
+    w.U64 (moof_position);
+  w.EndBox (tfhd);
+  size_t trun = w.BeginFullBox (FourCC ("trun"), 0, 0x000201);  // data_offset, sample sizes
+  w.U32 (2);
+  size_t data_offset = w.size ();
+  w.U32 (0);
+  w.U32 (10);
+  w.U32 (20);
+  w.EndBox (trun);
+  size_t senc = w.BeginFullBox (FourCC ("senc"), 0, 0);
+  w.U32 (2);
+  *senc_at = w.size ();
+  for (uint8_t i = 0; i < 16; i++)
+    w.U8 (0xa0 + i);
+  w.EndBox (senc);
+  size_t saio0 = w.BeginFullBox (FourCC ("saio"), 0, 1);
+  w.U32 (FourCC ("cenc"));
+  w.U32 (0);
+  w.U32 (1);
+  size_t field0 = w.size ();
+  w.U32 (0);
+  w.EndBox (saio0);
+  size_t saio1 = w.BeginFullBox (FourCC ("saio"), 1, 0);
+  w.U32 (1);
+  size_t field1 = w.size ();
+  w.U64 (0);
+  w.EndBox (saio1);
+  w.EndBox (traf);
+  w.EndBox (moof);
+  size_t moof_size = w.size ();
+  *mdat_at = moof_size + 8 + 5;
+  w.PatchU32 (data_offset, uint32_t (moof_size + 8));
+  w.PatchU32 (field0, uint32_t (int64_t (*senc_at) + saio_into_moof_shift));
+  StoreU64 (w.bytes ().data () + field1, *mdat_at);
+  size_t mdat = w.BeginBox (FourCC ("mdat"));
+  for (uint8_t i = 0; i < 30; i++)
+    w.U8 (i);
+  w.EndBox (mdat);
+  return w.bytes ();
+}
+
+// The saio offsets of the first traf of a moof.
+static std::vector<uint64_t>
+SaioOffsets (const uint8_t *moof, size_t size)
+{
+  std::vector<uint64_t> out;
+  BoxIterator it (moof + 8, size - 8);
+  while (it.Next ())
+    if (it.type () == FourCC ("traf")) {
+      BoxIterator tr (it.payload (), it.payload_size ());
+      while (tr.Next ()) {
+        if (tr.type () != FourCC ("saio"))
+          continue;
+        Reader r (tr.payload (), tr.payload_size ());
+        uint8_t version = r.U8 ();
+        uint32_t flags = r.U24 ();
+        if (flags & 1)
+          r.Skip (8);
+        uint32_t n = r.U32 ();
+        for (uint32_t i = 0; i < n; i++)
+          out.push_back (version == 1 ? r.U64 () : r.U32 ());
+      }
+      break;
+    }
+  return out;
+}
+
+TEST (Normalize, SaioOffsetsFollowTheAuxiliaryInformation)
+{
+  // ISO/IEC 14496-12 §8.7.9.3: a saio in a traf counts from the base its tfhd sets. The
+  // rewrite drops base_data_offset (8 bytes) and adds a tfdt (20): the senc moves inside the
+  // moof, the mdat after it; each saio offset must still point at the same bytes.
+  const uint64_t kMoofPosition = 1000;
+  for (uint32_t flags : {uint32_t (0x000001), uint32_t (0x020000)}) {
+    SCOPED_TRACE (flags == 1 ? "absolute base_data_offset" : "default-base-is-moof, no tfdt");
+    size_t senc_at, mdat_at;
+    std::vector<uint8_t> in = CencLikeFragment (flags, kMoofPosition, &senc_at, &mdat_at);
+    size_t moof_size = LoadU32 (in.data ());
+    MoofLayout layout;
+    std::string error;
+    ASSERT_TRUE (ParseMoofLayout (in.data (), moof_size, InitInfo (), &layout, &error)) << error;
+    ASSERT_NE (layout.reasons, 0u);
+    DataPlacement placement;
+    ASSERT_TRUE (PlaceMoofData (layout, moof_size, kMoofPosition, moof_size + 8, in.size (),
+                                &placement, &error)) << error;
+    std::vector<uint8_t> moof = RewriteMoof (in.data (), moof_size, layout, placement, &error);
+    ASSERT_FALSE (moof.empty ()) << error;
+    ASSERT_NE (moof.size (), moof_size);  // bytes moved
+    std::vector<uint8_t> out = moof;
+    out.insert (out.end (), in.begin () + long (moof_size), in.end ());
+    std::vector<uint64_t> offsets = SaioOffsets (moof.data (), moof.size ());
+    ASSERT_EQ (offsets.size (), 2u);
+    // the new base is the moof (default-base-is-moof): the same bytes at the new offsets
+    ASSERT_LE (offsets[0] + 16, out.size ());
+    EXPECT_EQ (0, memcmp (out.data () + offsets[0], in.data () + senc_at, 16)) << offsets[0];
+    EXPECT_EQ (offsets[1], mdat_at + moof.size () - moof_size);
+    EXPECT_EQ (0, memcmp (out.data () + offsets[1], in.data () + mdat_at, 8));
+    // the rest of the output is a well-formed, normalised fragment
+    MoofLayout again;
+    ASSERT_TRUE (ParseMoofLayout (moof.data (), moof.size (), InitInfo (), &again, &error)) << error;
+    EXPECT_EQ (again.reasons, 0u);
+  }
+  // A saio offset into a box the rewrite changes (here the tfhd): a clear error, no
+  // fragment with offsets that point at the wrong bytes.
+  size_t senc_at, mdat_at;
+  std::vector<uint8_t> in = CencLikeFragment (1, kMoofPosition, &senc_at, &mdat_at,
+                                              -int64_t (senc_at) + 20);
+  size_t moof_size = LoadU32 (in.data ());
+  MoofLayout layout;
+  DataPlacement placement;
+  std::string error;
+  ASSERT_TRUE (ParseMoofLayout (in.data (), moof_size, InitInfo (), &layout, &error)) << error;
+  ASSERT_TRUE (PlaceMoofData (layout, moof_size, kMoofPosition, moof_size + 8, in.size (),
+                              &placement, &error)) << error;
+  EXPECT_TRUE (RewriteMoof (in.data (), moof_size, layout, placement, &error).empty ());
+  EXPECT_NE (error.find ("saio"), std::string::npos) << error;
+}
+
 TEST (Normalize, DataSpanIsBounded)
 {
   // The TTML fragment's data spans both mdats (2,849 bytes after the moof): with a bound
