@@ -159,21 +159,47 @@ static GstStaticPadTemplate sink_template = GST_STATIC_PAD_TEMPLATE (
 
 namespace {
 
-// A GstBuffer mapped for as long as any viewer may still send it.
+// A GstBuffer mapped for as long as any viewer may still send it: as one block, or (per_memory,
+// for a buffer of several GstMemory, e.g. fmp4initcache's rewritten moof + the input's mdat,
+// or a fragment across input chunks) each memory on its own, so nothing is copied into one
+// block: `spans` lists them for the viewers' writev.
 struct MappedBuffer
 {
-  explicit MappedBuffer (GstBuffer *b) : buffer (gst_buffer_ref (b))
+  explicit MappedBuffer (GstBuffer *b, bool per_memory = false) : buffer (gst_buffer_ref (b))
   {
-    ok = gst_buffer_map (buffer, &map, GST_MAP_READ);
+    guint n = gst_buffer_n_memory (buffer);
+    if (!per_memory || n <= 1) {
+      ok = gst_buffer_map (buffer, &map, GST_MAP_READ);
+      return;
+    }
+    maps.resize (n);
+    auto runs = std::make_shared<std::vector<Span>> ();
+    runs->reserve (n);
+    for (guint i = 0; i < n; i++) {
+      GstMemory *mem = gst_buffer_peek_memory (buffer, i);
+      if (!gst_memory_map (mem, &maps[mapped], GST_MAP_READ))
+        return;  // ok stays false; the destructor unmaps those mapped
+      runs->push_back ({maps[mapped].data, maps[mapped].size});
+      size += maps[mapped].size;
+      mapped++;
+    }
+    spans = std::move (runs);
+    ok = true;
   }
   ~MappedBuffer ()
   {
-    if (ok)
+    if (ok && !spans)
       gst_buffer_unmap (buffer, &map);
+    for (guint i = 0; i < mapped; i++)
+      gst_memory_unmap (gst_buffer_peek_memory (buffer, i), &maps[i]);
     gst_buffer_unref (buffer);
   }
   GstBuffer *buffer;
-  GstMapInfo map;
+  GstMapInfo map;                     // one block
+  std::vector<GstMapInfo> maps;       // per memory
+  guint mapped = 0;
+  size_t size = 0;                    // per memory: the bytes of all
+  std::shared_ptr<const std::vector<Span>> spans;
   bool ok = false;
 };
 
@@ -651,7 +677,7 @@ gst_web_socket_sink_render (GstBaseSink *sink, GstBuffer *buffer)
     GST_DEBUG_OBJECT (self, "dropping a fragment that came before any init segment");
     return GST_FLOW_OK;
   }
-  auto mapped = std::make_shared<MappedBuffer> (buffer);
+  auto mapped = std::make_shared<MappedBuffer> (buffer, true);
   if (!mapped->ok) {
     GST_ELEMENT_ERROR (self, RESOURCE, READ, (NULL), ("could not map a buffer"));
     return GST_FLOW_ERROR;
@@ -661,19 +687,47 @@ gst_web_socket_sink_render (GstBaseSink *sink, GstBuffer *buffer)
   auto item = std::make_shared<StreamItem> ();
   item->kind = StreamItem::kFragment;
   item->generation = priv->generation;
-  item->payload = {mapped->map.data, mapped->map.size, mapped};
+  if (mapped->spans)
+    item->payload = {nullptr, mapped->size, mapped, mapped->spans};
+  else
+    item->payload = {mapped->map.data, mapped->map.size, mapped, nullptr};
   item->keyframe = !GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DELTA_UNIT);
   item->discont = GST_BUFFER_FLAG_IS_SET (buffer, GST_BUFFER_FLAG_DISCONT);
   item->arrival_unix_us = g_get_real_time ();  // for the prft the sink adds (add-prft)
-  BoxIterator it (mapped->map.data, mapped->map.size);
+  // The moof: parsed where it lies, or from a copy of the boxes up to its end when they span
+  // memories (only those small boxes; the mdat is never copied).
+  std::vector<uint8_t> head;
+  const uint8_t *bytes = mapped->spans ? nullptr : mapped->map.data;
+  size_t avail = mapped->spans ? 0 : mapped->map.size;
+  if (mapped->spans) {
+    for (size_t at = 0; at + 8 <= item->payload.size;) {
+      uint8_t hdr[16];
+      size_t hn = std::min<size_t> (16, item->payload.size - at);
+      size_t k = 0;
+      item->payload.ForEach (at, hn, [&] (const uint8_t *p, size_t n) { memcpy (hdr + k, p, n); k += n; });
+      uint64_t box = GST_READ_UINT32_BE (hdr);
+      if (box == 1 && hn == 16)
+        box = GST_READ_UINT64_BE (hdr + 8);
+      if (box < 8 || box > item->payload.size - at)
+        break;
+      if (GST_READ_UINT32_BE (hdr + 4) == FourCC ("moof")) {
+        item->payload.AppendTo (0, size_t (at + box), &head);
+        break;
+      }
+      at += size_t (box);
+    }
+    bytes = head.data ();
+    avail = head.size ();
+  }
+  BoxIterator it (bytes, avail);
   while (it.Next ()) {
     if (it.type () != FourCC ("moof"))
       continue;
     std::string error;
     item->info = ParseMoof (it.box (), it.box_size (), *priv->init_info, &error);
     if (item->info) {
-      SetFragmentInfo (item.get (), *item->info, *priv->init_info,
-                       size_t (it.box () - mapped->map.data), it.box_size ());
+      SetFragmentInfo (item.get (), *item->info, *priv->init_info, size_t (it.box () - bytes),
+                       it.box_size ());
     } else {
       GST_WARNING_OBJECT (self, "fragment without a valid moof (%s): sent as is", error.c_str ());
     }

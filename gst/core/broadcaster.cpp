@@ -41,8 +41,16 @@ SetFragmentInfo (StreamItem *item, const FragmentInfo &info, const InitInfo &ini
   // An audio moof beside video moofs (separate_moof, mp4mux) covers time the video
   // moofs cover too: it adds nothing to a backlog's duration.
   item->duration_ns = (info.has_video || !init.has_video) ? std::max<int64_t> (info.duration_ns (), 0) : 0;
-  item->has_prft = item->payload.data && moof_offset <= item->payload.size &&
-                   HasPrft (item->payload.data, moof_offset);
+  item->has_prft = false;
+  if ((item->payload.data || item->payload.spans) && moof_offset <= item->payload.size) {
+    if (item->payload.data) {
+      item->has_prft = HasPrft (item->payload.data, moof_offset);
+    } else {
+      std::vector<uint8_t> before;  // the boxes before the moof (styp, prft...): small
+      item->payload.AppendTo (0, moof_offset, &before);
+      item->has_prft = HasPrft (before.data (), before.size ());
+    }
+  }
 }
 
 void
@@ -182,13 +190,12 @@ Broadcaster::QueueFragment (ViewerId id, Viewer &v, const ItemPtr &fp)
   } else {
     std::vector<uint8_t> content;  // replaces payload[0, keep)
     if (keep) {
-      content.assign (f.payload.data, f.payload.data + f.moof_offset);
+      f.payload.AppendTo (0, f.moof_offset, &content);
       const size_t prft_at = content.size ();
       if (add_prft)
         content.resize (prft_at + kPrftSize);
       const size_t moof_at = content.size ();
-      content.insert (content.end (), f.payload.data + f.moof_offset,
-                      f.payload.data + f.moof_offset + f.moof_size);
+      f.payload.AppendTo (f.moof_offset, f.moof_size, &content);
       bool ok = !rebase || RebaseMoof (content.data () + moof_at, f.moof_size, *f.info, v.offset_ns);
       if (ok && rebase && f.has_prft)
         ok = RebasePrft (content.data (), f.moof_offset, *f.info, v.offset_ns);

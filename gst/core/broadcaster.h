@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -20,12 +21,51 @@
 
 namespace fmp4ws::core {
 
-// A media payload shared by every viewer (the glue keeps a GstBuffer mapped behind it).
+// A run of bytes of a payload.
+struct Span
+{
+  const uint8_t *data;
+  size_t size;
+};
+
+// A media payload shared by every viewer (the glue keeps a GstBuffer mapped behind it): one
+// run of bytes (`data`, `size`), or several (`spans`, e.g. a fragment whose rewritten moof and
+// mdat are two GstMemory: written with one writev, never copied into one block).
 struct Payload
 {
-  const uint8_t *data = nullptr;
-  size_t size = 0;
-  std::shared_ptr<void> owner;  // keeps the bytes alive
+  const uint8_t *data = nullptr;  // the bytes when in one run; nullptr with `spans`
+  size_t size = 0;                // all the bytes
+  std::shared_ptr<void> owner;    // keeps the bytes alive
+  // Set: the payload is these runs one after the other (their sizes sum to `size`).
+  std::shared_ptr<const std::vector<Span>> spans;
+
+  // Calls f(const uint8_t *, size_t) for each run of bytes [offset, offset + n), in order.
+  template <typename F>
+  void ForEach (size_t offset, size_t n, F &&f) const
+  {
+    if (!spans) {
+      if (n)
+        f (data + offset, n);
+      return;
+    }
+    for (const Span &s : *spans) {
+      if (n == 0)
+        break;
+      if (offset >= s.size) {
+        offset -= s.size;
+        continue;
+      }
+      size_t take = std::min (n, s.size - offset);
+      f (s.data + offset, take);
+      n -= take;
+      offset = 0;
+    }
+  }
+  // Appends bytes [offset, offset + n) to *out (offset + n <= size).
+  void AppendTo (size_t offset, size_t n, std::vector<uint8_t> *out) const
+  {
+    ForEach (offset, n, [out] (const uint8_t *p, size_t k) { out->insert (out->end (), p, p + k); });
+  }
 };
 
 struct StreamItem

@@ -173,9 +173,10 @@ PlaceMoofData (const MoofLayout &layout, uint64_t moof_size, uint64_t moof_posit
                uint64_t data_start, uint64_t data_end, DataPlacement *out, std::string *error)
 {
   out->starts.clear ();
+  out->traf_bases.clear ();
   out->anchored = false;
   // Positions relative to the moof start (absolute ones through the moof's stream position).
-  std::vector<bool> absolute;
+  std::vector<bool> absolute, traf_absolute;
   int64_t prev_traf_end = 0;
   bool first_traf = true;
   // Offsets past this are nonsense (a 64-bit base_data_offset, a sample table that sums past
@@ -226,6 +227,8 @@ PlaceMoofData (const MoofLayout &layout, uint64_t moof_size, uint64_t moof_posit
       absolute.push_back (abs);
       pos += int64_t (run.bytes);
     }
+    out->traf_bases.push_back (base);
+    traf_absolute.push_back (abs);
     prev_traf_end = pos;
     first_traf = false;
   }
@@ -250,6 +253,9 @@ PlaceMoofData (const MoofLayout &layout, uint64_t moof_size, uint64_t moof_posit
     for (size_t i = 0; i < out->starts.size (); i++)
       if (absolute[i])
         out->starts[i] += shift;
+    for (size_t i = 0; i < out->traf_bases.size (); i++)
+      if (traf_absolute[i])
+        out->traf_bases[i] += shift;
     out->anchored = true;
   }
   out->end = int64_t (moof_size);
@@ -281,11 +287,30 @@ RewriteMoof (const uint8_t *moof, size_t size, const MoofLayout &layout,
   Writer w;
   size_t moof_start = w.BeginBox (FourCC ("moof"));
   std::vector<size_t> offset_fields;  // positions of the trun data_offsets written
+  // Boxes copied unchanged: (old start, end, new start), relative to the moof starts.
+  struct Moved
+  {
+    int64_t from, to, at;
+  };
+  std::vector<Moved> moved;
+  auto copy = [&] (const uint8_t *box, size_t n) {
+    moved.push_back ({int64_t (box - moof), int64_t (box - moof + n), int64_t (w.size ())});
+    w.Bytes (box, n);
+  };
+  // saio offsets written: (position, version, old offset, traf index)
+  struct SaioOffset
+  {
+    size_t field;
+    uint8_t version;
+    uint64_t offset;
+    size_t traf;
+  };
+  std::vector<SaioOffset> saio;
   size_t traf_index = 0;
   BoxIterator it (moof + h.header_size, size - h.header_size);
   while (it.Next ()) {
     if (it.type () != FourCC ("traf")) {
-      w.Bytes (it.box (), it.box_size ());
+      copy (it.box (), it.box_size ());
       continue;
     }
     if (traf_index >= layout.trafs.size ()) {
@@ -334,8 +359,31 @@ RewriteMoof (const uint8_t *moof, size_t size, const MoofLayout &layout,
         w.U32 (0);  // patched below
         w.Bytes (tr.payload () + r.pos (), tr.payload_size () - r.pos ());
         w.EndBox (b);
+      } else if (tr.type () == FourCC ("saio")) {
+        // ISO/IEC 14496-12 §8.7.9.2: [aux_info_type, parameter] entry_count offset[]
+        uint8_t version = r.U8 ();
+        uint32_t flags = r.U24 ();
+        size_t b = w.BeginFullBox (FourCC ("saio"), version, flags);
+        if (flags & 1)
+          w.U64 (r.U64 ());
+        uint32_t count = r.U32 ();
+        if (!r.ok () || r.remaining () / (version == 1 ? 8 : 4) < count) {
+          *error = "moof: truncated saio";
+          return {};
+        }
+        w.U32 (count);
+        for (uint32_t i = 0; i < count; i++) {
+          uint64_t o = version == 1 ? r.U64 () : r.U32 ();
+          saio.push_back ({w.size (), version, o, traf_index});
+          if (version == 1)
+            w.U64 (o);
+          else
+            w.U32 (uint32_t (o));
+        }
+        w.Bytes (tr.payload () + r.pos (), tr.payload_size () - r.pos ());
+        w.EndBox (b);
       } else {
-        w.Bytes (tr.box (), tr.box_size ());
+        copy (tr.box (), tr.box_size ());
       }
     }
     w.EndBox (traf_start);
@@ -355,6 +403,43 @@ RewriteMoof (const uint8_t *moof, size_t size, const MoofLayout &layout,
       return {};
     }
     w.PatchU32 (offset_fields[i], uint32_t (int32_t (v)));
+  }
+  // saio: where the auxiliary information was (from the old moof start), where it is now,
+  // as an offset from the new base, the moof start (every tfhd default-base-is-moof).
+  for (const SaioOffset &so : saio) {
+    if (so.traf >= placement.traf_bases.size ()) {
+      *error = "moof changed since its layout was parsed";
+      return {};
+    }
+    if (so.offset > (uint64_t (1) << 52)) {
+      *error = "moof: saio offset " + std::to_string (so.offset) + " out of range";
+      return {};
+    }
+    int64_t old_pos = placement.traf_bases[so.traf] + int64_t (so.offset);
+    int64_t new_pos;
+    if (old_pos >= int64_t (size))
+      new_pos = old_pos + delta;  // after the moof (mdat): moves with it
+    else if (old_pos < 0)
+      new_pos = old_pos;          // before the moof: the moof start did not move
+    else {
+      auto m = std::find_if (moved.begin (), moved.end (),
+                             [&] (const Moved &x) { return old_pos >= x.from && old_pos < x.to; });
+      if (m == moved.end ()) {
+        *error = "moof: a saio offset (" + std::to_string (old_pos) +
+                 " from the moof) points into a box the rewrite changes";
+        return {};
+      }
+      new_pos = m->at + (old_pos - m->from);
+    }
+    if (new_pos < 0 || (so.version == 0 && new_pos > int64_t (UINT32_MAX))) {
+      *error = "moof: saio offset " + std::to_string (new_pos) + " does not fit its box";
+      return {};
+    }
+    uint8_t *f = w.bytes ().data () + so.field;
+    if (so.version == 1)
+      StoreU64 (f, uint64_t (new_pos));
+    else
+      StoreU32 (f, uint32_t (new_pos));
   }
   return std::move (w.bytes ());
 }

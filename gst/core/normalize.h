@@ -63,6 +63,8 @@ bool ParseMoofLayout (const uint8_t *moof, size_t size, const InitInfo &init, Mo
 struct DataPlacement
 {
   std::vector<int64_t> starts;
+  std::vector<int64_t> traf_bases;  // each traf's base offset (relative to the moof start),
+                                    // for its trun data_offsets and saio offsets
   int64_t end = 0;       // end of the data the moof addresses (relative to the moof start)
   bool anchored = false; // absolute offsets did not match the stream: placed at the mdat
 };
@@ -83,8 +85,12 @@ bool PlaceMoofData (const MoofLayout &layout, uint64_t moof_size, uint64_t moof_
 // base_data_offset removed), a data_offset in every trun (the placement's, relative to the
 // new moof), and, for each traf with `set_tfdt` (those without tfdt, those whose 32-bit tfdt
 // wrapped), a version-1 tfdt of `tfdt_out` right after its tfhd in place of its own.
-// Everything else is copied unchanged. Returns an empty vector (*error) if an offset does not
-// fit a trun's signed 32-bit data_offset.
+// Every saio offset (sample auxiliary information, as CENC's senc; ISO/IEC 14496-12 §8.7.9.3:
+// in a traf relative to the base its tfhd sets, as the trun data_offsets) is rewritten against
+// the new base (the moof) and follows the bytes it points at: inside a box copied unchanged
+// (senc, uuid...) or after the moof (mdat), as they move. Everything else is copied unchanged.
+// Returns an empty vector (*error) if an offset does not fit a trun's signed 32-bit
+// data_offset or its saio entry, or a saio offset points into a box the rewrite changes.
 std::vector<uint8_t> RewriteMoof (const uint8_t *moof, size_t size, const MoofLayout &layout,
                                   const DataPlacement &placement, std::string *error);
 

@@ -414,27 +414,33 @@ IoThread::Flush (Connection *c)
     }
     size_t offset = bc_.FrontOffset (c->id);
     struct iovec vec[64];
+    constexpr size_t kMaxVec = sizeof vec / sizeof vec[0];
     size_t nvec = 0, total = 0;
+    // Each message: its head, then its body's runs of bytes (one, or several for a payload
+    // of several spans); a message cut by the iovec limit goes on in the next round.
+    auto add = [&] (const uint8_t *p, size_t n) {
+      if (nvec < kMaxVec) {
+        vec[nvec].iov_base = (void *) p;
+        vec[nvec].iov_len = n;
+        total += n;
+        nvec++;
+      }
+    };
+    bool first = true;
     for (const OutMessage &m : *q) {
-      if (nvec + 2 > sizeof vec / sizeof vec[0])
+      if (nvec >= kMaxVec)
         break;
-      size_t skip = nvec == 0 ? offset : 0;
+      size_t skip = first ? offset : 0;
+      first = false;
       const std::vector<uint8_t> &head = *m.head;
       if (skip < head.size ()) {
-        vec[nvec].iov_base = (void *) (head.data () + skip);
-        vec[nvec].iov_len = head.size () - skip;
-        total += vec[nvec].iov_len;
-        nvec++;
+        add (head.data () + skip, head.size () - skip);
         skip = 0;
       } else {
         skip -= head.size ();
       }
-      if (skip < m.body_size) {
-        vec[nvec].iov_base = (void *) (m.body.data + m.body_offset + skip);
-        vec[nvec].iov_len = m.body_size - skip;
-        total += vec[nvec].iov_len;
-        nvec++;
-      }
+      if (skip < m.body_size)
+        m.body.ForEach (m.body_offset + skip, m.body_size - skip, add);
       if (m.is_close)
         break;  // nothing goes after a close
     }

@@ -3,7 +3,8 @@
 # pre-encoded shape with the feeder: one init, renumbered fragments, continuous tfdt),
 # against the same pipeline without the parser. The file is read once first (page
 # cache), each pipeline runs RUNS times; the time is gst-launch's "Execution ended
-# after" (PLAYING to EOS, no startup). The big file is deleted at the end.
+# after" (PLAYING to EOS, no startup); the last column is the same into websocketsink
+# (no viewer). The big file is deleted at the end.
 #
 #   tests/bench/parse-throughput.sh BUILD_DIR [MEDIA_DIR] [SHAPES] [BYTES] [RUNS]
 set -eu
@@ -29,8 +30,10 @@ for shape in $SHAPES; do
   for bs in 1048576; do
     t0=$(for i in $(seq "$RUNS"); do secs filesrc location="$BIG" blocksize=$bs ! fakesink; done | best)
     t1=$(for i in $(seq "$RUNS"); do secs filesrc location="$BIG" blocksize=$bs ! fmp4initcache ! fakesink; done | best)
-    awk -v s="$size" -v t0="$t0" -v t1="$t1" -v sh="$shape" -v bs="$bs" 'BEGIN {
-      printf "%-9s %6.0f MB blocksize=%d  filesrc!fakesink %.3f s = %.2f GB/s   filesrc!fmp4initcache!fakesink %.3f s = %.2f GB/s   parse cost %.3f s = %.2f GB/s\n",
-        sh, s / 1e6, bs, t0, s / t0 / 1e9, t1, s / t1 / 1e9, t1 - t0, (t1 > t0 ? s / (t1 - t0) / 1e9 : 0) }'
+    # the sink without viewers: what render() costs per fragment (mapping, moof parse, posting)
+    t2=$(for i in $(seq "$RUNS"); do secs filesrc location="$BIG" blocksize=$bs ! fmp4initcache ! websocketsink port=0 sync=false; done | best)
+    awk -v s="$size" -v t0="$t0" -v t1="$t1" -v t2="$t2" -v sh="$shape" -v bs="$bs" 'BEGIN {
+      printf "%-9s %6.0f MB blocksize=%d  filesrc!fakesink %.3f s = %.2f GB/s   filesrc!fmp4initcache!fakesink %.3f s = %.2f GB/s   parse cost %.3f s = %.2f GB/s   !websocketsink %.3f s (sink cost %.3f s)\n",
+        sh, s / 1e6, bs, t0, s / t0 / 1e9, t1, s / t1 / 1e9, t1 - t0, (t1 > t0 ? s / (t1 - t0) / 1e9 : 0), t2, t2 - t1 }'
   done
 done

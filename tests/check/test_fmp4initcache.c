@@ -779,6 +779,105 @@ GST_START_TEST (test_timestamp_jump_is_flagged_discont)
 }
 GST_END_TEST;
 
+/* Rewrites the version 0 tfdt of moofs `from` on as version 1 (ISO/IEC 14496-12 §8.8.12: the
+ * same baseMediaDecodeTime in 64 bits; each tfdt 4 bytes longer, the moof-relative trun
+ * data_offsets follow), as a packager that switches versions mid-stream. */
+static GBytes *
+tfdt_version_1_from (GBytes *data, guint from)
+{
+  gsize size = 0;
+  const guint8 *b = g_bytes_get_data (data, &size);
+  GByteArray *out = g_byte_array_new ();
+  guint moof = 0;
+  for (gsize p = 0; p + 8 <= size; p += rd32 (b + p)) {
+    guint32 box = rd32 (b + p);
+    fail_unless (box >= 8 && p + box <= size);
+    if (memcmp (b + p + 4, "moof", 4) != 0 || moof++ < from) {
+      g_byte_array_append (out, b + p, box);
+      continue;
+    }
+    guint grow = 0; /* 4 per version 0 tfdt */
+    for (gsize q = p + 8; q < p + box; q += rd32 (b + q))
+      if (memcmp (b + q + 4, "traf", 4) == 0)
+        for (gsize r = q + 8; r < q + rd32 (b + q); r += rd32 (b + r))
+          if (memcmp (b + r + 4, "tfdt", 4) == 0 && b[r + 8] == 0)
+            grow += 4;
+    fail_unless (grow > 0, "moof %u has no version 0 tfdt", moof - 1);
+    gsize moof_at = out->len;
+    guint8 hdr[8];
+    GST_WRITE_UINT32_BE (hdr, box + grow);
+    memcpy (hdr + 4, "moof", 4);
+    g_byte_array_append (out, hdr, 8);
+    for (gsize q = p + 8; q < p + box; q += rd32 (b + q)) {
+      guint32 qsize = rd32 (b + q);
+      if (memcmp (b + q + 4, "traf", 4) != 0) {
+        g_byte_array_append (out, b + q, qsize);
+        continue;
+      }
+      guint traf_grow = 0;
+      for (gsize r = q + 8; r < q + qsize; r += rd32 (b + r))
+        if (memcmp (b + r + 4, "tfdt", 4) == 0 && b[r + 8] == 0)
+          traf_grow += 4;
+      GST_WRITE_UINT32_BE (hdr, qsize + traf_grow);
+      memcpy (hdr + 4, "traf", 4);
+      g_byte_array_append (out, hdr, 8);
+      for (gsize r = q + 8; r < q + qsize; r += rd32 (b + r)) {
+        guint32 rsize = rd32 (b + r);
+        if (memcmp (b + r + 4, "tfdt", 4) == 0 && b[r + 8] == 0) {
+          guint8 tfdt[20];
+          GST_WRITE_UINT32_BE (tfdt, 20);
+          memcpy (tfdt + 4, "tfdt", 4);
+          GST_WRITE_UINT32_BE (tfdt + 8, 0x01000000); /* version 1, flags 0 */
+          GST_WRITE_UINT64_BE (tfdt + 12, rd32 (b + r + 12));
+          g_byte_array_append (out, tfdt, 20);
+          continue;
+        }
+        gsize at = out->len;
+        g_byte_array_append (out, b + r, rsize);
+        if (memcmp (b + r + 4, "trun", 4) == 0 && (b[r + 11] & 0x01)) /* data_offset */
+          GST_WRITE_UINT32_BE (out->data + at + 16, rd32 (b + r + 16) + grow);
+      }
+    }
+    fail_unless_equals_int (out->len - moof_at, box + grow);
+  }
+  return g_byte_array_free_to_bytes (out);
+}
+
+GST_START_TEST (test_tfdt_version_0_to_1_keeps_one_timeline)
+{
+  /* mp4mux: version 0 tfdts; version 1 from moof 3 on, the same times */
+  GBytes *src = read_fixture ("mp4mux-av.mp4");
+  GBytes *data = tfdt_version_1_from (src, 3);
+  GPtrArray *ref = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
+  GPtrArray *got = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
+  GList *ref_messages = NULL, *messages = NULL;
+  GstHarness *hr = run_whole (src, NULL, ref, &ref_messages);
+  GstHarness *h = run_whole (data, NULL, got, &messages);
+  fail_unless (got->len > 4);
+  fail_unless_equals_int (got->len, ref->len);
+  for (guint i = 1; i < got->len; i++) {
+    GstBuffer *g = g_ptr_array_index (got, i), *r = g_ptr_array_index (ref, i);
+    fail_if (GST_BUFFER_FLAG_IS_SET (g, GST_BUFFER_FLAG_DISCONT), "fragment %u flagged DISCONT", i);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (g), GST_BUFFER_PTS (r));
+    fail_unless_equals_uint64 (GST_BUFFER_DURATION (g), GST_BUFFER_DURATION (r));
+  }
+  for (GList *l = messages; l; l = l->next)
+    fail_if (GST_MESSAGE_TYPE (l->data) == GST_MESSAGE_WARNING ||
+             GST_MESSAGE_TYPE (l->data) == GST_MESSAGE_ERROR);
+  fail_unless_equals_uint64 (stat_of (h, "discontinuities"), 0);
+  fail_unless_equals_uint64 (stat_of (h, "fragments-normalized"), 0);
+  fail_unless_equals_uint64 (stat_of (h, "fragments"), got->len - 1);
+  gst_harness_teardown (h);
+  gst_harness_teardown (hr);
+  g_list_free_full (messages, (GDestroyNotify) gst_message_unref);
+  g_list_free_full (ref_messages, (GDestroyNotify) gst_message_unref);
+  g_ptr_array_unref (got);
+  g_ptr_array_unref (ref);
+  g_bytes_unref (data);
+  g_bytes_unref (src);
+}
+GST_END_TEST;
+
 static Suite *
 fmp4initcache_suite (void)
 {
@@ -801,6 +900,7 @@ fmp4initcache_suite (void)
   tcase_add_test (tc, test_no_fragment_timeout_zero_disables);
   tcase_add_test (tc, test_normalised_output_keeps_every_sample);
   tcase_add_test (tc, test_timestamp_jump_is_flagged_discont);
+  tcase_add_test (tc, test_tfdt_version_0_to_1_keeps_one_timeline);
   return s;
 }
 

@@ -211,4 +211,109 @@ FreeBetweenMoofAndMdat (const std::vector<uint8_t> &data, size_t n)
   return out;
 }
 
+// Rewrites the tfdt of moofs [at, end) as version 1 (64-bit, the box 4 bytes longer; the trun
+// data_offsets, moof-relative, follow) and adds `add[track]` ticks to every tfdt of the track,
+// version 0 ones before `at` included (their sum must fit in 32 bits): a packager that
+// switches tfdt version 0 -> 1 mid-stream (ISO/IEC 14496-12 §8.8.12), with or without a time
+// past 2^32 at the switch.
+inline std::vector<uint8_t>
+TfdtVersion1From (const std::vector<uint8_t> &data, size_t at,
+                  const std::map<uint32_t, int64_t> &add = {})
+{
+  std::vector<uint8_t> out;
+  size_t index = 0;
+  auto added = [&] (uint32_t track) {
+    auto it = add.find (track);
+    return it == add.end () ? 0 : it->second;
+  };
+  for (const TopBox &b : TopBoxes (data)) {
+    const uint8_t *box = data.data () + b.offset;
+    if (b.type != FourCC ("moof")) {
+      out.insert (out.end (), box, box + b.size);
+      continue;
+    }
+    bool v1 = index++ >= at;
+    size_t grown = 0;
+    BoxIterator count (box + 8, b.size - 8);
+    while (count.Next ())
+      if (count.type () == FourCC ("traf")) {
+        BoxIterator tr (count.payload (), count.payload_size ());
+        while (tr.Next ())
+          if (tr.type () == FourCC ("tfdt") && tr.payload ()[0] == 0 && v1)
+            grown += 4;
+      }
+    Writer w;
+    size_t moof = w.BeginBox (FourCC ("moof"));
+    BoxIterator it (box + 8, b.size - 8);
+    while (it.Next ()) {
+      if (it.type () != FourCC ("traf")) {
+        w.Bytes (it.box (), it.box_size ());
+        continue;
+      }
+      size_t traf = w.BeginBox (FourCC ("traf"));
+      uint32_t track = 0;
+      BoxIterator tr (it.payload (), it.payload_size ());
+      while (tr.Next ()) {
+        const uint8_t *p = tr.payload ();
+        if (tr.type () == FourCC ("tfhd"))
+          track = LoadU32 (p + 4);
+        if (tr.type () == FourCC ("tfdt")) {
+          uint64_t t = p[0] == 1 ? (uint64_t (LoadU32 (p + 4)) << 32) | LoadU32 (p + 8)
+                                 : LoadU32 (p + 4);
+          t = uint64_t (int64_t (t) + added (track));
+          if (v1 || p[0] == 1) {
+            size_t f = w.BeginFullBox (FourCC ("tfdt"), 1, 0);
+            w.U64 (t);
+            w.EndBox (f);
+          } else {
+            EXPECT_LT (t, uint64_t (1) << 32) << "a version 0 tfdt past 2^32";
+            size_t f = w.BeginFullBox (FourCC ("tfdt"), 0, 0);
+            w.U32 (uint32_t (t));
+            w.EndBox (f);
+          }
+          continue;
+        }
+        size_t pos = w.size ();
+        w.Bytes (tr.box (), tr.box_size ());
+        if (tr.type () == FourCC ("trun") && (p[3] & 0x01)) {
+          uint8_t *q = w.bytes ().data () + pos + 8;
+          StoreU32 (q + 8, uint32_t (int32_t (LoadU32 (q + 8)) + int32_t (grown)));
+        }
+      }
+      w.EndBox (traf);
+    }
+    w.EndBox (moof);
+    out.insert (out.end (), w.bytes ().begin (), w.bytes ().end ());
+  }
+  return out;
+}
+
+// Each track's first tfdt in moof `at` (file order) or after.
+inline std::map<uint32_t, uint64_t>
+TfdtsFrom (const std::vector<uint8_t> &data, size_t at)
+{
+  std::map<uint32_t, uint64_t> out;
+  size_t index = 0;
+  for (const TopBox &b : TopBoxes (data)) {
+    if (b.type != FourCC ("moof") || index++ < at)
+      continue;
+    BoxIterator it (data.data () + b.offset + 8, b.size - 8);
+    while (it.Next ()) {
+      if (it.type () != FourCC ("traf"))
+        continue;
+      uint32_t track = 0;
+      BoxIterator tr (it.payload (), it.payload_size ());
+      while (tr.Next ()) {
+        const uint8_t *p = tr.payload ();
+        if (tr.type () == FourCC ("tfhd"))
+          track = LoadU32 (p + 4);
+        if (tr.type () == FourCC ("tfdt") && !out.count (track))
+          out[track] = p[0] == 1 ? (uint64_t (LoadU32 (p + 4)) << 32) | LoadU32 (p + 8)
+                                 : LoadU32 (p + 4);
+      }
+    }
+  }
+  return out;
+}
+
 }  // namespace fmp4ws::test

@@ -2,6 +2,7 @@
 // sink's glue makes them (one init item, one item per fragment, the payload shared).
 #pragma once
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -62,6 +63,36 @@ MakeStreamFromBytes (const std::vector<uint8_t> &data, uint32_t generation)
     }
   }
   return s;
+}
+
+// The same stream with each fragment's payload in `runs` spans over the same bytes (as the sink
+// makes them from a buffer of several GstMemory): cut inside the moof, at its end (a
+// rewritten moof + the mdat), then into equal pieces of the rest. Nothing is copied.
+inline Stream
+SplitPayloads (const Stream &in, size_t runs)
+{
+  Stream out;
+  out.init = in.init;
+  for (const ItemPtr &f : in.fragments) {
+    auto item = std::make_shared<StreamItem> (*f);
+    const Payload &p = f->payload;
+    std::vector<size_t> cuts = {std::min<size_t> (5, p.size), std::min (f->moof_size, p.size)};
+    for (size_t i = 1; runs > 2 && i < runs - 2; i++)
+      cuts.push_back (f->moof_size + (p.size - f->moof_size) * i / (runs - 2));
+    cuts.push_back (p.size);
+    auto spans = std::make_shared<std::vector<Span>> ();
+    size_t at = 0;
+    for (size_t c : cuts) {
+      if (c < at)
+        c = at;
+      spans->push_back ({p.data + at, c - at});  // empty runs too: they must do no harm
+      at = c;
+    }
+    item->payload = {nullptr, p.size, p.owner, spans};
+    item->heads.clear ();
+    out.fragments.push_back (item);
+  }
+  return out;
 }
 
 }  // namespace fmp4ws::test

@@ -34,7 +34,7 @@ Message
 Decode (const OutMessage &m)
 {
   std::vector<uint8_t> all (*m.head);
-  all.insert (all.end (), m.body.data + m.body_offset, m.body.data + m.body_offset + m.body_size);
+  m.body.AppendTo (m.body_offset, m.body_size, &all);
   Message out;
   EXPECT_GE (all.size (), 2u);
   EXPECT_EQ (all[0] & 0x80, 0x80);  // FIN
@@ -99,6 +99,47 @@ IsKeyframe (const Message &m, const InitInfo &init)
 }
 
 }  // namespace
+
+TEST (Broadcast, PayloadOfSeveralSpansGivesTheSameBytes)
+{
+  // A fragment in several spans (the sink's buffer of several GstMemory: rewritten moof +
+  // mdat, or a fragment across input chunks): every viewer gets the same bytes as from one
+  // block, rebased or not, with the sink's prft or without, WebSocket or raw framing.
+  Stream whole = MakeStream ("notes-g30.mp4");
+  Stream split = fmp4ws::test::SplitPayloads (whole, 6);
+  ASSERT_EQ (split.fragments[3]->payload.spans->size (), 6u);
+  for (bool rebase : {true, false})
+    for (bool prft : {true, false})
+      for (Framing framing : {Framing::kWebSocket, Framing::kRaw}) {
+        SCOPED_TRACE (std::string (rebase ? "rebased" : "as is") + (prft ? ", prft" : "") +
+                      (framing == Framing::kRaw ? ", raw" : ""));
+        std::vector<uint8_t> bytes[2];
+        for (int k = 0; k < 2; k++) {
+          const Stream &s = k ? split : whole;
+          BroadcastConfig cfg;
+          cfg.rebase = rebase;
+          cfg.add_prft = prft;
+          Broadcaster b (cfg);
+          b.PushInit (s.init);
+          Broadcaster::ViewerOptions vo;
+          vo.framing = framing;
+          Broadcaster::ViewerId id = b.AddViewer (vo);
+          for (size_t i = 0; i < s.fragments.size (); i++) {
+            auto item = std::make_shared<StreamItem> (*s.fragments[i]);
+            item->arrival_unix_us = 1700000000000000 + int64_t (i) * 100000;
+            b.PushFragment (item);
+          }
+          const auto *q = b.Queue (id);
+          ASSERT_TRUE (q);
+          for (const OutMessage &m : *q) {
+            bytes[k].insert (bytes[k].end (), m.head->begin (), m.head->end ());
+            m.body.AppendTo (m.body_offset, m.body_size, &bytes[k]);
+          }
+        }
+        EXPECT_GT (bytes[0].size (), 40000u);  // every fragment
+        EXPECT_TRUE (bytes[0] == bytes[1]);
+      }
+}
 
 TEST (Broadcast, FrameHeaderLengths)
 {

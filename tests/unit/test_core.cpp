@@ -1199,6 +1199,247 @@ TEST (Discontinuity, A32BitTfdtThatWrapsGoesOnIn64Bits)
   EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
 }
 
+// The fragments of `got` against `ref` (the same stream before an edit): every track's
+// decode times are ref's plus shift[track], no jump or discontinuity, nothing rewritten.
+static void
+CheckSameTimeline (const std::vector<Segment> &got, const std::vector<Segment> &ref,
+                   std::map<uint32_t, int64_t> shift, const std::string &what)
+{
+  ASSERT_EQ (got.size (), ref.size ()) << what;
+  for (size_t i = 0; i < got.size (); i++) {
+    EXPECT_NE (got[i].kind, Segment::kWarning) << what << ": " << got[i].message;
+    if (got[i].kind != Segment::kFragment)
+      continue;
+    EXPECT_FALSE (got[i].timestamp_jump) << what << ": segment " << i;
+    EXPECT_FALSE (got[i].discont) << what << ": segment " << i;
+    EXPECT_FALSE (got[i].normalized) << what << ": segment " << i << " " << got[i].info;
+    ASSERT_EQ (got[i].fragment.trafs.size (), ref[i].fragment.trafs.size ());
+    for (size_t t = 0; t < got[i].fragment.trafs.size (); t++) {
+      const TrafTiming &g = got[i].fragment.trafs[t], &o = ref[i].fragment.trafs[t];
+      EXPECT_EQ (int64_t (g.decode_time), int64_t (o.decode_time) + shift[o.track_id])
+          << what << ": segment " << i;
+    }
+    CheckMseAddressing (got[i], got[0].init, what + " " + std::to_string (i));
+  }
+}
+
+TEST (Discontinuity, TfdtVersion0To1WithoutAWrapIsOneTimeline)
+{
+  // mp4mux: tfdt version 0, one traf per moof (the tracks alternate).
+  std::vector<uint8_t> data = ReadFixture ("mp4mux-av.mp4");
+  std::vector<Segment> ref = ReadAll (data);
+  size_t moofs = 0;
+  for (const TopBox &b : TopBoxes (data))
+    moofs += b.type == FourCC ("moof");
+  ASSERT_GE (moofs, 7u);
+
+  // 1. The same times, version 1 from moof 4 on.
+  {
+    StreamReader r;
+    std::vector<uint8_t> v1 = TfdtVersion1From (data, 4);
+    std::vector<Segment> got = r.Push (v1.data (), v1.size ());
+    CheckSameTimeline (got, ref, {}, "v0 -> v1");
+    EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
+  }
+  // 2. The switch where the time no longer fits in 32 bits (as qtmux does): version 0 up to
+  //    moof 4 (just below 2^32), version 1 from there (2^32 and on). Not a wrap: the times
+  //    are taken as they are.
+  {
+    std::map<uint32_t, int64_t> shift;
+    for (auto &[track, t] : TfdtsFrom (data, 4))
+      shift[track] = (int64_t (1) << 32) - int64_t (t);
+    ASSERT_EQ (shift.size (), 2u);
+    StreamReader r;
+    std::vector<uint8_t> v1 = TfdtVersion1From (data, 4, shift);
+    std::vector<Segment> got = r.Push (v1.data (), v1.size ());
+    CheckSameTimeline (got, ref, shift, "v0 below 2^32 -> v1 past it");
+    EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
+  }
+  // 3. Version 0 that wrapped at moof 2 (rewritten by us as version 1, past 2^32), then the
+  //    packager's own version 1 with the full time from moof 5 on: one timeline.
+  {
+    std::vector<uint8_t> wrapped = data;
+    std::map<uint32_t, int64_t> wrap = WrapTfdtAt (&wrapped, 2);  // tfdt' = tfdt - wrap
+    // version 1 from moof 5 with 2^32 added; version 0 before it must not move: add 2^32 to
+    // moofs >= 5 only, by converting first and shifting the version 1 boxes alone
+    std::vector<uint8_t> v1 = TfdtVersion1From (wrapped, 5);
+    std::vector<TopBox> boxes = TopBoxes (v1);
+    size_t index = 0;
+    for (const TopBox &b : boxes) {
+      if (b.type != FourCC ("moof") || index++ < 5)
+        continue;
+      BoxIterator it (v1.data () + b.offset + 8, b.size - 8);
+      while (it.Next ())
+        if (it.type () == FourCC ("traf")) {
+          BoxIterator tr (it.payload (), it.payload_size ());
+          while (tr.Next ())
+            if (tr.type () == FourCC ("tfdt")) {
+              uint8_t *p = const_cast<uint8_t *> (tr.payload ());
+              ASSERT_EQ (p[0], 1);
+              uint64_t t = (uint64_t (LoadU32 (p + 4)) << 32) | LoadU32 (p + 8);
+              ASSERT_LT (t, uint64_t (1) << 32) << "wrapped before moof 5";
+              StoreU64 (p + 4, t + (uint64_t (1) << 32));
+            }
+        }
+    }
+    StreamReader r;
+    std::vector<Segment> got = r.Push (v1.data (), v1.size ());
+    std::map<uint32_t, int64_t> shift;
+    for (auto &[track, w] : wrap)
+      shift[track] = -w;
+    ASSERT_EQ (got.size (), ref.size ());
+    for (size_t i = 0; i < got.size (); i++) {
+      EXPECT_NE (got[i].kind, Segment::kWarning) << got[i].message;
+      if (got[i].kind != Segment::kFragment)
+        continue;
+      EXPECT_FALSE (got[i].timestamp_jump) << i;
+      EXPECT_FALSE (got[i].discont) << i;
+      for (size_t t = 0; t < got[i].fragment.trafs.size (); t++) {
+        const TrafTiming &g = got[i].fragment.trafs[t], &o = ref[i].fragment.trafs[t];
+        EXPECT_EQ (int64_t (g.decode_time), int64_t (o.decode_time) + shift[o.track_id])
+            << "wrapped then v1: segment " << i;
+      }
+      CheckMseAddressing (got[i], got[0].init, "wrapped then v1 " + std::to_string (i));
+    }
+    EXPECT_EQ (r.assembler ().stats ().discontinuities, 0u);
+  }
+}
+
+// A CENC-like moof (ISO/IEC 23001-7): one traf, a senc with two 8-byte IVs, a saio (v0,
+// aux_info_type 'cenc') pointing at them and a saio (v1) pointing into the mdat; its tfhd
+// flags `tfhd_flags` (base_data_offset = `moof_position` if flag 1), no tfdt. Returns the moof
+// and mdat; *senc_at / *mdat_at: where the saio offsets point, from the moof start.
+static std::vector<uint8_t>
+CencLikeFragment (uint32_t tfhd_flags, uint64_t moof_position, size_t *senc_at, size_t *mdat_at,
+                  int64_t saio_into_moof_shift = 0)
+{
+  Writer w;
+  size_t moof = w.BeginBox (FourCC ("moof"));
+  size_t mfhd = w.BeginFullBox (FourCC ("mfhd"), 0, 0);
+  w.U32 (1);
+  w.EndBox (mfhd);
+  size_t traf = w.BeginBox (FourCC ("traf"));
+  size_t tfhd = w.BeginFullBox (FourCC ("tfhd"), 0, tfhd_flags);
+  w.U32 (1);
+  if (tfhd_flags & 1)
+    w.U64 (moof_position);
+  w.EndBox (tfhd);
+  size_t trun = w.BeginFullBox (FourCC ("trun"), 0, 0x000201);  // data_offset, sample sizes
+  w.U32 (2);
+  size_t data_offset = w.size ();
+  w.U32 (0);
+  w.U32 (10);
+  w.U32 (20);
+  w.EndBox (trun);
+  size_t senc = w.BeginFullBox (FourCC ("senc"), 0, 0);
+  w.U32 (2);
+  *senc_at = w.size ();
+  for (uint8_t i = 0; i < 16; i++)
+    w.U8 (0xa0 + i);
+  w.EndBox (senc);
+  size_t saio0 = w.BeginFullBox (FourCC ("saio"), 0, 1);
+  w.U32 (FourCC ("cenc"));
+  w.U32 (0);
+  w.U32 (1);
+  size_t field0 = w.size ();
+  w.U32 (0);
+  w.EndBox (saio0);
+  size_t saio1 = w.BeginFullBox (FourCC ("saio"), 1, 0);
+  w.U32 (1);
+  size_t field1 = w.size ();
+  w.U64 (0);
+  w.EndBox (saio1);
+  w.EndBox (traf);
+  w.EndBox (moof);
+  size_t moof_size = w.size ();
+  *mdat_at = moof_size + 8 + 5;
+  w.PatchU32 (data_offset, uint32_t (moof_size + 8));
+  w.PatchU32 (field0, uint32_t (int64_t (*senc_at) + saio_into_moof_shift));
+  StoreU64 (w.bytes ().data () + field1, *mdat_at);
+  size_t mdat = w.BeginBox (FourCC ("mdat"));
+  for (uint8_t i = 0; i < 30; i++)
+    w.U8 (i);
+  w.EndBox (mdat);
+  return w.bytes ();
+}
+
+// The saio offsets of the first traf of a moof.
+static std::vector<uint64_t>
+SaioOffsets (const uint8_t *moof, size_t size)
+{
+  std::vector<uint64_t> out;
+  BoxIterator it (moof + 8, size - 8);
+  while (it.Next ())
+    if (it.type () == FourCC ("traf")) {
+      BoxIterator tr (it.payload (), it.payload_size ());
+      while (tr.Next ()) {
+        if (tr.type () != FourCC ("saio"))
+          continue;
+        Reader r (tr.payload (), tr.payload_size ());
+        uint8_t version = r.U8 ();
+        uint32_t flags = r.U24 ();
+        if (flags & 1)
+          r.Skip (8);
+        uint32_t n = r.U32 ();
+        for (uint32_t i = 0; i < n; i++)
+          out.push_back (version == 1 ? r.U64 () : r.U32 ());
+      }
+      break;
+    }
+  return out;
+}
+
+TEST (Normalize, SaioOffsetsFollowTheAuxiliaryInformation)
+{
+  // ISO/IEC 14496-12 §8.7.9.3: a saio in a traf counts from the base its tfhd sets. The
+  // rewrite drops base_data_offset (8 bytes) and adds a tfdt (20): the senc moves inside the
+  // moof, the mdat after it; each saio offset must still point at the same bytes.
+  const uint64_t kMoofPosition = 1000;
+  for (uint32_t flags : {uint32_t (0x000001), uint32_t (0x020000)}) {
+    SCOPED_TRACE (flags == 1 ? "absolute base_data_offset" : "default-base-is-moof, no tfdt");
+    size_t senc_at, mdat_at;
+    std::vector<uint8_t> in = CencLikeFragment (flags, kMoofPosition, &senc_at, &mdat_at);
+    size_t moof_size = LoadU32 (in.data ());
+    MoofLayout layout;
+    std::string error;
+    ASSERT_TRUE (ParseMoofLayout (in.data (), moof_size, InitInfo (), &layout, &error)) << error;
+    ASSERT_NE (layout.reasons, 0u);
+    DataPlacement placement;
+    ASSERT_TRUE (PlaceMoofData (layout, moof_size, kMoofPosition, moof_size + 8, in.size (),
+                                &placement, &error)) << error;
+    std::vector<uint8_t> moof = RewriteMoof (in.data (), moof_size, layout, placement, &error);
+    ASSERT_FALSE (moof.empty ()) << error;
+    ASSERT_NE (moof.size (), moof_size);  // bytes moved
+    std::vector<uint8_t> out = moof;
+    out.insert (out.end (), in.begin () + long (moof_size), in.end ());
+    std::vector<uint64_t> offsets = SaioOffsets (moof.data (), moof.size ());
+    ASSERT_EQ (offsets.size (), 2u);
+    // the new base is the moof (default-base-is-moof): the same bytes at the new offsets
+    ASSERT_LE (offsets[0] + 16, out.size ());
+    EXPECT_EQ (0, memcmp (out.data () + offsets[0], in.data () + senc_at, 16)) << offsets[0];
+    EXPECT_EQ (offsets[1], mdat_at + moof.size () - moof_size);
+    EXPECT_EQ (0, memcmp (out.data () + offsets[1], in.data () + mdat_at, 8));
+    // the rest of the output is a well-formed, normalised fragment
+    MoofLayout again;
+    ASSERT_TRUE (ParseMoofLayout (moof.data (), moof.size (), InitInfo (), &again, &error)) << error;
+    EXPECT_EQ (again.reasons, 0u);
+  }
+  // A saio offset into a box the rewrite changes (here the tfhd): a clear error, no
+  // fragment with offsets that point at the wrong bytes.
+  size_t senc_at, mdat_at;
+  std::vector<uint8_t> in = CencLikeFragment (1, kMoofPosition, &senc_at, &mdat_at,
+                                              -int64_t (senc_at) + 20);
+  size_t moof_size = LoadU32 (in.data ());
+  MoofLayout layout;
+  DataPlacement placement;
+  std::string error;
+  ASSERT_TRUE (ParseMoofLayout (in.data (), moof_size, InitInfo (), &layout, &error)) << error;
+  ASSERT_TRUE (PlaceMoofData (layout, moof_size, kMoofPosition, moof_size + 8, in.size (),
+                              &placement, &error)) << error;
+  EXPECT_TRUE (RewriteMoof (in.data (), moof_size, layout, placement, &error).empty ());
+  EXPECT_NE (error.find ("saio"), std::string::npos) << error;
+}
+
 TEST (Normalize, DataSpanIsBounded)
 {
   // The TTML fragment's data spans both mdats (2,849 bytes after the moof): with a bound

@@ -263,6 +263,38 @@ TEST (IoThread, ViewerGetsTheFramesPosted)
   EXPECT_EQ (snap.clients[0].backlog_bytes, 0u);
 }
 
+TEST (IoThread, PayloadOfSeveralSpansIsWrittenWhole)
+{
+  // Fragments in 100 spans each (more than one writev's 64 iovecs), over a socket with small
+  // buffers (partial writes): the viewer gets the same frames as from one block.
+  Stream whole = MakeStream ("notes-g30.mp4");
+  Stream split = fmp4ws::test::SplitPayloads (whole, 100);
+  std::vector<Frame> got[2];
+  for (int k = 0; k < 2; k++) {
+    const Stream &s = k ? split : whole;
+    Observed obs;
+    std::string error;
+    auto t = IoThread::Start (0, Quiet (), obs.Callbacks (), &error);
+    ASSERT_TRUE (t) << error;
+    Client c;
+    Connect (t.get (), 7, &c, 4096);
+    ASSERT_TRUE (obs.WaitAdded (1));
+    t->PostInit (s.init);
+    for (const ItemPtr &f : s.fragments)
+      t->PostFragment (f, 0);
+    Frame f;
+    for (size_t i = 0; i < 2 + s.fragments.size (); i++) {  // stream, init, fragments
+      ASSERT_TRUE (c.Next (&f)) << i;
+      got[k].push_back (f);
+    }
+  }
+  ASSERT_EQ (got[0].size (), got[1].size ());
+  for (size_t i = 0; i < got[0].size (); i++) {
+    EXPECT_EQ (got[0][i].opcode, got[1][i].opcode) << i;
+    EXPECT_TRUE (got[0][i].payload == got[1][i].payload) << "frame " << i;
+  }
+}
+
 TEST (IoThread, StalledViewerIsBounded)
 {
   Stream s = MakeStream ("notes-g30.mp4");

@@ -130,7 +130,9 @@ import { LOG_PREFIX, errText, round3, isSafari, isFirefox } from './util.js';
  * - `paused`: the video element is paused (user, or autoplay refused);
  * - `suspended`: the player asked the server to pause (hidden page, ManagedMediaSource `endstreaming`);
  * - `reconnecting`: connection lost, waiting to reconnect (with backoff);
- * - `ended`: the server sent `eos` (the player keeps trying to reconnect);
+ * - `ended`: the server sent `eos`: the MediaSource is ended, so what is buffered plays to its end
+ *   (even a buffer too short for the browser to start on); stays `ended` while that tail plays
+ *   and until a new `stream` (the player keeps trying to reconnect);
  * - `unsupported`: the browser cannot play the stream's codecs (see `error` event / message);
  * - `stopped`: `stop()` was called.
  * @typedef {'idle'|'connecting'|'loading'|'playing'|'buffering'|'paused'|'suspended'|'reconnecting'|'ended'|'unsupported'|'stopped'} Fmp4PlayerState
@@ -239,6 +241,8 @@ export class Fmp4Player extends EventTarget {
     this._pauseReasons = new Set();
     this._pauseSent = false;
     this._eos = false;
+    /** `eos` came and no new `stream` since: the state stays 'ended' while the tail plays */
+    this._streamEnded = false;
     this._connectT0 = 0;
     this._ttff = /** @type {number|null} */ (null);
     this._framesShown = false;
@@ -417,6 +421,7 @@ export class Fmp4Player extends EventTarget {
     this._running = true;
     this._transport.resetBackoff();
     this._eos = false;
+    this._streamEnded = false;
     this._counters = { bytes: 0, reconnects: 0, stalls: 0, jumps: 0, evictions: 0, skips: 0 };
     this._frameBase = { dropped: 0, decoded: 0 };
     this._rx.reset();
@@ -494,6 +499,7 @@ export class Fmp4Player extends EventTarget {
 
   _onEos() {
     this._eos = true;
+    this._streamEnded = true;
     this._setState('ended');
     this._mse?.push({ type: 'call', name: 'endOfStream', fn: () => {
       const ms = this._mse?.ms;
@@ -510,6 +516,7 @@ export class Fmp4Player extends EventTarget {
    */
   _onStream(msg, mseOnly = false, previousStream = null) {
     const previous = mseOnly ? previousStream : this._stream;
+    this._streamEnded = false;
     if (!mseOnly) {
       this._stream = msg;
       this._generation = msg.generation ?? this._generation + 1;
@@ -1082,7 +1089,9 @@ export class Fmp4Player extends EventTarget {
   // ------------------------------------------------------------------ video events
 
   _onPlaying() {
-    if (!this._pauseReasons.size) this._setState('playing');
+    // after `eos` the video may still start (endOfStream lets the browser play a buffer too short
+    // to start on, then its tail), also while reconnecting: the stream stays 'ended'
+    if (!this._pauseReasons.size && !this._streamEnded) this._setState('playing');
   }
 
   _onWaiting() {
