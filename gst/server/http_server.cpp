@@ -234,14 +234,22 @@ struct Conn
 
   // Closes it, counted as `why` (shut down: libsoup's read or TLS handshake fails, it lets
   // go of the connection and the socket ends). `why` NULL: not counted. On the server's
-  // thread.
+  // thread. Whatever was written goes out, then a FIN (RFC 9293 §3.6); the socket's final
+  // close then resets the connection (SO_LINGER 0, as nginx's reset_timedout_connection):
+  // once shut for reading, Linux no longer reopens a receive window that a client still
+  // sending filled (tcp_cleanup_rbuf), and a graceful close would leave that client
+  // probing the zero window, its descriptor held, until tcp_fin_timeout (60 s); the RST
+  // ends it at once (the client sees ECONNRESET or EPIPE, after what was written to it).
   void Close (const char *why)
   {
     Disarm ();
     if (!g_socket_is_closed (sock)) {
       if (why && ledger->refused)
         ledger->refused (why);
-      g_socket_shutdown (sock, TRUE, TRUE, NULL);
+      struct linger abortive = {1, 0};
+      setsockopt (g_socket_get_fd (sock), SOL_SOCKET, SO_LINGER, &abortive, sizeof abortive);
+      g_socket_shutdown (sock, FALSE, TRUE, NULL);  // the FIN, after the answer
+      g_socket_shutdown (sock, TRUE, FALSE, NULL);  // libsoup's next read ends
     }
   }
 

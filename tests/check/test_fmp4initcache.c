@@ -501,7 +501,9 @@ check_no_fragment_warning (const gchar *fixture, const gchar *fix)
                err->message);
   fail_unless (debug && strstr (debug, fix) != NULL, "%s: '%s' does not name %s", fixture,
                debug, fix);
-  while ((ev = gst_harness_try_pull_event (h))) {
+  /* The element posts the warning, then pushes the event (on its clock thread): wait for it
+   * (gst_harness_pull_event: NULL after the harness's 60 s bound), not just look. */
+  while (!saw_event && (ev = gst_harness_pull_event (h))) {
     const GstStructure *st = gst_event_get_structure (ev);
     if (GST_EVENT_TYPE (ev) == GST_EVENT_CUSTOM_DOWNSTREAM_OOB && st &&
         gst_structure_has_name (st, "fmp4ws-diagnostic")) {
