@@ -220,6 +220,29 @@ test('origins tried in turn: the first is down, the second is used; an encoder\'
   }
 });
 
+test('credentials in --relay (userinfo, ?token=) never reach the log, /status or /metrics', { timeout: 60000 }, async () => {
+  const origin = await startServer();
+  const ff = publish(H264('320x180', 30), origin.ingest);
+  const edge = await startServer(['--relay', `http://edge:s3cret@127.0.0.1:${origin.port}/stream.mp4?token=t0ken`,
+    '--relay-retry-min', '0.2']);
+  try {
+    const v = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 2, 20000, 'fragments through the edge');
+    await stop(ff, 'SIGKILL');  // the origin's stream ends: a reconnect, logged again
+    const status = await get(edge.port, '/status');
+    const metrics = await get(edge.port, '/metrics');
+    assert.match(edge.proc.output, /relayed from http:\/\/\*\*\*@127\.0\.0\.1:\d+\/stream\.mp4\?token=\*\*\*/);
+    for (const text of [edge.proc.output, status.body, metrics.body])
+      assert.doesNotMatch(text, /s3cret|t0ken/);
+    v.ws.close();
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
+
 test('the origin\'s publisher goes away for longer than --publisher-timeout: the edge keeps its connection (no replayed GOP) and the next publisher comes through it', { timeout: 60000 }, async () => {
   const origin = await startServer();
   let ff = publish(H264('320x180', 3), origin.ingest);

@@ -1,6 +1,7 @@
 #include "options.h"
 
 #include "routes.h"
+#include "relay_schedule.h"
 
 namespace fmp4ws::tools {
 
@@ -211,7 +212,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
     }
   for (const std::string &u : opt->relay_urls)
     if (!g_str_has_prefix (u.c_str (), "http://") && !g_str_has_prefix (u.c_str (), "https://")) {
-      *error = "--relay: not an http:// or https:// URL: " + u;
+      *error = "--relay: not an http:// or https:// URL: " + redact_token (u);
       return false;
     }
   if (relay_name.value) {
