@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -243,6 +243,49 @@ test('credentials in --relay (userinfo, ?token=) never reach the log, /status or
   }
 });
 
+test('an origin that ends its response: every whole fragment it sent reaches the edge viewer before the reconnect (the ingest pipeline is drained, not dropped)', { timeout: 60000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-eof-'));
+  const file = join(dir, 'short.mp4');
+  const ff = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30',
+    '-t', '2', '-c:v', 'libx264', '-preset', 'veryfast', '-g', '15', '-pix_fmt', 'yuv420p',
+    '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', file]);
+  assert.equal((await ff.done).code, 0, ff.output);
+  const bytes = readFileSync(file);
+  const fragmentsInFile = [...boxes(new Uint8Array(bytes), 0, bytes.length)].filter((b) => b.type === 'moof').length;
+  assert.ok(fragmentsInFile >= 4, `${fragmentsInFile} fragments`);
+  let answered = 0;
+  let release;
+  const held = new Promise((r) => { release = r; });
+  // The whole file, then the end of the response; the second request waits (no second copy).
+  const short = http.createServer(async (req, res) => {
+    if (answered++ > 0) await held;
+    res.writeHead(200, { 'Content-Type': 'video/mp4' });
+    res.end(bytes);
+  });
+  await new Promise((r) => short.listen(0, '127.0.0.1', r));
+  const edge = await startServer(['--relay', relayUrl(short.address().port), '--relay-retry-min', '0.2', '--publisher-timeout', '2']);
+  try {
+    const ev = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await ev.opened;
+    await waitFor(() => /relay: the origin ended its response/.test(edge.proc.output), 20000, 'the end of the first response');
+    await waitFor(() => answered >= 2, 10000, 'the reconnect');
+    await sleep(500);
+    // The viewer joined before the edge's first fragment or after some of it: what it got
+    // ends with the file's last fragment, keyframe first, none lost at the end.
+    const got = ev.inits.flatMap((i) => i.fragments);
+    assert.ok(got.length >= 1, 'fragments at the edge viewer');
+    assert.equal(got[got.length - 1].sequence, fragmentsInFile, 'the last fragment of the response came through');
+    assert.doesNotMatch(edge.proc.output, /no fragment came through/);
+    ev.ws.close();
+  } finally {
+    release();
+    short.closeAllConnections?.();
+    short.close();
+    await stop(edge.proc, 'SIGINT');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the origin\'s publisher goes away for longer than --publisher-timeout: the edge keeps its connection (no replayed GOP) and the next publisher comes through it', { timeout: 60000 }, async () => {
   const origin = await startServer();
   let ff = publish(H264('320x180', 3), origin.ingest);
@@ -303,6 +346,27 @@ test('bad origins (404, garbage) are logged and retried with backoff; the edge k
     junk.close();
     await stop(edge.proc, 'SIGINT');
     await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('an origin that answers 200 with a page (text/html): the edge says so and backs off', { timeout: 60000 }, async () => {
+  // A login or error page in front of the origin, held open like a stream would be.
+  const page = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.write('<!DOCTYPE html><html><body>please log in</body></html>');
+  });
+  await new Promise((r) => page.listen(0, '127.0.0.1', r));
+  const edge = await startServer(['--relay', relayUrl(page.address().port), '--relay-retry-min', '0.2', '--relay-retry-max', '0.4']);
+  try {
+    await waitFor(() => (edge.proc.output.match(/Content-Type text\/html/g) || []).length >= 3, 20000, 'three refused answers');
+    assert.match(edge.proc.output, /relay: the origin answered 200 with Content-Type text\/html, not an fMP4 stream/);
+    const waits = [...edge.proc.output.matchAll(/relay: next attempt in ([0-9.]+) s/g)].map((m) => +m[1]);
+    assert.deepEqual(waits.slice(0, 3), [0.2, 0.4, 0.4]);
+    assert.equal((await get(edge.port, '/status')).status, 200);
+  } finally {
+    page.closeAllConnections?.();
+    page.close();
+    await stop(edge.proc, 'SIGINT');
   }
 });
 

@@ -37,6 +37,11 @@ struct Publisher
   gint64 last_data_us = 0;
   guint64 bytes = 0;
   bool ended = false;
+  // The remote ended its bytes (EOF): end-of-stream went into the ingest pipeline, which
+  // hands on what it holds; its EOS (or an error, or --publisher-timeout) ends the publisher.
+  bool draining = false;
+  gint64 drain_start_us = 0;
+  std::string drain_reason;
   // TCP publisher
   GSocketConnection *conn = nullptr;
   GCancellable *cancel = nullptr;
@@ -159,6 +164,10 @@ gboolean
 on_ingest_bus (GstBus *, GstMessage *m, gpointer user_data)
 {
   Publisher *p = static_cast<Publisher *> (user_data);
+  if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_EOS && p->draining) {
+    end_publisher (p, p->drain_reason);
+    return G_SOURCE_CONTINUE;
+  }
   if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE (m) == GST_MESSAGE_WARNING) {
     GError *err = nullptr;
     gchar *dbg = nullptr;
@@ -187,7 +196,14 @@ on_publisher_timer (gpointer user_data)
 {
   Publisher *p = static_cast<Publisher *> (user_data);
   const int timeout = p->opt->publisher_timeout;
-  if (p->relay_answered)
+  if (p->draining && !p->ended &&
+      g_get_monotonic_time () - p->drain_start_us > gint64 (std::max (1, timeout)) * G_USEC_PER_SEC) {
+    p->timer = 0;
+    end_publisher (p, p->drain_reason + " (its ingest pipeline did not finish within " +
+                          std::to_string (std::max (1, timeout)) + " s)");
+    return G_SOURCE_REMOVE;
+  }
+  if (p->relay_answered || p->draining)
     return G_SOURCE_CONTINUE;
   if (!p->ended && g_get_monotonic_time () - p->last_data_us > gint64 (timeout) * G_USEC_PER_SEC) {
     p->timer = 0;
@@ -237,7 +253,7 @@ start_publisher (StreamRegistry &streams, const Options &opt, Stream *s, const s
 bool
 feed_publisher (Publisher *p, GBytes *bytes)
 {
-  if (p->ended)
+  if (p->ended || p->draining)
     return false;
   p->last_data_us = g_get_monotonic_time ();
   p->bytes += g_bytes_get_size (bytes);
@@ -251,6 +267,21 @@ feed_publisher (Publisher *p, GBytes *bytes)
     return false;
   }
   return true;
+}
+
+// The remote ended its bytes (EOF): what the ingest pipeline holds (whole fragments in
+// appsrc's queue and fmp4initcache) still goes to the viewers, then the publisher ends with
+// `reason` (bounded by --publisher-timeout). Idempotent.
+void
+drain_publisher (Publisher *p, const std::string &reason)
+{
+  if (p->ended || p->draining)
+    return;
+  p->draining = true;
+  p->drain_start_us = g_get_monotonic_time ();
+  p->drain_reason = reason;
+  if (gst_app_src_end_of_stream (GST_APP_SRC (p->src)) != GST_FLOW_OK)
+    end_publisher (p, reason);
 }
 
 /* TCP ingest ------------------------------------------------------------------------------ */
@@ -274,7 +305,7 @@ on_tcp_read (GObject *source, GAsyncResult *res, gpointer user_data)
   }
   if (g_bytes_get_size (bytes) == 0) {
     g_bytes_unref (bytes);
-    end_publisher (p, "publisher disconnected");
+    drain_publisher (p, "publisher disconnected");
     return;
   }
   bool ok = feed_publisher (p, bytes);
@@ -377,6 +408,9 @@ relay_finished (Relay *r, Publisher *p)
   if (r->stopped)
     return;
   const bool delivered = p->samples.load () > 0;  // fragments came through
+  if (!delivered && p->relay_answered)
+    log_msg ("stream %s: relay: no fragment came through (is the URL a live fMP4 stream, "
+             "e.g. /stream.mp4?)", stream_label (r->stream));
   const double wait_s = r->schedule.ended (delivered);
   log_msg ("stream %s: relay: next attempt in %.1f s: %s", stream_label (r->stream), wait_s,
            redact_token (r->schedule.url ()).c_str ());
@@ -417,10 +451,8 @@ on_relay_read (GObject *source, GAsyncResult *res, gpointer user_data)
   }
   if (g_bytes_get_size (bytes) == 0) {
     g_bytes_unref (bytes);
-    end_publisher (p, p->samples.load () ? "relay: the origin ended the stream"
-                                         : "relay: the origin ended its response before a "
-                                           "fragment came through (is the URL a live fMP4 "
-                                           "stream, e.g. /stream.mp4?)");
+    drain_publisher (p, "relay: the origin ended its response");
+    return;
     return;
   }
   bool ok = feed_publisher (p, bytes);
@@ -456,6 +488,17 @@ on_relay_sent (GObject *source, GAsyncResult *res, gpointer user_data)
                           (phrase ? phrase : "") +
                           (status == SOUP_STATUS_FORBIDDEN ? " (is ?token= valid for this path?)"
                                                            : ""));
+    return;
+  }
+  // A page, not a stream (a login page, a proxy's or CDN's error page answered 200): said
+  // so, instead of its bytes failing as an fMP4 stream. Any other type is tried (origins
+  // other than fmp4ws-server may say application/octet-stream or nothing).
+  const char *type = soup_message_headers_get_content_type (
+      soup_message_get_response_headers (p->relay_msg), nullptr);
+  if (type && (g_str_has_prefix (type, "text/") || strstr (type, "html") || strstr (type, "json"))) {
+    g_object_unref (in);
+    end_publisher (p, std::string ("relay: the origin answered 200 with Content-Type ") + type +
+                          ", not an fMP4 stream (video/mp4): a login or error page?");
     return;
   }
   p->relay_in = in;
