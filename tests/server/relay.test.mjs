@@ -313,6 +313,36 @@ test('the origin\'s publisher goes away for longer than --publisher-timeout: the
   }
 });
 
+test('--relay-idle-timeout: a hung origin process (SIGSTOP: its kernel still answers) is left for the next origin; the viewer gets its stream on the same WebSocket', { timeout: 90000 }, async () => {
+  const a = await startServer();
+  const b = await startServer();
+  const ffa = publish(H264('320x180', 60), a.ingest);
+  const ffb = publish(H264('640x360', 60), b.ingest);
+  const edge = await startServer(['--relay', relayUrl(a.port), '--relay', relayUrl(b.port),
+    '--relay-idle-timeout', '2', '--publisher-timeout', '1', '--relay-retry-min', '0.2']);
+  try {
+    const v = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 2, 20000, 'fragments from the first origin');
+    assert.equal(v.streams[0].width, 320);
+    a.proc.kill('SIGSTOP');
+    await waitFor(() => v.streams.some((st) => st.width === 640) && v.inits[v.inits.length - 1].fragments.length >= 1,
+      30000, 'the second origin\'s stream at the edge viewer');
+    assert.match(edge.proc.output, /relay: no data from the origin for 2 s \(--relay-idle-timeout\)/);
+    const last = v.inits[v.inits.length - 1];
+    assert.ok(last.fragments[0].keyframe, 'keyframe first');
+    assert.equal(v.closed, false);
+    v.ws.close();
+  } finally {
+    a.proc.kill('SIGCONT');
+    await stop(ffa, 'SIGKILL');
+    await stop(ffb, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(a.proc, 'SIGINT');
+    await stop(b.proc, 'SIGINT');
+  }
+});
+
 test('bad origins (404, garbage) are logged and retried with backoff; the edge keeps serving', { timeout: 60000 }, async () => {
   const origin = await startServer();  // no stream named nope: 404
   // 200 and random bytes without end (until the edge hangs up).

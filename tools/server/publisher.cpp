@@ -203,6 +203,14 @@ on_publisher_timer (gpointer user_data)
                           std::to_string (std::max (1, timeout)) + " s)");
     return G_SOURCE_REMOVE;
   }
+  const int idle = p->opt->relay_idle_timeout;
+  if (p->relay_answered && !p->draining && !p->ended && idle > 0 &&
+      g_get_monotonic_time () - p->last_data_us > gint64 (idle) * G_USEC_PER_SEC) {
+    p->timer = 0;
+    end_publisher (p, "relay: no data from the origin for " + std::to_string (idle) +
+                          " s (--relay-idle-timeout)");
+    return G_SOURCE_REMOVE;
+  }
   if (p->relay_answered || p->draining)
     return G_SOURCE_CONTINUE;
   if (!p->ended && g_get_monotonic_time () - p->last_data_us > gint64 (timeout) * G_USEC_PER_SEC) {
