@@ -7,6 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -397,6 +399,29 @@ test('an origin that answers 200 with a page (text/html): the edge says so and b
     page.closeAllConnections?.();
     page.close();
     await stop(edge.proc, 'SIGINT');
+  }
+});
+
+test('an https origin with a self-signed certificate: refused, and the log says why', { timeout: 60000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-tls-'));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=elsewhere.example',
+    '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const origin = https.createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
+    res.writeHead(200, { 'Content-Type': 'video/mp4' });
+  });
+  await new Promise((r) => origin.listen(0, '127.0.0.1', r));
+  const edge = await startServer(['--relay', `https://127.0.0.1:${origin.address().port}/stream.mp4`, '--relay-retry-min', '0.2']);
+  try {
+    await waitFor(() => /cannot reach the origin/.test(edge.proc.output), 20000, 'the refused origin');
+    assert.match(edge.proc.output, /relay: cannot reach the origin: .*\(the certificate: not signed by a known certificate authority, not for this host name\)/);
+    assert.equal((await get(edge.port, '/status')).status, 200);
+  } finally {
+    origin.closeAllConnections?.();
+    origin.close();
+    await stop(edge.proc, 'SIGINT');
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "log.h"
@@ -51,6 +52,7 @@ struct Publisher
   SoupMessage *relay_msg = nullptr;
   GInputStream *relay_in = nullptr;
   bool relay_answered = false;  // the origin answered 200
+  std::string relay_tls_errors;  // why the origin's TLS certificate was refused, if it was
   // Asynchronous operations not yet called back: their callbacks hold `this`, so the
   // teardown (pipeline, timers, the relay's retry) runs at once but the last of them frees it.
   unsigned pending_io = 0;
@@ -484,7 +486,8 @@ on_relay_sent (GObject *source, GAsyncResult *res, gpointer user_data)
     return;
   }
   if (!in) {
-    end_publisher (p, std::string ("relay: cannot reach the origin: ") + err->message);
+    end_publisher (p, std::string ("relay: cannot reach the origin: ") + err->message +
+                          p->relay_tls_errors);
     g_error_free (err);
     return;
   }
@@ -532,6 +535,28 @@ relay_keepalive (SoupMessage *, GSocketClientEvent event, GIOStream *connection,
   g_socket_set_option (sock, IPPROTO_TCP, TCP_KEEPCNT, 3, nullptr);
 }
 
+// An https origin's certificate that GIO's TLS database refused: why, for the log line of the
+// failed attempt (libsoup only says "Unacceptable TLS certificate"). Still refused.
+gboolean
+relay_tls_refused (SoupMessage *, GTlsCertificate *, GTlsCertificateFlags errors, gpointer user_data)
+{
+  static const std::pair<GTlsCertificateFlags, const char *> kWhy[] = {
+      {G_TLS_CERTIFICATE_UNKNOWN_CA, "not signed by a known certificate authority"},
+      {G_TLS_CERTIFICATE_BAD_IDENTITY, "not for this host name"},
+      {G_TLS_CERTIFICATE_NOT_ACTIVATED, "not valid yet"},
+      {G_TLS_CERTIFICATE_EXPIRED, "expired"},
+      {G_TLS_CERTIFICATE_REVOKED, "revoked"},
+      {G_TLS_CERTIFICATE_INSECURE, "insecure algorithm"},
+      {G_TLS_CERTIFICATE_GENERIC_ERROR, "unknown error"},
+  };
+  std::string why;
+  for (const auto &w : kWhy)
+    if (errors & w.first)
+      why += std::string (why.empty () ? "" : ", ") + w.second;
+  static_cast<Publisher *> (user_data)->relay_tls_errors = " (the certificate: " + why + ")";
+  return FALSE;
+}
+
 // An attempt: GET the schedule's URL, its body into a new publisher of the relay's stream.
 void
 relay_connect (Relay *r)
@@ -549,6 +574,7 @@ relay_connect (Relay *r)
   // keepalive is set on it, and a restarted origin is reached afresh.
   soup_message_add_flags (p->relay_msg, SOUP_MESSAGE_NEW_CONNECTION);
   g_signal_connect (p->relay_msg, "network-event", G_CALLBACK (relay_keepalive), p);
+  g_signal_connect (p->relay_msg, "accept-certificate", G_CALLBACK (relay_tls_refused), p);
   p->cancel = g_cancellable_new ();
   p->pending_io++;
   soup_session_send_async (r->session, p->relay_msg, G_PRIORITY_DEFAULT, p->cancel,
