@@ -154,7 +154,11 @@ export class Topology {
    */
   spawn(role, cmd, args, opts = {}) {
     const { stdout, env, name } = opts;
-    const [c0, a0] = inNamespace(this.name(role), cmd, args);
+    const [n0, n1] = inNamespace(this.name(role), cmd, args);
+    // SIGKILL when this test process dies, even by SIGKILL (prctl PR_SET_PDEATHSIG, kept
+    // through nsenter's exec into `cmd`): no origin, edge or nginx left running in the
+    // namespaces until the next run's removeStale().
+    const [c0, a0] = ['setpriv', ['--pdeathsig', 'KILL', n0, ...n1]];
     const c = spawn(c0, a0, {
       env: env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'],
     });

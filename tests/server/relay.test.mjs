@@ -7,8 +7,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -220,6 +222,72 @@ test('origins tried in turn: the first is down, the second is used; an encoder\'
   }
 });
 
+test('credentials in --relay (userinfo, ?token=) never reach the log, /status or /metrics', { timeout: 60000 }, async () => {
+  const origin = await startServer();
+  const ff = publish(H264('320x180', 30), origin.ingest);
+  const edge = await startServer(['--relay', `http://edge:s3cret@127.0.0.1:${origin.port}/stream.mp4?token=t0ken`,
+    '--relay-retry-min', '0.2']);
+  try {
+    const v = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 2, 20000, 'fragments through the edge');
+    await stop(ff, 'SIGKILL');  // the origin's stream ends: a reconnect, logged again
+    const status = await get(edge.port, '/status');
+    const metrics = await get(edge.port, '/metrics');
+    assert.match(edge.proc.output, /relayed from http:\/\/\*\*\*@127\.0\.0\.1:\d+\/stream\.mp4\?token=\*\*\*/);
+    for (const text of [edge.proc.output, status.body, metrics.body])
+      assert.doesNotMatch(text, /s3cret|t0ken/);
+    v.ws.close();
+  } finally {
+    await stop(ff, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('an origin that ends its response: every whole fragment it sent reaches the edge viewer before the reconnect (the ingest pipeline is drained, not dropped)', { timeout: 60000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-eof-'));
+  const file = join(dir, 'short.mp4');
+  const ff = run('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-f', 'lavfi', '-i', 'testsrc2=size=320x180:rate=30',
+    '-t', '2', '-c:v', 'libx264', '-preset', 'veryfast', '-g', '15', '-pix_fmt', 'yuv420p',
+    '-f', 'mp4', '-movflags', 'frag_keyframe+empty_moov+default_base_moof', file]);
+  assert.equal((await ff.done).code, 0, ff.output);
+  const bytes = readFileSync(file);
+  const fragmentsInFile = [...boxes(new Uint8Array(bytes), 0, bytes.length)].filter((b) => b.type === 'moof').length;
+  assert.ok(fragmentsInFile >= 4, `${fragmentsInFile} fragments`);
+  let answered = 0;
+  let release;
+  const held = new Promise((r) => { release = r; });
+  // The whole file, then the end of the response; the second request waits (no second copy).
+  const short = http.createServer(async (req, res) => {
+    if (answered++ > 0) await held;
+    res.writeHead(200, { 'Content-Type': 'video/mp4' });
+    res.end(bytes);
+  });
+  await new Promise((r) => short.listen(0, '127.0.0.1', r));
+  const edge = await startServer(['--relay', relayUrl(short.address().port), '--relay-retry-min', '0.2', '--publisher-timeout', '2']);
+  try {
+    const ev = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await ev.opened;
+    await waitFor(() => /relay: the origin ended its response/.test(edge.proc.output), 20000, 'the end of the first response');
+    await waitFor(() => answered >= 2, 10000, 'the reconnect');
+    await sleep(500);
+    // The viewer joined before the edge's first fragment or after some of it: what it got
+    // ends with the file's last fragment, keyframe first, none lost at the end.
+    const got = ev.inits.flatMap((i) => i.fragments);
+    assert.ok(got.length >= 1, 'fragments at the edge viewer');
+    assert.equal(got[got.length - 1].sequence, fragmentsInFile, 'the last fragment of the response came through');
+    assert.doesNotMatch(edge.proc.output, /no fragment came through/);
+    ev.ws.close();
+  } finally {
+    release();
+    short.closeAllConnections?.();
+    short.close();
+    await stop(edge.proc, 'SIGINT');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the origin\'s publisher goes away for longer than --publisher-timeout: the edge keeps its connection (no replayed GOP) and the next publisher comes through it', { timeout: 60000 }, async () => {
   const origin = await startServer();
   let ff = publish(H264('320x180', 3), origin.ingest);
@@ -244,6 +312,36 @@ test('the origin\'s publisher goes away for longer than --publisher-timeout: the
     await stop(ff, 'SIGKILL');
     await stop(edge.proc, 'SIGINT');
     await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('--relay-idle-timeout: a hung origin process (SIGSTOP: its kernel still answers) is left for the next origin; the viewer gets its stream on the same WebSocket', { timeout: 90000 }, async () => {
+  const a = await startServer();
+  const b = await startServer();
+  const ffa = publish(H264('320x180', 60), a.ingest);
+  const ffb = publish(H264('640x360', 60), b.ingest);
+  const edge = await startServer(['--relay', relayUrl(a.port), '--relay', relayUrl(b.port),
+    '--relay-idle-timeout', '2', '--publisher-timeout', '1', '--relay-retry-min', '0.2']);
+  try {
+    const v = viewer(`ws://127.0.0.1:${edge.port}/`);
+    await v.opened;
+    await waitFor(() => v.fragments >= 2, 20000, 'fragments from the first origin');
+    assert.equal(v.streams[0].width, 320);
+    a.proc.kill('SIGSTOP');
+    await waitFor(() => v.streams.some((st) => st.width === 640) && v.inits[v.inits.length - 1].fragments.length >= 1,
+      30000, 'the second origin\'s stream at the edge viewer');
+    assert.match(edge.proc.output, /relay: no data from the origin for 2 s \(--relay-idle-timeout\)/);
+    const last = v.inits[v.inits.length - 1];
+    assert.ok(last.fragments[0].keyframe, 'keyframe first');
+    assert.equal(v.closed, false);
+    v.ws.close();
+  } finally {
+    a.proc.kill('SIGCONT');
+    await stop(ffa, 'SIGKILL');
+    await stop(ffb, 'SIGKILL');
+    await stop(edge.proc, 'SIGINT');
+    await stop(a.proc, 'SIGINT');
+    await stop(b.proc, 'SIGINT');
   }
 });
 
@@ -280,6 +378,50 @@ test('bad origins (404, garbage) are logged and retried with backoff; the edge k
     junk.close();
     await stop(edge.proc, 'SIGINT');
     await stop(origin.proc, 'SIGINT');
+  }
+});
+
+test('an origin that answers 200 with a page (text/html): the edge says so and backs off', { timeout: 60000 }, async () => {
+  // A login or error page in front of the origin, held open like a stream would be.
+  const page = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' });
+    res.write('<!DOCTYPE html><html><body>please log in</body></html>');
+  });
+  await new Promise((r) => page.listen(0, '127.0.0.1', r));
+  const edge = await startServer(['--relay', relayUrl(page.address().port), '--relay-retry-min', '0.2', '--relay-retry-max', '0.4']);
+  try {
+    await waitFor(() => (edge.proc.output.match(/Content-Type text\/html/g) || []).length >= 3, 20000, 'three refused answers');
+    assert.match(edge.proc.output, /relay: the origin answered 200 with Content-Type text\/html, not an fMP4 stream/);
+    const waits = [...edge.proc.output.matchAll(/relay: next attempt in ([0-9.]+) s/g)].map((m) => +m[1]);
+    assert.deepEqual(waits.slice(0, 3), [0.2, 0.4, 0.4]);
+    assert.equal((await get(edge.port, '/status')).status, 200);
+  } finally {
+    page.closeAllConnections?.();
+    page.close();
+    await stop(edge.proc, 'SIGINT');
+  }
+});
+
+test('an https origin with a self-signed certificate: refused, and the log says why', { timeout: 60000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'relay-tls-'));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=elsewhere.example',
+    '-keyout', key, '-out', cert], { stdio: 'ignore' });
+  const origin = https.createServer({ cert: readFileSync(cert), key: readFileSync(key) }, (req, res) => {
+    res.writeHead(200, { 'Content-Type': 'video/mp4' });
+  });
+  await new Promise((r) => origin.listen(0, '127.0.0.1', r));
+  const edge = await startServer(['--relay', `https://127.0.0.1:${origin.address().port}/stream.mp4`, '--relay-retry-min', '0.2']);
+  try {
+    await waitFor(() => /cannot reach the origin/.test(edge.proc.output), 20000, 'the refused origin');
+    assert.match(edge.proc.output, /relay: cannot reach the origin: .*\(the certificate: not signed by a known certificate authority, not for this host name\)/);
+    assert.equal((await get(edge.port, '/status')).status, 200);
+  } finally {
+    origin.closeAllConnections?.();
+    origin.close();
+    await stop(edge.proc, 'SIGINT');
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -336,6 +336,12 @@ TEST (RedactToken, HidesTheTokenValueOnly)
   EXPECT_EQ (redact_token ("http://o/s.mp4?rebase=0&token=1.a&x=y#f"),
              "http://o/s.mp4?rebase=0&token=***&x=y#f");
   EXPECT_EQ (redact_token ("http://o/s.mp4?xtoken=1"), "http://o/s.mp4?xtoken=1");
+  // Userinfo is a credential too (RFC 3986 section 3.2.1).
+  EXPECT_EQ (redact_token ("http://u:s3cret@o:8080/s.mp4?token=1"), "http://***@o:8080/s.mp4?token=***");
+  EXPECT_EQ (redact_token ("https://s3cret@o/s.mp4"), "https://***@o/s.mp4");
+  EXPECT_EQ (redact_token ("http://a:b@c@o/s.mp4"), "http://***@o/s.mp4");
+  EXPECT_EQ (redact_token ("http://o/s.mp4?next=a@b"), "http://o/s.mp4?next=a@b");
+  EXPECT_EQ (redact_token ("http://o/a@b/s.mp4"), "http://o/a@b/s.mp4");
 }
 
 TEST (TokenCommand, NotWithoutTheWord)

@@ -1,6 +1,7 @@
 #include "options.h"
 
 #include "routes.h"
+#include "relay_schedule.h"
 
 namespace fmp4ws::tools {
 
@@ -175,6 +176,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
       {"relay-name", 0, 0, G_OPTION_ARG_STRING, &relay_name.value, "The stream --relay fills: NAME at /live/NAME/ (default: the default stream at /, and then no TCP ingest)", "NAME"},
       {"relay-retry-min", 0, 0, G_OPTION_ARG_DOUBLE, &opt->relay_retry_min, "Seconds before reconnecting to an origin that ended its stream; the wait doubles after each round of failed origins (default 0.5)", "SECONDS"},
       {"relay-retry-max", 0, 0, G_OPTION_ARG_DOUBLE, &opt->relay_retry_max, "The longest wait between rounds of reconnects (default 30)", "SECONDS"},
+      {"relay-idle-timeout", 0, 0, G_OPTION_ARG_INT, &opt->relay_idle_timeout, "Reconnect when an origin that answered sends nothing for this long: a hung origin process (its kernel still answers TCP keepalive) is left for the next --relay; viewers then get the origin's init and GOP again as a new stream (default 0: never, an origin without a publisher may be silent for any time)", "SECONDS"},
       {nullptr, 0, 0, G_OPTION_ARG_NONE, nullptr, nullptr, nullptr},
   };
   GOptionContext *ctx = g_option_context_new ("- live fragmented MP4 to web browsers");
@@ -211,7 +213,7 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
     }
   for (const std::string &u : opt->relay_urls)
     if (!g_str_has_prefix (u.c_str (), "http://") && !g_str_has_prefix (u.c_str (), "https://")) {
-      *error = "--relay: not an http:// or https:// URL: " + u;
+      *error = "--relay: not an http:// or https:// URL: " + redact_token (u);
       return false;
     }
   if (relay_name.value) {
@@ -224,6 +226,10 @@ parse_options (int *argc, char ***argv, GOptionGroup *extra, Options *opt, std::
       *error = "--relay-name: not a stream name (1 to 64 of A-Z a-z 0-9 . _ -)";
       return false;
     }
+  }
+  if (opt->relay_idle_timeout < 0 || opt->relay_idle_timeout > 86400) {
+    *error = "--relay-idle-timeout takes 0 (never) to 86400 s";
+    return false;
   }
   if (!(opt->relay_retry_min > 0 && opt->relay_retry_min <= 3600 &&
         opt->relay_retry_max >= opt->relay_retry_min && opt->relay_retry_max <= 86400)) {

@@ -43,6 +43,8 @@ struct Options
   std::string relay_name;              // --relay-name: the stream it fills, "": the default one
   double relay_retry_min = 0.5;        // --relay-retry-min: seconds, first wait before a retry
   double relay_retry_max = 30;         // --relay-retry-max: seconds, the longest wait
+  int relay_idle_timeout = 0;          // --relay-idle-timeout: seconds without data from an
+                                       // origin that answered before reconnecting, 0: never
 };
 
 // `fmp4ws-server token ...`: prints a signed viewer URL.

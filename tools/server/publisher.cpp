@@ -12,6 +12,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "log.h"
@@ -37,6 +38,11 @@ struct Publisher
   gint64 last_data_us = 0;
   guint64 bytes = 0;
   bool ended = false;
+  // The remote ended its bytes (EOF): end-of-stream went into the ingest pipeline, which
+  // hands on what it holds; its EOS (or an error, or --publisher-timeout) ends the publisher.
+  bool draining = false;
+  gint64 drain_start_us = 0;
+  std::string drain_reason;
   // TCP publisher
   GSocketConnection *conn = nullptr;
   GCancellable *cancel = nullptr;
@@ -46,6 +52,7 @@ struct Publisher
   SoupMessage *relay_msg = nullptr;
   GInputStream *relay_in = nullptr;
   bool relay_answered = false;  // the origin answered 200
+  std::string relay_tls_errors;  // why the origin's TLS certificate was refused, if it was
   // Asynchronous operations not yet called back: their callbacks hold `this`, so the
   // teardown (pipeline, timers, the relay's retry) runs at once but the last of them frees it.
   unsigned pending_io = 0;
@@ -159,6 +166,10 @@ gboolean
 on_ingest_bus (GstBus *, GstMessage *m, gpointer user_data)
 {
   Publisher *p = static_cast<Publisher *> (user_data);
+  if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_EOS && p->draining) {
+    end_publisher (p, p->drain_reason);
+    return G_SOURCE_CONTINUE;
+  }
   if (GST_MESSAGE_TYPE (m) == GST_MESSAGE_ERROR || GST_MESSAGE_TYPE (m) == GST_MESSAGE_WARNING) {
     GError *err = nullptr;
     gchar *dbg = nullptr;
@@ -187,7 +198,22 @@ on_publisher_timer (gpointer user_data)
 {
   Publisher *p = static_cast<Publisher *> (user_data);
   const int timeout = p->opt->publisher_timeout;
-  if (p->relay_answered)
+  if (p->draining && !p->ended &&
+      g_get_monotonic_time () - p->drain_start_us > gint64 (std::max (1, timeout)) * G_USEC_PER_SEC) {
+    p->timer = 0;
+    end_publisher (p, p->drain_reason + " (its ingest pipeline did not finish within " +
+                          std::to_string (std::max (1, timeout)) + " s)");
+    return G_SOURCE_REMOVE;
+  }
+  const int idle = p->opt->relay_idle_timeout;
+  if (p->relay_answered && !p->draining && !p->ended && idle > 0 &&
+      g_get_monotonic_time () - p->last_data_us > gint64 (idle) * G_USEC_PER_SEC) {
+    p->timer = 0;
+    end_publisher (p, "relay: no data from the origin for " + std::to_string (idle) +
+                          " s (--relay-idle-timeout)");
+    return G_SOURCE_REMOVE;
+  }
+  if (p->relay_answered || p->draining)
     return G_SOURCE_CONTINUE;
   if (!p->ended && g_get_monotonic_time () - p->last_data_us > gint64 (timeout) * G_USEC_PER_SEC) {
     p->timer = 0;
@@ -237,7 +263,7 @@ start_publisher (StreamRegistry &streams, const Options &opt, Stream *s, const s
 bool
 feed_publisher (Publisher *p, GBytes *bytes)
 {
-  if (p->ended)
+  if (p->ended || p->draining)
     return false;
   p->last_data_us = g_get_monotonic_time ();
   p->bytes += g_bytes_get_size (bytes);
@@ -251,6 +277,21 @@ feed_publisher (Publisher *p, GBytes *bytes)
     return false;
   }
   return true;
+}
+
+// The remote ended its bytes (EOF): what the ingest pipeline holds (whole fragments in
+// appsrc's queue and fmp4initcache) still goes to the viewers, then the publisher ends with
+// `reason` (bounded by --publisher-timeout). Idempotent.
+void
+drain_publisher (Publisher *p, const std::string &reason)
+{
+  if (p->ended || p->draining)
+    return;
+  p->draining = true;
+  p->drain_start_us = g_get_monotonic_time ();
+  p->drain_reason = reason;
+  if (gst_app_src_end_of_stream (GST_APP_SRC (p->src)) != GST_FLOW_OK)
+    end_publisher (p, reason);
 }
 
 /* TCP ingest ------------------------------------------------------------------------------ */
@@ -274,7 +315,7 @@ on_tcp_read (GObject *source, GAsyncResult *res, gpointer user_data)
   }
   if (g_bytes_get_size (bytes) == 0) {
     g_bytes_unref (bytes);
-    end_publisher (p, "publisher disconnected");
+    drain_publisher (p, "publisher disconnected");
     return;
   }
   bool ok = feed_publisher (p, bytes);
@@ -377,6 +418,9 @@ relay_finished (Relay *r, Publisher *p)
   if (r->stopped)
     return;
   const bool delivered = p->samples.load () > 0;  // fragments came through
+  if (!delivered && p->relay_answered)
+    log_msg ("stream %s: relay: no fragment came through (is the URL a live fMP4 stream, "
+             "e.g. /stream.mp4?)", stream_label (r->stream));
   const double wait_s = r->schedule.ended (delivered);
   log_msg ("stream %s: relay: next attempt in %.1f s: %s", stream_label (r->stream), wait_s,
            redact_token (r->schedule.url ()).c_str ());
@@ -417,10 +461,8 @@ on_relay_read (GObject *source, GAsyncResult *res, gpointer user_data)
   }
   if (g_bytes_get_size (bytes) == 0) {
     g_bytes_unref (bytes);
-    end_publisher (p, p->samples.load () ? "relay: the origin ended the stream"
-                                         : "relay: the origin ended its response before a "
-                                           "fragment came through (is the URL a live fMP4 "
-                                           "stream, e.g. /stream.mp4?)");
+    drain_publisher (p, "relay: the origin ended its response");
+    return;
     return;
   }
   bool ok = feed_publisher (p, bytes);
@@ -444,7 +486,8 @@ on_relay_sent (GObject *source, GAsyncResult *res, gpointer user_data)
     return;
   }
   if (!in) {
-    end_publisher (p, std::string ("relay: cannot reach the origin: ") + err->message);
+    end_publisher (p, std::string ("relay: cannot reach the origin: ") + err->message +
+                          p->relay_tls_errors);
     g_error_free (err);
     return;
   }
@@ -456,6 +499,17 @@ on_relay_sent (GObject *source, GAsyncResult *res, gpointer user_data)
                           (phrase ? phrase : "") +
                           (status == SOUP_STATUS_FORBIDDEN ? " (is ?token= valid for this path?)"
                                                            : ""));
+    return;
+  }
+  // A page, not a stream (a login page, a proxy's or CDN's error page answered 200): said
+  // so, instead of its bytes failing as an fMP4 stream. Any other type is tried (origins
+  // other than fmp4ws-server may say application/octet-stream or nothing).
+  const char *type = soup_message_headers_get_content_type (
+      soup_message_get_response_headers (p->relay_msg), nullptr);
+  if (type && (g_str_has_prefix (type, "text/") || strstr (type, "html") || strstr (type, "json"))) {
+    g_object_unref (in);
+    end_publisher (p, std::string ("relay: the origin answered 200 with Content-Type ") + type +
+                          ", not an fMP4 stream (video/mp4): a login or error page?");
     return;
   }
   p->relay_in = in;
@@ -481,6 +535,28 @@ relay_keepalive (SoupMessage *, GSocketClientEvent event, GIOStream *connection,
   g_socket_set_option (sock, IPPROTO_TCP, TCP_KEEPCNT, 3, nullptr);
 }
 
+// An https origin's certificate that GIO's TLS database refused: why, for the log line of the
+// failed attempt (libsoup only says "Unacceptable TLS certificate"). Still refused.
+gboolean
+relay_tls_refused (SoupMessage *, GTlsCertificate *, GTlsCertificateFlags errors, gpointer user_data)
+{
+  static const std::pair<GTlsCertificateFlags, const char *> kWhy[] = {
+      {G_TLS_CERTIFICATE_UNKNOWN_CA, "not signed by a known certificate authority"},
+      {G_TLS_CERTIFICATE_BAD_IDENTITY, "not for this host name"},
+      {G_TLS_CERTIFICATE_NOT_ACTIVATED, "not valid yet"},
+      {G_TLS_CERTIFICATE_EXPIRED, "expired"},
+      {G_TLS_CERTIFICATE_REVOKED, "revoked"},
+      {G_TLS_CERTIFICATE_INSECURE, "insecure algorithm"},
+      {G_TLS_CERTIFICATE_GENERIC_ERROR, "unknown error"},
+  };
+  std::string why;
+  for (const auto &w : kWhy)
+    if (errors & w.first)
+      why += std::string (why.empty () ? "" : ", ") + w.second;
+  static_cast<Publisher *> (user_data)->relay_tls_errors = " (the certificate: " + why + ")";
+  return FALSE;
+}
+
 // An attempt: GET the schedule's URL, its body into a new publisher of the relay's stream.
 void
 relay_connect (Relay *r)
@@ -498,6 +574,7 @@ relay_connect (Relay *r)
   // keepalive is set on it, and a restarted origin is reached afresh.
   soup_message_add_flags (p->relay_msg, SOUP_MESSAGE_NEW_CONNECTION);
   g_signal_connect (p->relay_msg, "network-event", G_CALLBACK (relay_keepalive), p);
+  g_signal_connect (p->relay_msg, "accept-certificate", G_CALLBACK (relay_tls_refused), p);
   p->cancel = g_cancellable_new ();
   p->pending_io++;
   soup_session_send_async (r->session, p->relay_msg, G_PRIORITY_DEFAULT, p->cancel,

@@ -28,9 +28,29 @@ RelaySchedule::ended (bool delivered)
   return std::min (max_s_, min_s_ * std::ldexp (1.0, int (std::min (rounds - 1, 60u))));
 }
 
+namespace {
+
+// `url` with its userinfo (RFC 3986 section 3.2.1, "user:password@") replaced by "***".
 std::string
-redact_token (const std::string &url)
+redact_userinfo (const std::string &url)
 {
+  const size_t scheme = url.find ("://");
+  if (scheme == std::string::npos)
+    return url;
+  const size_t host = scheme + 3;
+  const size_t end = std::min (url.find_first_of ("/?#", host), url.size ());
+  const size_t at = url.rfind ('@', end == 0 ? 0 : end - 1);
+  if (at == std::string::npos || at < host)
+    return url;
+  return url.substr (0, host) + "***" + url.substr (at);
+}
+
+}  // namespace
+
+std::string
+redact_token (const std::string &original)
+{
+  const std::string url = redact_userinfo (original);
   const size_t q = url.find ('?');
   if (q == std::string::npos)
     return url;

@@ -36,8 +36,9 @@ private:
   unsigned failures_ = 0;
 };
 
-// `url` with the value of its `token` query parameter replaced by "***" (for logs: a token is a
-// credential). Other parameters are kept.
+// `url` with the value of its `token` query parameter, and its userinfo ("user:password@",
+// RFC 3986 section 3.2.1), replaced by "***" (for logs: both are credentials). Other parts
+// are kept.
 std::string redact_token (const std::string &url);
 
 }  // namespace fmp4ws::tools
