@@ -296,31 +296,43 @@ drain_publisher (Publisher *p, const std::string &reason)
 
 /* TCP ingest ------------------------------------------------------------------------------ */
 
+// A finished g_input_stream_read_bytes_async of publisher `p`'s input (TCP or a relay's
+// response body): its bytes into the pipeline. `alive` false: the publisher was torn down
+// meanwhile (the read was cancelled), the result is dropped. A read error ends the publisher
+// (`error_prefix` + the error), the end of the input drains it (`end_reason`). True when the
+// caller should read on.
+bool
+take_read (Publisher *p, GObject *source, GAsyncResult *res, bool alive, const char *error_prefix,
+           const char *end_reason)
+{
+  GError *err = nullptr;
+  GBytes *bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), res, &err);
+  if (!alive) {
+    g_clear_error (&err);
+    if (bytes)
+      g_bytes_unref (bytes);
+    return false;
+  }
+  if (!bytes) {
+    end_publisher (p, std::string (error_prefix) + err->message);
+    g_error_free (err);
+    return false;
+  }
+  if (g_bytes_get_size (bytes) == 0) {
+    g_bytes_unref (bytes);
+    drain_publisher (p, end_reason);
+    return false;
+  }
+  bool ok = feed_publisher (p, bytes);
+  g_bytes_unref (bytes);
+  return ok;
+}
+
 void
 on_tcp_read (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   Publisher *p = static_cast<Publisher *> (user_data);
-  GError *err = nullptr;
-  GBytes *bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), res, &err);
-  if (p->ended) {  // cancelled: the publisher is being torn down
-    g_clear_error (&err);
-    if (bytes)
-      g_bytes_unref (bytes);
-    return;
-  }
-  if (!bytes) {
-    end_publisher (p, std::string ("read error: ") + err->message);
-    g_error_free (err);
-    return;
-  }
-  if (g_bytes_get_size (bytes) == 0) {
-    g_bytes_unref (bytes);
-    drain_publisher (p, "publisher disconnected");
-    return;
-  }
-  bool ok = feed_publisher (p, bytes);
-  g_bytes_unref (bytes);
-  if (ok)
+  if (take_read (p, source, res, !p->ended, "read error: ", "publisher disconnected"))
     g_input_stream_read_bytes_async (g_io_stream_get_input_stream (G_IO_STREAM (p->conn)), 65536,
                                      G_PRIORITY_DEFAULT, p->cancel, on_tcp_read, p);
 }
@@ -446,28 +458,9 @@ void
 on_relay_read (GObject *source, GAsyncResult *res, gpointer user_data)
 {
   Publisher *p = static_cast<Publisher *> (user_data);
-  GError *err = nullptr;
-  GBytes *bytes = g_input_stream_read_bytes_finish (G_INPUT_STREAM (source), res, &err);
-  if (!relay_io_back (p)) {
-    g_clear_error (&err);
-    if (bytes)
-      g_bytes_unref (bytes);
-    return;
-  }
-  if (!bytes) {
-    end_publisher (p, std::string ("relay: read error: ") + err->message);
-    g_error_free (err);
-    return;
-  }
-  if (g_bytes_get_size (bytes) == 0) {
-    g_bytes_unref (bytes);
-    drain_publisher (p, "relay: the origin ended its response");
-    return;
-    return;
-  }
-  bool ok = feed_publisher (p, bytes);
-  g_bytes_unref (bytes);
-  if (ok) {
+  const bool alive = relay_io_back (p);  // always: it counts the callback
+  if (take_read (p, source, res, alive, "relay: read error: ",
+                 "relay: the origin ended its response")) {
     p->pending_io++;
     g_input_stream_read_bytes_async (p->relay_in, 65536, G_PRIORITY_DEFAULT, p->cancel,
                                      on_relay_read, p);
