@@ -38,6 +38,20 @@ for (const [file, keyframes] of [['notes-g30.mp4', [1]], ['separate-moof.mp4', [
   });
 }
 
+test('parseFragment: trackEnds, one per track fragment (mp4mux: one moof per track; ffmpeg: both in one)', () => {
+  const ends = (file) => {
+    const { init, fragments } = split(fixture(file));
+    const tracks = parseInit(init);
+    return fragments.map((f) => parseFragment(f, tracks).trackEnds);
+  };
+  const mux = ends('mp4mux-av.mp4');
+  // AAC: 32 frames of 1024 at 48 kHz per moof (0.683 s); video 0.7 s / 0.3 s
+  assert.deepEqual(mux.slice(0, 3).map((e) => e.map(([id, t]) => [id, Math.round(t * 1000) / 1000])), [[[2, 0.683]], [[1, 0.7]], [[1, 1]]]);
+  const notes = ends('notes-g30.mp4');
+  assert.ok(notes.every((e) => e.length === 2), 'ffmpeg: video and audio in every moof');
+  for (const e of notes) assert.ok(Math.abs(e[0][1] - e[1][1]) < 0.05, `interleaved: ${e}`);
+});
+
 test('parseFragment: audio only: every fragment is a keyframe, starts ascending', () => {
   const { init, fragments } = split(fixture('audio-only.mp4'));
   const tracks = parseInit(init);

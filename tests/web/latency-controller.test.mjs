@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import {
   initialState, controlStep, resumeSeek, effectiveTarget, maxLatency, liveEdgeTarget, playheadTarget, rangesOf,
   lowWater, lowWaterTarget, deadBand, windowLength, TargetLearner, LEARN_DEFAULTS, MIN_MARGIN,
+  shouldStart, startAhead, MAX_START_WAIT_MS, JointEnd,
 } from '../../web/player/latency-controller.js';
 
 const trace = JSON.parse(fs.readFileSync(new URL('./fixtures/latency-trace.json', import.meta.url), 'utf8'));
@@ -407,6 +408,27 @@ test('learner: fragment duration (median), jitter from late arrivals, bursts and
   assert.equal(l.jitter, LEARN_DEFAULTS.jitter);
 });
 
+test('learner: lateness seen in the warm-up covers the start, then gives way to what follows', () => {
+  // examples/testpattern.sh seen through JointEnd (recorded in Chromium, issue 14): steps of
+  // 0.02–0.59 s, up to 0.32 s later than the best of the 2 s before, from the first second on
+  const steps = [[0.309, 0.3, 0.367], [0.608, 0.667, 0.016], [0.885, 0.683, 0.284], [1.077, 0.967, 0.296], [1.584, 1.263, 0.504],
+    [1.803, 1.767, 0.179], [2.251, 1.945, 0.588], [2.570, 2.533, 0.095], [2.951, 2.628, 0.672], [3.274, 3.3, 0.011]];
+  const l = new TargetLearner();
+  for (const [t, start, d] of steps) l.fragment(t, start, d);
+  assert.equal(l.arrivals.length, 0, 'all in the warm-up');
+  assert.ok(l.jitter > 0.25 && l.jitter <= LEARN_DEFAULTS.maxJitter, `warm-up jitter ${l.jitter}`);
+  // a page that ran at the old 0.1 s default here stalled 1.2 s after its start (both runs' troughs
+  // 0.08–0.10 s): the target now covers the saw from the start
+  assert.ok(l.target > 0.6, `target ${l.target}`);
+  // later arrivals on time: once two are seen the warm-up is left out
+  const r = new TargetLearner();
+  r.fragment(0.1, 0, 0.1);
+  r.fragment(1, 0.5, 0.1); // 0.4 s late in the warm-up (a publisher catching up)
+  assert.ok(Math.abs(r.jitter - 0.4) < 1e-9);
+  for (let i = 0; i < 10; i++) r.fragment(4 + i * 0.1, 3.5 + i * 0.1, 0.1);
+  assert.ok(r.jitter < 1e-9, `regular after the warm-up: jitter ${r.jitter}`);
+});
+
 test('learner: a stall raises the margin, calm periods lower it back to the least', () => {
   const l = new TargetLearner();
   l.fragment(0, 0, 0.5);
@@ -448,6 +470,108 @@ test('target: learned by default, target-latency overrides (at least half a frag
   assert.equal(windowLength(0.7), 6);
   assert.equal(lowWater([0.5, 0.6, 0.7, 0.6], 0.5), 0.6 - 0.25, 'a saw sampled away from its troughs');
   assert.equal(lowWater([0.2, 0.3, 0.25, 0.3], 0.033), 0.2);
+});
+
+// ---------------------------------------------------------------------------------------------
+// JointEnd: the end of what a <video> can play (the smallest track end) and how it moves.
+
+test('JointEnd: the smallest track end, its steps; one-track streams step with their fragments', () => {
+  // examples/testpattern.sh as fmp4ws-inspect lists it: video 0.4/0.433/0.4 s moofs, AAC 0.683 s
+  const j = new JointEnd();
+  const steps = [[[1, 0.4]], [[2, 0.683]], [[1, 0.833]], [[1, 1.233]], [[2, 1.365]], [[1, 1.6]], [[1, 2.0]], [[2, 2.048]]]
+    .map((e) => j.add(e));
+  const r = (x) => x && [Math.round(x.start * 1000) / 1000, Math.round(x.duration * 1000) / 1000];
+  assert.deepEqual(steps.map(r), [null, null, [0.4, 0.283], null, [0.683, 0.55], [1.233, 0.132], null, [1.365, 0.635]]);
+  assert.equal(j.end, 2.0);
+  // one track: every fragment is a step of its own length
+  const v = new JointEnd();
+  v.add([[1, 0.1]]);
+  assert.deepEqual(r(v.add([[1, 0.2]])), [0.1, 0.1]);
+  // both tracks in one moof (ffmpeg): the smaller end
+  const f = new JointEnd();
+  f.add([[1, 0.188], [2, 0.171]]);
+  assert.deepEqual(r(f.add([[1, 0.288], [2, 0.256]])), [0.171, 0.085]);
+});
+
+test('JointEnd: a track that stops is left out after staleAfter s; a timeline that goes back starts over', () => {
+  const j = new JointEnd(5);
+  j.add([[1, 1], [2, 1]]);
+  for (let t = 2; t <= 6; t++) assert.equal(j.add([[1, t]]), null, `audio stuck at 1: the end stays (t ${t})`);
+  assert.deepEqual(j.add([[1, 7]]), { start: 1, duration: 6 }, 'audio 6 s behind: stopped, left out');
+  assert.equal(j.add([[1, 0.5]]), null, 'back in time: a new timeline');
+  assert.equal(j.end, 0.5);
+  assert.deepEqual(j.add([[1, 1]]), { start: 0.5, duration: 0.5 });
+  assert.equal(new JointEnd().add([]), null, 'no tfdt: nothing');
+});
+
+// ---------------------------------------------------------------------------------------------
+// The start: autoplay waits for the top of the saw (shouldStart).
+
+test('start: waits for the burst, then for target + half a fragment, at most MAX_START_WAIT_MS', () => {
+  const base = { target: 0.467, fragmentDuration: 0.367, waitedMs: 0, burstPending: false };
+  assert.ok(Math.abs(startAhead(0.467, 0.367) - 0.6505) < 1e-9);
+  assert.equal(shouldStart({ ...base, ahead: 0.3 }), false, 'a 0.3 s burst of a 0.37 s-fragment stream (recorded: it stalled at 1.2 s)');
+  assert.equal(shouldStart({ ...base, ahead: 0.667 }), true, 'the next fragment is in');
+  assert.equal(shouldStart({ ...base, ahead: 0.64 }), true, 'within 20 ms (a jump lands at the top exactly)');
+  assert.equal(shouldStart({ ...base, ahead: 3, burstPending: true }), false, 'the rest of the burst comes within ms');
+  assert.equal(shouldStart({ ...base, ahead: 0.05, burstPending: true, waitedMs: MAX_START_WAIT_MS }), true, 'never waits longer');
+  assert.equal(shouldStart({ ...base, target: 0.25, fragmentDuration: 0.033, ahead: 0.27 }), true, 'per-frame fragments: at once');
+});
+
+/**
+ * A page that joins a live stream of `fd` s fragments (fragment k covers [k fd, (k + 1) fd) and
+ * arrives whole at wall time (k + 1) fd + `late(k)`): it joins `joinAt` s after the arrival of the
+ * `burst`-th fragment since a keyframe, gets those at once (the start burst), then plays under
+ * controlStep + TargetLearner, starting when `start` says so. Returns the lowest buffer ahead
+ * while playing in the first `seconds` s.
+ */
+function joinLive({ fd, burst, joinAt, seconds, late, start }) {
+  const learner = new TargetLearner();
+  const settings = { targetLatency: null, preferJumps: false, maxCatchUpRate: 1.1, slowDownRate: 0.9 };
+  let state = initialState();
+  const key = 48;
+  let k = key + burst; // the next fragment to arrive
+  const t0 = k * fd + late(k - 1) + joinAt;
+  for (let i = key; i < k; i++) learner.fragment(t0, i * fd, fd, true);
+  const startMedia = key * fd;
+  let end = k * fd;
+  let ct = startMedia;
+  let playing = false;
+  let rate = 1;
+  let low = Infinity;
+  let nextTick = t0 + 0.25;
+  for (let t = t0; t < t0 + seconds; t += 0.005) {
+    while ((k + 1) * fd + late(k) <= t) { learner.fragment(t, k * fd, fd); end = (k + 1) * fd; k++; }
+    if (!playing && start({ ahead: end - ct, target: effectiveTarget(null, learner.fragmentDuration, learner.target), fragmentDuration: learner.fragmentDuration, waitedMs: (t - t0) * 1000, burstPending: false })) playing = true;
+    if (playing) {
+      ct = Math.min(end, ct + 0.005 * rate);
+      low = Math.min(low, end - ct);
+    }
+    if (t >= nextTick) {
+      nextTick += 0.25;
+      learner.tick(t);
+      const a = controlStep(state, { dt: 250, currentTime: ct, buffered: [[startMedia, end]], paused: !playing, ended: false, suspended: false, fragmentDuration: learner.fragmentDuration, learnedTarget: learner.target }, settings);
+      state = a.state;
+      if (a.seek) { ct = a.seek.to; state = { ...state, latencySamples: [] }; }
+      if (a.rate !== null) rate = a.rate;
+    }
+  }
+  return low;
+}
+
+test('start: a viewer that joins just after a keyframe does not underflow in its first seconds', () => {
+  // the recorded case: 0.37 s fragments, a 0.3 s burst (one fragment); Chromium underflows with
+  // up to 0.17 s ahead (measured, issue 14)
+  const late = (k) => 0.02 + 0.06 * ((k * 7919) % 11) / 10; // 20–80 ms, deterministic
+  for (const burst of [1, 2, 3]) {
+    for (const joinAt of [0, 0.03, 0.1, 0.2, 0.3]) {
+      const low = joinLive({ fd: 0.367, burst, joinAt, seconds: 6, late, start: shouldStart });
+      assert.ok(low >= 0.17, `burst of ${burst}, joined ${joinAt} s after it: buffer down to ${low.toFixed(3)} s`);
+    }
+  }
+  // the rule is what keeps it up: playing what a one-fragment burst holds at once runs it down
+  const eager = joinLive({ fd: 0.367, burst: 1, joinAt: 0.03, seconds: 6, late, start: () => true });
+  assert.ok(eager < 0.17, `starting at once: buffer down to ${eager.toFixed(3)} s`);
 });
 
 // ---------------------------------------------------------------------------------------------

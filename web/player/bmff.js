@@ -152,11 +152,13 @@ export function prftFor(list, t, timeOf, sourceOf) {
  *   `trex` defaults). In an audio-only stream every segment is a keyframe; in a stream with video, a
  *   segment without video (mp4mux and ffmpeg `separate_moof` write one moof per track) is not:
  *   removing media up to its start could cut a GOP;
- * - `prft`: the last top-level `prft` before the `moof`, or null.
+ * - `prft`: the last top-level `prft` before the `moof`, or null;
+ * - `trackEnds`: [track_ID, `tfdt` + sample durations (s)] of each track fragment with a `tfdt`:
+ *   where each track's media ends after this segment.
  * @param {Uint8Array} u8 `[styp/prft/emsg]` + moof + mdat
  * @param {Map<number, TrackInfo>} tracks from {@link parseInit}
  * @returns {{ start: number|null, duration: number, keyframe: boolean, hasVideo: boolean,
- *   prft: ProducerReferenceTime|null }}
+ *   prft: ProducerReferenceTime|null, trackEnds: Array<[number, number]> }}
  */
 export function parseFragment(u8, tracks) {
   const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
@@ -167,6 +169,8 @@ export function parseFragment(u8, tracks) {
   let hasVideo = false;
   /** @type {ProducerReferenceTime|null} */
   let prft = null;
+  /** @type {Array<[number, number]>} */
+  const trackEnds = [];
   for (const t of tracks.values()) if (t.handler === 'vide') keyframe = false; // until a video traf says so
   for (const moof of boxes(u8, 0, u8.length)) {
     if (moof.type === 'prft') {
@@ -179,12 +183,15 @@ export function parseFragment(u8, tracks) {
       const tfhd = findChild(u8, traf, 'tfhd');
       const tfdt = findChild(u8, traf, 'tfdt');
       if (!tfhd) continue;
-      const track = tracks.get(dv.getUint32(tfhd.body + 4));
+      const trackId = dv.getUint32(tfhd.body + 4);
+      const track = tracks.get(trackId);
       if (!track) continue;
+      /** @type {number|null} */
+      let tfdtTime = null;
       if (tfdt) {
         const ticks = u8[tfdt.body] === 1 ? Number(dv.getBigUint64(tfdt.body + 4)) : dv.getUint32(tfdt.body + 4);
-        const t = ticks / track.timescale;
-        if (start === null || t < start) start = t;
+        tfdtTime = ticks / track.timescale;
+        if (start === null || tfdtTime < start) start = tfdtTime;
       }
       const isVideo = track.handler === 'vide';
       const tfFlags = dv.getUint32(tfhd.body) & 0xffffff;
@@ -216,6 +223,7 @@ export function parseFragment(u8, tracks) {
         const stride = 4 * (1 + (trFlags & 0x200 ? 1 : 0) + (trFlags & 0x400 ? 1 : 0) + (trFlags & 0x800 ? 1 : 0));
         for (let i = 0; i < count && q + 4 <= trun.end; i++, q += stride) ticks += dv.getUint32(q);
       }
+      if (tfdtTime !== null) trackEnds.push([trackId, tfdtTime + ticks / track.timescale]);
       if (isVideo || (!durationFromVideo && duration === 0)) {
         duration = ticks / track.timescale;
         durationFromVideo = isVideo;
@@ -226,7 +234,7 @@ export function parseFragment(u8, tracks) {
     }
     break;
   }
-  return { start, duration, keyframe, hasVideo, prft };
+  return { start, duration, keyframe, hasVideo, prft, trackEnds };
 }
 
 /**

@@ -110,6 +110,40 @@ export function lowWaterTarget(target, fragmentDuration) {
   return Math.max(MIN_MARGIN / 2, target - fragmentDuration / 2);
 }
 
+/** ms a player waits at most for {@link startAhead} of buffer before it plays anyway (a stream
+ * that stopped, or fragments longer than the wait, must still start). */
+export const MAX_START_WAIT_MS = 2000;
+
+/**
+ * Buffer (s) ahead of the playhead with which playback starts: the top of the saw the fragments
+ * make (the target + half a fragment), as after a jump to the live edge, so that the trough
+ * before the next fragment is the low-water target. Started with less (a viewer that joined just
+ * after a keyframe gets a short start burst: measured, a 700 ms stream's 0.3 s burst), the first
+ * trough underflows before the controller has the four samples it steers on.
+ * @param {number} target effective latency target (s)
+ * @param {number} fragmentDuration s
+ */
+export function startAhead(target, fragmentDuration) {
+  return target + fragmentDuration / 2;
+}
+
+/**
+ * Whether a player that has media but has not started yet starts now (autoplay).
+ * - the start burst is still arriving (`burstPending`): wait, the rest comes within ms and
+ *   the player then jumps to the live edge;
+ * - else play once {@link startAhead} is buffered (20 ms of slack for the rounding of a
+ *   jump), or after {@link MAX_START_WAIT_MS} whatever is buffered.
+ * @param {{ahead: number, target: number, fragmentDuration: number, waitedMs: number,
+ *   burstPending: boolean}} s `ahead`: buffered end − currentTime (s); `waitedMs`: since the
+ *   first media was buffered
+ * @returns {boolean}
+ */
+export function shouldStart(s) {
+  if (s.waitedMs >= MAX_START_WAIT_MS) return true;
+  if (s.burstPending) return false;
+  return s.ahead >= startAhead(s.target, s.fragmentDuration) - 0.02;
+}
+
 /**
  * The low water of the latency over a window of samples: the lowest sample, or the average less
  * half a fragment if that is lower (samples every 250 ms can miss the troughs of the saw, always
@@ -153,8 +187,10 @@ export function maxLatency(settings, fragmentDuration, learnedTarget) {
  * @property {number} maxJitter s: a fragment later than this is an outage (a publisher that
  *   stopped, a network that dropped out), not jitter: left out of the jitter (if playback
  *   stalled meanwhile, the stall raised the margin)
- * @property {number} warmUp s after a reset whose arrivals are not counted (a page starting to
- *   play, the server sending what it held back: not the stream's own jitter)
+ * @property {number} warmUp s after a reset whose arrivals are not the stream's jitter (a page
+ *   starting to play, the server sending what it held back): until later ones are seen, the
+ *   jitter is at least the largest of their lateness (≤ `maxJitter`), so that a stream whose
+ *   fragments come irregularly from the start is covered from the start; then they are left out
  * @property {number} margin s of buffer beyond fragment and jitter to start with (and the least):
  *   Chromium's renderers underflow (`waiting`, readyState 2) with 0.08–0.17 s still buffered
  *   (measured, issue 14), so the least buffer kept is above that
@@ -180,7 +216,8 @@ export const LEARN_DEFAULTS = Object.freeze({
  *   came); the jitter is the 95th percentile of the lateness over the last `window` s (the max
  *   under 20 fragments; lateness over `maxJitter` is an outage, left out). The buffer must cover
  *   it or playback stalls. A burst of cached fragments
- *   at start and the first `warmUp` s after a reset are not the stream's jitter: left out; a rarer
+ *   at start is left out; the first `warmUp` s after a reset only count until two later
+ *   arrivals are seen (the start is covered, a publisher's catching up does not linger); a rarer
  *   late fragment is a stall, which raises the margin;
  * - margin: `margin` at first; every stall raises it (+ max(`stallRaise`, margin / 2), at most
  *   `maxMargin`); every `calmPeriod` s without a stall lowers it (× 0.75, at least `margin`).
@@ -198,6 +235,8 @@ export class TargetLearner {
     this.calmSince = null;
     /** @type {Array<{t: number, x: number, late: number}>} */
     this.arrivals = [];
+    /** @type {Array<{t: number, x: number, late: number}>} arrivals of the warm-up */
+    this.warm = [];
     /** @type {number[]} */
     this.durations = [];
     /** @type {number|null} time of the first arrival after a reset */
@@ -206,6 +245,7 @@ export class TargetLearner {
 
   resetArrivals() {
     this.arrivals = [];
+    this.warm = [];
     this.resetAt = null;
   }
 
@@ -224,11 +264,15 @@ export class TargetLearner {
     if (this.calmSince === null) this.calmSince = now;
     if (burst || !Number.isFinite(start)) return;
     if (this.resetAt === null || this.resetAt === undefined) this.resetAt = now;
-    if (now - this.resetAt < this.options.warmUp) return;
     const x = now - (start + Math.max(0, duration));
     let best = x;
-    for (let i = this.arrivals.length - 1; i >= 0 && this.arrivals[i].t >= now - this.options.lookBack; i--) {
-      best = Math.min(best, this.arrivals[i].x);
+    for (const list of [this.arrivals, this.warm]) {
+      for (let i = list.length - 1; i >= 0 && list[i].t >= now - this.options.lookBack; i--) best = Math.min(best, list[i].x);
+    }
+    if (now - this.resetAt < this.options.warmUp) {
+      this.warm.push({ t: now, x, late: x - best });
+      if (this.warm.length > 256) this.warm.shift();
+      return;
     }
     this.arrivals.push({ t: now, x, late: x - best });
     const from = now - this.options.window;
@@ -273,7 +317,10 @@ export class TargetLearner {
 
   /** @returns {number} arrival jitter (s) over the window (the default before 2 arrivals) */
   get jitter() {
-    if (this.arrivals.length < 2) return this.options.jitter;
+    if (this.arrivals.length < 2) {
+      const w = this.warm.map((a) => a.late).filter((x) => x <= this.options.maxJitter);
+      return Math.max(this.options.jitter, ...w);
+    }
     const xs = this.arrivals.map((a) => a.late).filter((x) => x <= this.options.maxJitter).sort((a, b) => a - b);
     if (!xs.length) return this.options.jitter;
     return xs.length < 20 ? xs[xs.length - 1] : xs[Math.ceil(0.95 * (xs.length - 1))];
@@ -283,6 +330,54 @@ export class TargetLearner {
   get target() {
     const t = this.fragmentDuration / 2 + this.jitter + this.margin;
     return Math.min(this.options.maxTarget, t);
+  }
+}
+
+/**
+ * The end of what a `<video>` can play of a stream with several tracks in one SourceBuffer:
+ * `buffered` is the intersection of the tracks' ranges (MSE, SourceBuffer `buffered`), so its
+ * end is the smallest of the tracks' ends. Where each track comes in its own `moof` (mp4mux,
+ * ffmpeg `separate_moof`) with its own fragment length (measured, examples/testpattern.sh:
+ * video 0.37–0.43 s, AAC 0.683 s), that end moves in steps neither track shows alone; the
+ * learner must see those steps, not the video's (the audio's end starved playback with the
+ * video's 0.25 s ahead: issue 14). Fed each segment's track ends, {@link JointEnd#add} returns
+ * how that end moved.
+ * - a track counts from its first segment on (an init may list a track that never comes);
+ * - a track whose end is more than `staleAfter` s behind the others' has stopped: left out;
+ * - a track end that goes back by more than 1 s (a new timeline) starts over.
+ */
+export class JointEnd {
+  /** @param {number} [staleAfter] s */
+  constructor(staleAfter = 5) {
+    this.staleAfter = staleAfter;
+    /** @type {Map<number, number>} track_ID → end (s) */
+    this.ends = new Map();
+    /** @type {number|null} */
+    this.end = null;
+  }
+
+  /**
+   * @param {Array<[number, number]>} trackEnds [track_ID, end s] of one segment (`parseFragment`)
+   * @returns {{start: number, duration: number}|null} the step the joint end made (from `start`,
+   *   `duration` s), or null if it did not move forward
+   */
+  add(trackEnds) {
+    for (const [id, e] of trackEnds) {
+      const prev = this.ends.get(id);
+      if (prev !== undefined && e < prev - 1) {
+        this.ends.clear();
+        this.end = null;
+      }
+      this.ends.set(id, Math.max(e, this.ends.get(id) ?? -Infinity));
+    }
+    if (!this.ends.size) return null;
+    const newest = Math.max(...this.ends.values());
+    let end = Infinity;
+    for (const e of this.ends.values()) if (e >= newest - this.staleAfter) end = Math.min(end, e);
+    const prev = this.end;
+    this.end = end;
+    if (prev === null || !(end > prev)) return null;
+    return { start: prev, duration: end - prev };
   }
 }
 

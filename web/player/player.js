@@ -11,7 +11,7 @@ import { Transport, resolveWebSocketUrl, reportMessage } from './transport.js';
 import { MsePipeline } from './append-queue.js';
 import {
   initialState, effectiveTarget, liveEdgeTarget, playheadTarget, resumeSeek, controlStep, rangesOf,
-  TargetLearner,
+  TargetLearner, JointEnd, shouldStart,
 } from './latency-controller.js';
 import { ByteRateMeter, videoQuality } from './stats.js';
 import { WebCodecsRenderer, webCodecsSupport } from './webcodecs.js';
@@ -252,6 +252,8 @@ export class Fmp4Player extends EventTarget {
     this._prfts = [];
     /** learns the latency target when `options.targetLatency` is null */
     this._learner = this._newLearner();
+    /** end of what the video element can play (smallest track end), for the learner */
+    this._jointEnd = new JointEnd();
     /** @type {Array<object>|null} the last `options.trace` controller steps (debug only) */
     this.controlTrace = null;
     /** @type {Array<[number, number, number, boolean]>} fragments since the last traced step */
@@ -639,25 +641,27 @@ export class Fmp4Player extends EventTarget {
     if (this._awaitInit) {
       this._awaitInit = false;
       this._tracks = parseInit(data);
+      this._jointEnd = new JointEnd();
       mse.push({ type: 'append', data });
       return;
     }
     let start = null;
     let keyframe = false;
-    let duration = 0;
-    let hasVideo = false;
     let prft = null;
+    /** @type {Array<[number, number]>} */
+    let trackEnds = [];
     try {
-      ({ start, keyframe, duration, hasVideo, prft } = parseFragment(data, this._tracks));
+      ({ start, keyframe, prft, trackEnds } = parseFragment(data, this._tracks));
     } catch (e) {
       this._log('could not read the fragment header:', errText(e));
     }
-    // one look per fragment of the main track: a stream with video is timed by its video
-    // fragments (mp4mux writes one moof per track)
-    if (start !== null && (hasVideo || this._stream?.has_video === false)) {
-      this._learner.fragment(now / 1000, start, duration, this._liveStart !== null);
+    // the learner sees the steps of the end of what the video element can play (the smallest
+    // of the tracks' ends: mp4mux writes one moof per track, each with its own length)
+    const step = this._jointEnd.add(trackEnds);
+    if (step) {
+      this._learner.fragment(now / 1000, step.start, step.duration, this._liveStart !== null);
       if (this.options.trace > 0) {
-        this._traceArrivals.push([Math.round(now * 10) / 10, start, Math.round(duration * 1e6) / 1e6, this._liveStart !== null]);
+        this._traceArrivals.push([Math.round(now * 10) / 10, step.start, Math.round(step.duration * 1e6) / 1e6, this._liveStart !== null]);
       }
       if (this._learner.fragmentDuration > 0) this._fragDuration = this._learner.fragmentDuration;
     }
@@ -846,14 +850,17 @@ export class Fmp4Player extends EventTarget {
     const mse = this._mse;
     // once per MediaSource: a pause by the user is respected afterwards
     if (!this.options.autoplay || !mse || mse.autoplayed || !v.buffered.length) return;
-    // Once the start burst is in (while it comes, more is on its way: play at once), start with
-    // the target's worth ahead: a burst of one long fragment would run dry before the next one
-    // comes. Waits for more fragments at most 2 s.
+    // once the start burst is in, start at the top of the saw (see shouldStart)
     const b = v.buffered;
     const now = performance.now();
     mse.autoplayWaitSince ??= now;
-    if (!this._liveStart && b.end(b.length - 1) - v.currentTime < this._effectiveTarget() &&
-        now - mse.autoplayWaitSince < 2000) return;
+    if (!shouldStart({
+      ahead: b.end(b.length - 1) - v.currentTime,
+      target: this._effectiveTarget(),
+      fragmentDuration: this._fragDuration,
+      waitedMs: now - mse.autoplayWaitSince,
+      burstPending: this._liveStart !== null,
+    })) return;
     mse.autoplayed = true;
     if (!v.paused) return;
     const p = v.play();
