@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { boxes } from '../../web/player/bmff.js';
-import { parseSampleTracks } from '../../web/player/samples.js';
-import { streamCodecs, avcCodecString, webCodecsSupport } from '../../web/player/webcodecs.js';
+import { parseSampleTracks, parseSamples } from '../../web/player/samples.js';
+import { streamCodecs, avcCodecString, webCodecsSupport, WebCodecsRenderer } from '../../web/player/webcodecs.js';
 
 const init = (name) => {
   const u8 = new Uint8Array(fs.readFileSync(new URL(`../fixtures/${name}`, import.meta.url)));
@@ -33,4 +33,43 @@ test('webCodecsSupport: without WebCodecs (Node.js has none) the answer says so'
   assert.equal(typeof globalThis.VideoDecoder, 'undefined');
   const r = await webCodecsSupport({ codecs: 'avc1.64001e' });
   assert.deepEqual(r, { ok: false, reason: 'This browser has no WebCodecs (VideoDecoder/AudioDecoder).' });
+});
+
+// The renderer's bounds follow the longest track's fragments (mp4mux fragment-duration=700). Constructed without a browser: a canvas without a 2D context, no animation frames.
+test('WebCodecsRenderer: windows and bounds scale with the fragments (mp4mux-av.mp4: video 0.7 / 0.3 s, AAC 0.683 s moofs)', () => {
+  const g = /** @type {any} */ (globalThis);
+  const raf = g.requestAnimationFrame;
+  g.requestAnimationFrame = () => 0;
+  g.cancelAnimationFrame ??= () => {};
+  try {
+    const opts = { renderDelay: 0.05, maxLag: 0.5, maxFrameQueue: 16, maxDecodeQueue: 60, muted: true };
+    const r = new WebCodecsRenderer(/** @type {any} */ ({ getContext: () => null }), opts, { onFatal() {}, onFirstFrame() {}, log() {} });
+    assert.equal(r.fragmentSpan(), 0);
+    assert.equal(r.windowMs(), 500, 'per-frame streams keep the 0.5 s window');
+    assert.equal(r.lagLimit(), 0.5);
+    assert.equal(r.frameQueueLimit(), 16);
+    const u8 = new Uint8Array(fs.readFileSync(new URL('../fixtures/mp4mux-av.mp4', import.meta.url)));
+    const tracks = parseSampleTracks(init('mp4mux-av.mp4'));
+    const all = [...boxes(u8, 0, u8.length)];
+    for (let i = 0; i < all.length; i++) {
+      if (all[i].type !== 'moof') continue;
+      const seg = u8.subarray(all[i].start, all[i + 1].end);
+      r.noteFragment(parseSamples(seg, tracks));
+    }
+    const span = r.fragmentSpan();
+    // the longest of each track's last 8: video 0.7 (0.7 / 0.3 alternate), AAC 32 × 1024 / 48000
+    assert.ok(Math.abs(span - 0.7) < 1e-6, `the longest track's: ${span}`);
+    assert.ok(Math.abs(Math.max(...r.fragDurations.get(2)) - 1024 * 32 / 48000) < 1e-6, 'AAC moofs (the last one shorter: the file ends)');
+    assert.ok(Math.abs(r.windowMs() - 2000 * span) < 1e-6);
+    assert.ok(Math.abs(r.lagLimit() - (2 * span + 0.05)) < 1e-9, 'a whole fragment can be queued without a jump');
+    assert.equal(r.frameQueueLimit(), Math.ceil((0.7 + 0.05) / r.frameDuration) + 2, 'a whole fragment of frames waits for its turn');
+    for (let i = 0; i < 100; i++) r.stalled();
+    assert.ok(Math.abs(r.margin() - (0.05 + span)) < 1e-9, `stalls raise the margin up to a fragment: ${r.margin()}`);
+    assert.equal(r.counters.stalls, 100);
+    r.fragDurations.set(1, [30 - 1e-9]);
+    assert.equal(r.frameQueueLimit(), 4 * opts.maxFrameQueue, 'bounded: 4 × maxFrameQueue');
+    r.destroy();
+  } finally {
+    g.requestAnimationFrame = raf;
+  }
 });

@@ -60,7 +60,8 @@ import { LOG_PREFIX, errText, round3, isSafari, isFirefox } from './util.js';
  * @property {number} [renderMaxLag=0.5] WebCodecs: s behind the newest decoded media after which
  *   the clock jumps forward (older frames dropped, queued audio cut).
  * @property {number} [maxFrameQueue=16] WebCodecs: decoded `VideoFrame`s kept waiting for their
- *   time; beyond it the oldest is closed and counted as dropped.
+ *   time (a whole fragment's + the margin when that is more, at most 4 × this); beyond it the
+ *   oldest is closed and counted as dropped.
  * @property {number} [maxDecodeQueue=60] WebCodecs: chunks waiting in a decoder
  *   (`decodeQueueSize`); beyond it the decoder is reset and waits for the next keyframe.
  * @property {boolean} [debug=false] log protocol messages and decisions to the console.

@@ -11,6 +11,17 @@
  * last half second came earlier than that, and stopped (a stall) when it runs out of frames. With
  * the wall clock, each stall adds a frame duration to the margin (up to `maxLag` / 4) and every
  * 2 s without one take 10 ms off, down to `renderDelay`: jitter the network shows is absorbed.
+ * The audio output keeps the same margin queued, and its running dry is a stall too.
+ *
+ * Long fragments: media comes in whole fragments (mp4mux fragment-duration=700: video moofs of
+ * 0.37–0.43 s, AAC moofs of 0.683 s), so just before one arrives the newest decoded media is a
+ * fragment's length ahead of the previous arrival. The windows and bounds scale with the longest
+ * track's fragment (`fragmentSpan`, the longest of the last 8): the headroom window (and the audio output's trimming window)
+ * spans two fragments, at least 0.5 s; the clock jumps only when more than `maxLag` and two
+ * fragments + the margin behind; a stall raises the margin by max(a frame, an eighth of a
+ * fragment), up to max(`maxLag` / 4, a fragment).
+ * Before (fixed 0.5 s windows and bounds), a 700 ms stream stalled at every fragment (51–56 times
+ * in 30 s, issue 14).
  * @module fmp4-player/webcodecs
  */
 
@@ -76,8 +87,9 @@ export async function webCodecsSupport(stream) {
 /**
  * The AudioWorklet processor: plays planar float PCM chunks back to back, reports the media time
  * of what it plays. Messages in: `{pts, channels: Float32Array[]}` (a chunk), `{flush: true}`,
- * `{prebuffer, maxQueue}` (seconds). Out, every ~20 ms: `{pts, t, playing, queued}` (`pts`: media
- * time of the next sample played at AudioContext time `t`; `queued`: seconds queued).
+ * `{prebuffer, maxQueue, window}` (seconds). Out, every ~20 ms: `{pts, t, playing, queued,
+ * ran_dry}` (`pts`: media time of the next sample played at AudioContext time `t`; `queued`:
+ * seconds queued; `ran_dry`: it was playing and its queue ran out in this quantum).
  */
 const WORKLET_SOURCE = `
 class Fmp4WsAudio extends AudioWorkletProcessor {
@@ -85,11 +97,16 @@ class Fmp4WsAudio extends AudioWorkletProcessor {
     super();
     this.q = []; this.off = 0; this.queued = 0; this.playing = false; this.pos = null;
     this.prebuffer = 0.05; this.maxQueue = 0.5; this.n = 0; this.dropped = 0;
-    this.minQueued = Infinity; this.windowLeft = sampleRate / 2;
+    this.minQueued = Infinity; this.window = 0.5; this.windowLeft = sampleRate / 2;
     this.port.onmessage = (e) => {
       const m = e.data;
       if (m.flush) { this.q = []; this.off = 0; this.queued = 0; this.playing = false; this.pos = null; return; }
-      if (m.prebuffer !== undefined) { this.prebuffer = m.prebuffer; this.maxQueue = m.maxQueue; return; }
+      if (m.prebuffer !== undefined) {
+        this.prebuffer = m.prebuffer; this.maxQueue = m.maxQueue;
+        // a new window length starts a new window (the first one is not cut short)
+        if ((m.window ?? 0.5) !== this.window) { this.window = m.window ?? 0.5; this.windowLeft = sampleRate * this.window; this.minQueued = Infinity; }
+        return;
+      }
       const len = m.channels[0].length;
       this.q.push(m); this.queued += len;
       // too much queued (the clock fell behind): drop the oldest audio, down to the prebuffer
@@ -111,6 +128,7 @@ class Fmp4WsAudio extends AudioWorkletProcessor {
     const frames = out[0].length;
     if (!this.playing && this.queued >= this.prebuffer * sampleRate) this.playing = true;
     let w = 0;
+    let dry = false;
     if (this.playing) {
       while (w < frames && this.q.length) {
         const c = this.q[0];
@@ -124,22 +142,23 @@ class Fmp4WsAudio extends AudioWorkletProcessor {
         this.pos = c.pts + this.off / sampleRate;
         if (this.off >= len) { this.q.shift(); this.off = 0; }
       }
-      if (w < frames) this.playing = false; // ran dry: prebuffer again
-      // latency: when the queue never went below prebuffer + 10 ms in the last half second, drop
-      // the excess (the audio plays that much closer to the live edge)
+      if (w < frames) { this.playing = false; dry = true; } // ran dry: prebuffer again
+      // latency: when the queue never went below prebuffer + 10 ms in the last window (two
+      // fragments, at least half a second), drop the excess (the audio plays that much closer
+      // to the live edge)
       this.minQueued = Math.min(this.minQueued, this.queued);
       this.windowLeft -= frames;
       if (this.windowLeft <= 0) {
         const excess = this.minQueued - this.prebuffer * sampleRate;
         if (this.playing && excess > 0.01 * sampleRate) this.drop(Math.floor(excess));
-        this.minQueued = Infinity; this.windowLeft = sampleRate / 2;
+        this.minQueued = Infinity; this.windowLeft = sampleRate * this.window;
       }
     }
     for (let ch = 0; ch < out.length; ch++) out[ch].fill(0, w);
     if (++this.n % 8 === 0 || w < frames) {
       const next = this.q.length ? this.q[0].pts + this.off / sampleRate : this.pos;
       this.port.postMessage({ pts: next, t: currentTime + frames / sampleRate, playing: this.playing && w === frames,
-        queued: this.queued / sampleRate, dropped: this.dropped });
+        queued: this.queued / sampleRate, dropped: this.dropped, ran_dry: dry });
     }
     return true;
   }
@@ -153,7 +172,8 @@ registerProcessor('fmp4ws-audio', Fmp4WsAudio);
  *   audio queued before playback starts; default 0.05
  * @property {number} maxLag seconds behind the newest decoded media after which the clock jumps
  *   forward (older frames dropped, queued audio cut); default 0.5
- * @property {number} maxFrameQueue decoded frames kept waiting for their time; the oldest is closed
+ * @property {number} maxFrameQueue decoded frames kept waiting for their time (more when a fragment
+ *   holds more: {@link WebCodecsRenderer#frameQueueLimit}, at most 4 ×); the oldest is closed
  *   (dropped) beyond it; default 16
  * @property {number} maxDecodeQueue chunks waiting in a decoder; beyond it the decoder is reset and
  *   waits for the next keyframe; default 60
@@ -206,6 +226,10 @@ export class WebCodecsRenderer {
     this.headroom = { min: Infinity, since: 0 };
     /** s added to renderDelay by stalls of the wall clock (see the module doc) */
     this.extraDelay = 0;
+    /** @type {Map<number, number[]>} track_ID → its last fragments' durations (s) */
+    this.fragDurations = new Map();
+    /** the audio output's settings last sent (see {@link WebCodecsRenderer#syncAudioOutput}) */
+    this.audioSettings = '';
     this.calmSince = 0;
     this.newestPts = null;
     this.lastSamplePts = null;
@@ -338,14 +362,19 @@ export class WebCodecsRenderer {
       URL.revokeObjectURL(url);
       if (this.actx !== actx || this.closed) return;
       const node = new AudioWorkletNode(actx, 'fmp4ws-audio', { numberOfInputs: 0, outputChannelCount: [Math.max(1, Math.min(2, this.audioTrack()?.channels ?? 2))] });
-      node.port.onmessage = (e) => { if (this.node === node) this.audioPos = { ...e.data, at: performance.now() }; };
-      node.port.postMessage({ prebuffer: this.options.renderDelay, maxQueue: this.options.renderDelay + this.options.maxLag });
+      node.port.onmessage = (e) => {
+        if (this.node !== node) return;
+        if (this.audioPos.playing && !e.data.playing && e.data.ran_dry) this.stalled();
+        this.audioPos = { ...e.data, at: performance.now() };
+      };
+      this.audioSettings = '';
       const gain = actx.createGain();
       gain.gain.value = this.options.muted ? 0 : 1;
       node.connect(gain).connect(actx.destination);
       this.node = node;
       this.gain = gain;
       this.workletReady = true;
+      this.syncAudioOutput();
       for (const c of this.audioBacklog) this.sendAudio(c);
       this.audioBacklog = [];
     }, (e) => this.hooks.log('AudioWorklet module failed; playing video only:', errText(e)));
@@ -370,6 +399,7 @@ export class WebCodecsRenderer {
   push(data) {
     const samples = parseSamples(data, this.tracks);
     if (!samples.length) return;
+    this.noteFragment(samples);
     const p = parsePrft(data, this.tracks);
     if (p) {
       const ref = samples.find((s) => s.trackId === p.trackId);
@@ -450,7 +480,7 @@ export class WebCodecsRenderer {
     let i = this.frames.length;
     while (i > 0 && this.frames[i - 1].timestamp > frame.timestamp) i--;
     this.frames.splice(i, 0, frame);
-    while (this.frames.length > this.options.maxFrameQueue) {
+    while (this.frames.length > this.frameQueueLimit()) {
       this.frames.shift().close();
       this.counters.dropped++;
     }
@@ -518,9 +548,84 @@ export class WebCodecsRenderer {
     return c.running ? c.m + (performance.now() - c.w) / 1000 : c.m;
   }
 
-  /** @returns {number} the margin (s) kept now: renderDelay + what stalls added (wall clock) */
+  /** @returns {number} the margin (s) kept now: renderDelay + what stalls added */
   margin() {
     return this.options.renderDelay + this.extraDelay;
+  }
+
+  /**
+   * Keeps each track's fragment durations (the sum of its samples' in a segment; the last 8).
+   * @param {Array<{trackId: number, duration: number}>} samples one segment's
+   */
+  noteFragment(samples) {
+    /** @type {Map<number, number>} */
+    const sums = new Map();
+    for (const x of samples) sums.set(x.trackId, (sums.get(x.trackId) ?? 0) + Math.max(0, x.duration));
+    for (const [id, d] of sums) {
+      if (!(d > 0 && d < 30)) continue;
+      const list = this.fragDurations.get(id) ?? [];
+      list.push(d);
+      if (list.length > 8) list.shift();
+      this.fragDurations.set(id, list);
+    }
+    this.syncAudioOutput();
+  }
+
+  /**
+   * @returns {number} s: the longest of each track's last 8 fragments, 0 before any (the longest,
+   *   not a median: the longest wait between two fragments is where the media runs out)
+   */
+  fragmentSpan() {
+    let span = 0;
+    for (const list of this.fragDurations.values()) span = Math.max(span, ...list);
+    return span;
+  }
+
+  /**
+   * @returns {number} decoded frames kept waiting: `maxFrameQueue`, or a whole fragment + the
+   *   margin + 2 frames when that is more (a fragment's frames are decoded as it arrives and wait
+   *   for their turn: 21 frames for 0.7 s at 30 fps), at most 4 × `maxFrameQueue`
+   */
+  frameQueueLimit() {
+    const q = this.options.maxFrameQueue;
+    const need = Math.ceil((this.fragmentSpan() + this.margin()) / this.frameDuration) + 2;
+    return Math.min(4 * q, Math.max(q, need));
+  }
+
+  /** @returns {number} s behind the newest decoded media beyond which the clock jumps */
+  lagLimit() {
+    return Math.max(this.options.maxLag, 2 * this.fragmentSpan() + this.margin());
+  }
+
+  /** @returns {number} ms over which the least headroom (and the audio's least queue) is taken */
+  windowMs() {
+    return Math.max(HEADROOM_WINDOW_MS, 2000 * this.fragmentSpan());
+  }
+
+  /**
+   * A stall (frames or audio ran out): the margin grows by a frame (an eighth of a fragment when
+   * that is more: 85 ms for 0.683 s AAC moofs), up to max(maxLag / 4, a fragment).
+   */
+  stalled() {
+    this.counters.stalls++;
+    const span = this.fragmentSpan();
+    this.extraDelay = Math.min(Math.max(this.options.maxLag / 4, span), this.extraDelay + Math.max(this.frameDuration, span / 8));
+    this.calmSince = performance.now();
+    this.syncAudioOutput();
+  }
+
+  /**
+   * Tells the audio output its prebuffer (the margin), its largest queue (margin + lag limit) and
+   * its trimming window, when they changed by 10 ms or more.
+   */
+  syncAudioOutput() {
+    if (!this.node) return;
+    const r = (/** @type {number} */ x) => Math.round(x * 100) / 100;
+    const m = { prebuffer: r(this.margin()), maxQueue: r(this.margin() + this.lagLimit()), window: r(this.windowMs() / 1000) };
+    const key = JSON.stringify(m);
+    if (key === this.audioSettings) return;
+    this.audioSettings = key;
+    this.node.port.postMessage(m);
   }
 
   /** @param {number} m media time due now */
@@ -543,17 +648,20 @@ export class WebCodecsRenderer {
 
   /** Wall-clock clock control, once per drawn animation frame (the audio clock runs itself). */
   steer() {
+    const now = performance.now();
+    if (this.extraDelay > 0 && now - this.calmSince >= 2000) {
+      this.extraDelay = Math.max(0, this.extraDelay - 0.01);
+      this.calmSince = now;
+      this.syncAudioOutput();
+    }
     if (this.audioClock()) return;
     const c = this.clock;
     if (!c.started) return;
-    const now = performance.now();
     const m = this.mediaNow() ?? 0;
     if (c.running && !this.frames.length && this.newestPts !== null && m > this.newestPts + 2 * this.frameDuration) {
       // ran out of frames: stop the clock at the newest; the next frame restarts it renderDelay early
       this.clock = { m: this.newestPts + this.frameDuration, w: now, running: false, started: true };
-      this.counters.stalls++;
-      this.extraDelay = Math.min(this.options.maxLag / 4, this.extraDelay + this.frameDuration);
-      this.calmSince = now;
+      this.stalled();
       return;
     }
     if (!c.running && this.frames.length) {
@@ -562,17 +670,13 @@ export class WebCodecsRenderer {
       this.startClock(/** @type {number} */ (this.newestPts) - this.margin());
       return;
     }
-    if (this.newestPts !== null && this.newestPts - m > this.options.maxLag) {
+    if (this.newestPts !== null && this.newestPts - m > this.lagLimit()) {
       // far behind (burst after a resume, a clump of late fragments): jump
       this.startClock(this.newestPts - this.margin());
       this.counters.clockJumps++;
       return;
     }
-    if (this.extraDelay > 0 && now - this.calmSince >= 2000) {
-      this.extraDelay = Math.max(0, this.extraDelay - 0.01);
-      this.calmSince = now;
-    }
-    if (now - this.headroom.since >= HEADROOM_WINDOW_MS) {
+    if (now - this.headroom.since >= this.windowMs()) {
       // every frame of the last window was decoded more than renderDelay before its time: show
       // them that much earlier
       const excess = this.headroom.min - this.margin();

@@ -225,7 +225,7 @@ async function runOne(browser, shape, renderer, jitter, netns, via) {
           waiting: window.__bench.waiting,
           jitter: st.jitter,
           margin: st.latencyMargin,
-          ...(wc ? { clock: st.clock, frameQueue: st.frameQueue, audioQueue: st.audioQueue } : {}),
+          ...(wc ? { clock: st.clock, frameQueue: st.frameQueue, audioQueue: st.audioQueue, droppedFrames: st.droppedFrames } : {}),
         };
       });
       samples.push({ t: (Date.now() - t0) / 1000, ...s });
