@@ -15,7 +15,7 @@ import {
 } from './latency-controller.js';
 import { ByteRateMeter, videoQuality } from './stats.js';
 import { WebCodecsRenderer, webCodecsSupport } from './webcodecs.js';
-import { LOG_PREFIX, errText, round3, isSafari, isFirefox } from './util.js';
+import { LOG_PREFIX, errText, round3, isSafari } from './util.js';
 
 /** @typedef {import('./bmff.js').TrackInfo} TrackInfo */
 
@@ -280,13 +280,15 @@ export class Fmp4Player extends EventTarget {
   }
 
   /**
-   * The latency learner: the least margin 0.2 s (Chromium underflows with 0.08–0.17 s
-   * buffered), 0.5 s on Firefox (its MSE stalls with more left, and resumes later: measured in
-   * tests/web's Firefox traces and the e2e runs).
+   * The latency learner, with its defaults in every browser: the least margin 0.2 s (Chromium
+   * underflows with 0.08–0.17 s buffered). Firefox used to start at 0.5 s (its MSE stalled with
+   * more left on a machine loaded 11–21×); on a quiet machine Firefox 153 played every shape at
+   * 0.2 s without a stall (6 runs, jitter 0 and 50 ms, issue 14), and where it does stall each
+   * stall raises the margin.
    * @returns {TargetLearner}
    */
   _newLearner() {
-    return new TargetLearner(isFirefox() ? { margin: 0.5 } : {});
+    return new TargetLearner();
   }
 
   /** @returns {string} the WebSocket URL */

@@ -27,9 +27,3 @@ export function isSafari() {
   return /^((?!chrome|chromium|android|crios|fxios|edg).)*safari/i.test(nav.userAgent) ||
     (nav.vendor === 'Apple Computer, Inc.' && !/chrome|crios/i.test(nav.userAgent));
 }
-
-/** @returns {boolean} true on Firefox (desktop or Android), whose MSE needs more buffer. */
-export function isFirefox() {
-  const nav = globalThis.navigator;
-  return !!nav && /firefox|fxios/i.test(nav.userAgent);
-}
