@@ -63,7 +63,7 @@ test('WebCodecsRenderer: windows and bounds scale with the fragments (mp4mux-av.
     assert.ok(Math.abs(r.windowMs() - 2000 * span) < 1e-6);
     assert.ok(Math.abs(r.lagLimit() - (2 * span + 0.05)) < 1e-9, 'a whole fragment can be queued without a jump');
     assert.equal(r.frameQueueLimit(), Math.ceil((0.7 + 0.05) / r.frameDuration) + 2, 'a whole fragment of frames waits for its turn');
-    for (let i = 0; i < 100; i++) r.stalled();
+    for (let i = 0; i < 100; i++) { r.stalled(); r.startClock(0); } // 100 underruns, each played out of
     assert.ok(Math.abs(r.margin() - (0.05 + span)) < 1e-9, `stalls raise the margin up to a fragment: ${r.margin()}`);
     assert.equal(r.counters.stalls, 100);
     r.fragDurations.set(1, [30 - 1e-9]);
@@ -71,5 +71,70 @@ test('WebCodecsRenderer: windows and bounds scale with the fragments (mp4mux-av.
     r.destroy();
   } finally {
     g.requestAnimationFrame = raf;
+  }
+});
+
+// Stalls are counted once per underrun, and not while the player has paused the stream or after
+// its end. A fake AudioContext / AudioWorkletNode and a fake clock, no browser.
+test('WebCodecsRenderer: one underrun of audio and video is one stall; none while suspended', async () => {
+  const g = /** @type {any} */ (globalThis);
+  const saved = {
+    performance: Object.getOwnPropertyDescriptor(g, 'performance'), raf: g.requestAnimationFrame, caf: g.cancelAnimationFrame,
+    AWN: g.AudioWorkletNode, AC: g.AudioContext, cou: URL.createObjectURL, rou: URL.revokeObjectURL,
+  };
+  let T = 0;
+  let node;
+  try {
+    Object.defineProperty(g, 'performance', { value: { now: () => T }, configurable: true, writable: true });
+    g.requestAnimationFrame = () => 0;
+    g.cancelAnimationFrame = () => {};
+    g.AudioWorkletNode = class { constructor() { node = this; this.port = { postMessage() {}, onmessage: null }; } connect(x) { return x; } disconnect() {} };
+    g.AudioContext = class {
+      constructor(o) { this.sampleRate = o.sampleRate; this.state = 'running'; this.currentTime = 0; this.outputLatency = 0; this.audioWorklet = { addModule: async () => {} }; this.destination = {}; }
+      createGain() { return { gain: { value: 1 }, connect: (x) => x, disconnect() {} }; }
+      resume() { return Promise.resolve(); }
+      close() { return Promise.resolve(); }
+    };
+    URL.createObjectURL = () => 'blob:x';
+    URL.revokeObjectURL = () => {};
+    const opts = { renderDelay: 0.05, maxLag: 0.5, maxFrameQueue: 16, maxDecodeQueue: 60, muted: true };
+    const r = new WebCodecsRenderer(/** @type {any} */ ({ getContext: () => null }), opts, { onFatal() {}, onFirstFrame() {}, log() {} });
+    r.openAudioOutput(48000);
+    await new Promise((res) => setTimeout(res, 0));
+    const msg = (d) => node.port.onmessage({ data: d });
+    /** 1 s of video decoded and drawn, the audio playing and driving the clock, then both run out */
+    const underrun = (t0) => {
+      for (let i = 0; i < 30; i++) r.onFrame({ timestamp: Math.round((t0 / 1000 + i / 30) * 1e6), close() {} });
+      r.frames = [];
+      T = t0 + 990; r.actx.currentTime = T / 1000;
+      msg({ pts: T / 1000, t: T / 1000, playing: true, queued: 0.01, dropped: 0, ran_dry: false });
+      assert.ok(r.audioClock());
+      r.mediaNow();
+      T = t0 + 1000; r.actx.currentTime = T / 1000;
+      msg({ pts: T / 1000, t: T / 1000, playing: false, queued: 0, dropped: 0, ran_dry: true });
+      for (; T <= t0 + 1100; T += 16) r.steer(); // animation frames while nothing arrives
+    };
+    underrun(0);
+    assert.equal(r.counters.stalls, 1, 'the audio ran dry, then the frames: one stall');
+    r.setSuspended(true); // a hidden page (pause sent), or eos
+    underrun(5000);
+    assert.equal(r.counters.stalls, 1, 'suspended: not a stall');
+    r.setSuspended(false);
+    underrun(10000);
+    assert.equal(r.counters.stalls, 2);
+    // a new init segment forgets the last publisher's fragment lengths
+    r.fragDurations.set(2, [0.683]);
+    r.closeAudio = () => {}; r.configureAudio = () => {}; r.configureVideo = () => {}; r.closeVideo = () => {};
+    r.setInit(init('mp4mux-av.mp4'), { codecs: 'avc1.64001e,mp4a.40.2' });
+    assert.equal(r.fragmentSpan(), 0, `after setInit: ${r.fragmentSpan()}`);
+    r.destroy();
+  } finally {
+    if (saved.performance) Object.defineProperty(g, 'performance', saved.performance);
+    g.requestAnimationFrame = saved.raf;
+    g.cancelAnimationFrame = saved.caf;
+    g.AudioWorkletNode = saved.AWN;
+    g.AudioContext = saved.AC;
+    URL.createObjectURL = saved.cou;
+    URL.revokeObjectURL = saved.rou;
   }
 });

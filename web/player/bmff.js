@@ -153,12 +153,12 @@ export function prftFor(list, t, timeOf, sourceOf) {
  *   segment without video (mp4mux and ffmpeg `separate_moof` write one moof per track) is not:
  *   removing media up to its start could cut a GOP;
  * - `prft`: the last top-level `prft` before the `moof`, or null;
- * - `trackEnds`: [track_ID, `tfdt` + sample durations (s)] of each track fragment with a `tfdt`:
- *   where each track's media ends after this segment.
+ * - `trackEnds`: [track_ID, `tfdt` + sample durations, `tfdt`] (s) of each track fragment with a
+ *   `tfdt`: where each track's media ends after this segment, and where it starts.
  * @param {Uint8Array} u8 `[styp/prft/emsg]` + moof + mdat
  * @param {Map<number, TrackInfo>} tracks from {@link parseInit}
  * @returns {{ start: number|null, duration: number, keyframe: boolean, hasVideo: boolean,
- *   prft: ProducerReferenceTime|null, trackEnds: Array<[number, number]> }}
+ *   prft: ProducerReferenceTime|null, trackEnds: Array<[number, number, number]> }}
  */
 export function parseFragment(u8, tracks) {
   const dv = new DataView(u8.buffer, u8.byteOffset, u8.byteLength);
@@ -223,7 +223,7 @@ export function parseFragment(u8, tracks) {
         const stride = 4 * (1 + (trFlags & 0x200 ? 1 : 0) + (trFlags & 0x400 ? 1 : 0) + (trFlags & 0x800 ? 1 : 0));
         for (let i = 0; i < count && q + 4 <= trun.end; i++, q += stride) ticks += dv.getUint32(q);
       }
-      if (tfdtTime !== null) trackEnds.push([trackId, tfdtTime + ticks / track.timescale]);
+      if (tfdtTime !== null) trackEnds.push([trackId, tfdtTime + ticks / track.timescale, tfdtTime]);
       if (isVideo || (!durationFromVideo && duration === 0)) {
         duration = ticks / track.timescale;
         durationFromVideo = isVideo;

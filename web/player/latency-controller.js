@@ -275,6 +275,7 @@ export class TargetLearner {
       return;
     }
     this.arrivals.push({ t: now, x, late: x - best });
+    if (this.arrivals.length >= 2) this.warm = [];
     const from = now - this.options.window;
     let i = 0;
     while (i < this.arrivals.length && this.arrivals[i].t < from) i++;
@@ -317,13 +318,9 @@ export class TargetLearner {
 
   /** @returns {number} arrival jitter (s) over the window (the default before 2 arrivals) */
   get jitter() {
-    if (this.arrivals.length < 2) {
-      const w = this.warm.map((a) => a.late).filter((x) => x <= this.options.maxJitter);
-      return Math.max(this.options.jitter, ...w);
-    }
-    const xs = this.arrivals.map((a) => a.late).filter((x) => x <= this.options.maxJitter).sort((a, b) => a - b);
-    if (!xs.length) return this.options.jitter;
-    return xs.length < 20 ? xs[xs.length - 1] : xs[Math.ceil(0.95 * (xs.length - 1))];
+    const o = this.options;
+    if (this.arrivals.length < 2) return Math.max(o.jitter, lateness95(this.warm, o.maxJitter) ?? 0);
+    return lateness95(this.arrivals, o.maxJitter) ?? o.jitter;
   }
 
   /** @returns {number} the learned target (s) */
@@ -342,6 +339,8 @@ export class TargetLearner {
  * learner must see those steps, not the video's (the audio's end starved playback with the
  * video's 0.25 s ahead: issue 14). Fed each segment's track ends, {@link JointEnd#add} returns
  * how that end moved.
+ * - the first segment (of a timeline) is a step of its own: from its earliest track start to its
+ *   smallest track end (a start burst of one long fragment must teach the learner its length);
  * - a track counts from its first segment on (an init may list a track that never comes);
  * - a track whose end is more than `staleAfter` s behind the others' has stopped: left out;
  * - a track end that goes back by more than 1 s (a new timeline) starts over.
@@ -357,7 +356,8 @@ export class JointEnd {
   }
 
   /**
-   * @param {Array<[number, number]>} trackEnds [track_ID, end s] of one segment (`parseFragment`)
+   * @param {Array<[number, number, number?]>} trackEnds [track_ID, end, start] (s) of one
+   *   segment's track fragments (`parseFragment`; start optional)
    * @returns {{start: number, duration: number}|null} the step the joint end made (from `start`,
    *   `duration` s), or null if it did not move forward
    */
@@ -376,9 +376,26 @@ export class JointEnd {
     for (const e of this.ends.values()) if (e >= newest - this.staleAfter) end = Math.min(end, e);
     const prev = this.end;
     this.end = end;
-    if (prev === null || !(end > prev)) return null;
+    if (prev === null) {
+      const starts = trackEnds.map((t) => t[2]).filter((x) => Number.isFinite(x));
+      const start = starts.length ? Math.min(.../** @type {number[]} */ (starts)) : NaN;
+      return end > start ? { start, duration: end - start } : null;
+    }
+    if (!(end > prev)) return null;
     return { start: prev, duration: end - prev };
   }
+}
+
+/**
+ * The 95th percentile of the lateness of `arrivals` (the max under 20), outages over `max` left out.
+ * @param {Array<{late: number}>} arrivals
+ * @param {number} max s
+ * @returns {number|null} s, null if none
+ */
+function lateness95(arrivals, max) {
+  const xs = arrivals.map((a) => a.late).filter((x) => x <= max).sort((a, b) => a - b);
+  if (!xs.length) return null;
+  return xs.length < 20 ? xs[xs.length - 1] : xs[Math.ceil(0.95 * (xs.length - 1))];
 }
 
 /** @param {number[]} xs @returns {number} */

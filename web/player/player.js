@@ -505,6 +505,7 @@ export class Fmp4Player extends EventTarget {
   _onEos() {
     this._eos = true;
     this._streamEnded = true;
+    this._wc?.setSuspended(true);
     this._setState('ended');
     this._mse?.push({ type: 'call', name: 'endOfStream', fn: () => {
       const ms = this._mse?.ms;
@@ -651,7 +652,7 @@ export class Fmp4Player extends EventTarget {
     let start = null;
     let keyframe = false;
     let prft = null;
-    /** @type {Array<[number, number]>} */
+    /** @type {Array<[number, number, number]>} */
     let trackEnds = [];
     try {
       ({ start, keyframe, prft, trackEnds } = parseFragment(data, this._tracks));
@@ -996,7 +997,7 @@ export class Fmp4Player extends EventTarget {
       this._settleAt = 0;
       this._resume();
     }
-    // autoplay waits for the target's worth (at most 2 s): decided here too, not only when a
+    // autoplay waits for the top of the saw (at most 2 s, shouldStart): decided here too, not only when a
     // fragment is appended, so a stream that stops or sends long fragments starts anyway
     if (mse && !mse.autoplayed) this._maybeAutoplay();
     if (mse && mse.sb && v.readyState > 0 && !v.seeking) this._control(dt);
@@ -1089,6 +1090,7 @@ export class Fmp4Player extends EventTarget {
     if (!this._transport.isOpen) return;
     if (this._transport.send({ type: want ? 'pause' : 'resume' })) {
       this._pauseSent = want;
+      this._wc?.setSuspended(want);
       this._learner.resetArrivals();
       this._log(want ? `pause (${[...this._pauseReasons].join(', ')})` : 'resume');
       if (want && this._state !== 'unsupported') this._setState('suspended');

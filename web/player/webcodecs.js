@@ -8,10 +8,12 @@
  * Latency: a frame is shown at the first animation frame at which it is due (the newest due frame
  * wins; older undrawn ones are closed and counted as dropped). `renderDelay` is the margin kept
  * between a frame's decode and its due time: the clock is moved forward when every frame of the
- * last half second came earlier than that, and stopped (a stall) when it runs out of frames. With
- * the wall clock, each stall adds a frame duration to the margin (up to `maxLag` / 4) and every
+ * last half second came earlier than that, and stopped (a stall) when it runs out of frames. Each
+ * stall adds a frame duration to the margin (up to `maxLag` / 4; long fragments below) and every
  * 2 s without one take 10 ms off, down to `renderDelay`: jitter the network shows is absorbed.
- * The audio output keeps the same margin queued, and its running dry is a stall too.
+ * The audio output keeps the same margin queued, and its running dry is a stall too (one stall
+ * per underrun, however many of audio and video ran out; none while the player has paused the
+ * stream or after its end: {@link WebCodecsRenderer#setSuspended}).
  *
  * Long fragments: media comes in whole fragments (mp4mux fragment-duration=700: video moofs of
  * 0.37–0.43 s, AAC moofs of 0.683 s), so just before one arrives the newest decoded media is a
@@ -103,8 +105,11 @@ class Fmp4WsAudio extends AudioWorkletProcessor {
       if (m.flush) { this.q = []; this.off = 0; this.queued = 0; this.playing = false; this.pos = null; return; }
       if (m.prebuffer !== undefined) {
         this.prebuffer = m.prebuffer; this.maxQueue = m.maxQueue;
-        // a new window length starts a new window (the first one is not cut short)
-        if ((m.window ?? 0.5) !== this.window) { this.window = m.window ?? 0.5; this.windowLeft = sampleRate * this.window; this.minQueued = Infinity; }
+        // a longer window lengthens the current one (the first one, before the fragments were
+        // known, is not cut short); a shorter one applies from the next
+        const w = m.window ?? 0.5;
+        if (w > this.window) this.windowLeft += (w - this.window) * sampleRate;
+        this.window = w;
         return;
       }
       const len = m.channels[0].length;
@@ -219,13 +224,17 @@ export class WebCodecsRenderer {
     /** @type {Array<{pts: number, channels: Float32Array[]}>} audio decoded before the worklet is ready */
     this.audioBacklog = [];
     /** latest worklet report: media time `pts` at AudioContext time `t` */
-    this.audioPos = /** @type {{pts: number|null, t: number, playing: boolean, queued: number, dropped: number, at: number}} */ ({ pts: null, t: 0, playing: false, queued: 0, dropped: 0, at: 0 });
+    this.audioPos = /** @type {{pts: number|null, t: number, playing: boolean, queued: number, dropped: number, at: number, ran_dry?: boolean}} */ ({ pts: null, t: 0, playing: false, queued: 0, dropped: 0, at: 0 });
     /** wall clock: media time `m` at performance.now() `w`; stopped while `running` is false */
     this.clock = { m: 0, w: 0, running: false, started: false };
     /** min over the current window of (due time − decode time) of the frames, s */
     this.headroom = { min: Infinity, since: 0 };
-    /** s added to renderDelay by stalls of the wall clock (see the module doc) */
+    /** s added to renderDelay by stalls (see the module doc) */
     this.extraDelay = 0;
+    /** a stall was counted and playback has not run again since (one stall per underrun) */
+    this.inStall = false;
+    /** the stream is paused by the player or ended: running out is not a stall */
+    this.suspended = false;
     /** @type {Map<number, number[]>} track_ID → its last fragments' durations (s) */
     this.fragDurations = new Map();
     /** the audio output's settings last sent (see {@link WebCodecsRenderer#syncAudioOutput}) */
@@ -263,6 +272,8 @@ export class WebCodecsRenderer {
    */
   setInit(init, stream) {
     this.tracks = parseSampleTracks(init);
+    this.fragDurations.clear(); // a new publisher may cut its fragments otherwise
+    this.suspended = false;
     this.codecs = streamCodecs(stream);
     const v = this.videoTrack();
     const a = this.audioTrack();
@@ -365,6 +376,7 @@ export class WebCodecsRenderer {
       node.port.onmessage = (e) => {
         if (this.node !== node) return;
         if (this.audioPos.playing && !e.data.playing && e.data.ran_dry) this.stalled();
+        else if (e.data.playing) this.inStall = false;
         this.audioPos = { ...e.data, at: performance.now() };
       };
       this.audioSettings = '';
@@ -379,6 +391,15 @@ export class WebCodecsRenderer {
       this.audioBacklog = [];
     }, (e) => this.hooks.log('AudioWorklet module failed; playing video only:', errText(e)));
     if (actx.state !== 'running') actx.resume().catch(() => {});
+  }
+
+  /**
+   * The player paused the stream (`pause` sent: a hidden page) or it ended (`eos`): media running
+   * out is then expected, not a stall. A new init segment clears it.
+   * @param {boolean} suspended
+   */
+  setSuspended(suspended) {
+    this.suspended = suspended;
   }
 
   /** @param {boolean} muted */
@@ -414,6 +435,7 @@ export class WebCodecsRenderer {
     if (this.lastSamplePts !== null && (first < this.lastSamplePts - 1 || first > this.lastSamplePts + 5)) {
       this.hooks.log(`timeline jump ${this.lastSamplePts.toFixed(3)} -> ${first.toFixed(3)}: clock reset`);
       this.resetClock();
+      this.fragDurations.clear();
       this.waitKey = true;
     }
     for (const s of samples) {
@@ -607,6 +629,8 @@ export class WebCodecsRenderer {
    * that is more: 85 ms for 0.683 s AAC moofs), up to max(maxLag / 4, a fragment).
    */
   stalled() {
+    if (this.inStall || this.suspended) return;
+    this.inStall = true;
     this.counters.stalls++;
     const span = this.fragmentSpan();
     this.extraDelay = Math.min(Math.max(this.options.maxLag / 4, span), this.extraDelay + Math.max(this.frameDuration, span / 8));
@@ -630,6 +654,7 @@ export class WebCodecsRenderer {
 
   /** @param {number} m media time due now */
   startClock(m) {
+    this.inStall = false;
     this.clock = { m, w: performance.now(), running: true, started: true };
     this.headroom = { min: Infinity, since: performance.now() };
   }
