@@ -18,8 +18,9 @@
  * Long fragments: media comes in whole fragments (mp4mux fragment-duration=700: video moofs of
  * 0.37–0.43 s, AAC moofs of 0.683 s), so just before one arrives the newest decoded media is a
  * fragment's length ahead of the previous arrival. The windows and bounds scale with the longest
- * track's fragment (`fragmentSpan`, the longest of the last 8): the headroom window (and the audio output's trimming window)
- * spans two fragments, at least 0.5 s; the clock jumps only when more than `maxLag` and two
+ * track's fragment (`fragmentSpan`, the longest of the last 8): the headroom window (and the
+ * audio output's trimming window) spans two fragments, at least 0.5 s; the queue of decoded
+ * frames holds a fragment's (`frameQueueLimit`); the clock jumps only when more than `maxLag` and two
  * fragments + the margin behind; a stall raises the margin by max(a frame, an eighth of a
  * fragment), up to max(`maxLag` / 4, a fragment).
  * Before (fixed 0.5 s windows and bounds), a 700 ms stream stalled at every fragment (51–56 times
