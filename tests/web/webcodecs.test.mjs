@@ -3,15 +3,11 @@
 // codec string of an avcC (checked against ffprobe's profile and level of the fixtures). The renderer itself needs a browser: tests/e2e/webcodecs.test.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import { boxes } from '../../web/player/bmff.js';
 import { parseSampleTracks, parseSamples } from '../../web/player/samples.js';
 import { streamCodecs, avcCodecString, webCodecsSupport, WebCodecsRenderer } from '../../web/player/webcodecs.js';
+import { fixture, split } from './split.mjs';
 
-const init = (name) => {
-  const u8 = new Uint8Array(fs.readFileSync(new URL(`../fixtures/${name}`, import.meta.url)));
-  return u8.subarray(0, [...boxes(u8, 0, u8.length)].find((b) => b.type === 'moov').end);
-};
+const init = (name) => split(fixture(name)).init;
 
 test('streamCodecs: video and audio codec of a stream message', () => {
   assert.deepEqual(streamCodecs({ codecs: 'avc1.64001e, mp4a.40.2' }), { video: 'avc1.64001e', audio: 'mp4a.40.2' });
@@ -35,6 +31,11 @@ test('webCodecsSupport: without WebCodecs (Node.js has none) the answer says so'
   assert.deepEqual(r, { ok: false, reason: 'This browser has no WebCodecs (VideoDecoder/AudioDecoder).' });
 });
 
+/** The player's defaults (renderDelay 0.05 s, maxLag 0.5 s, 16 frames, 60 chunks). */
+const OPTS = Object.freeze({ renderDelay: 0.05, maxLag: 0.5, maxFrameQueue: 16, maxDecodeQueue: 60, muted: true });
+/** A renderer on a canvas without a 2D context (no browser needed). */
+const newRenderer = () => new WebCodecsRenderer(/** @type {any} */ ({ getContext: () => null }), { ...OPTS }, { onFatal() {}, onFirstFrame() {}, log() {} });
+
 // The renderer's bounds follow the longest track's fragments (mp4mux fragment-duration=700). Constructed without a browser: a canvas without a 2D context, no animation frames.
 test('WebCodecsRenderer: windows and bounds scale with the fragments (mp4mux-av.mp4: video 0.7 / 0.3 s, AAC 0.683 s moofs)', () => {
   const g = /** @type {any} */ (globalThis);
@@ -42,20 +43,14 @@ test('WebCodecsRenderer: windows and bounds scale with the fragments (mp4mux-av.
   g.requestAnimationFrame = () => 0;
   g.cancelAnimationFrame ??= () => {};
   try {
-    const opts = { renderDelay: 0.05, maxLag: 0.5, maxFrameQueue: 16, maxDecodeQueue: 60, muted: true };
-    const r = new WebCodecsRenderer(/** @type {any} */ ({ getContext: () => null }), opts, { onFatal() {}, onFirstFrame() {}, log() {} });
+    const r = newRenderer();
     assert.equal(r.fragmentSpan(), 0);
     assert.equal(r.windowMs(), 500, 'per-frame streams keep the 0.5 s window');
     assert.equal(r.lagLimit(), 0.5);
     assert.equal(r.frameQueueLimit(), 16);
-    const u8 = new Uint8Array(fs.readFileSync(new URL('../fixtures/mp4mux-av.mp4', import.meta.url)));
-    const tracks = parseSampleTracks(init('mp4mux-av.mp4'));
-    const all = [...boxes(u8, 0, u8.length)];
-    for (let i = 0; i < all.length; i++) {
-      if (all[i].type !== 'moof') continue;
-      const seg = u8.subarray(all[i].start, all[i + 1].end);
-      r.noteFragment(parseSamples(seg, tracks));
-    }
+    const file = split(fixture('mp4mux-av.mp4'));
+    const tracks = parseSampleTracks(file.init);
+    for (const seg of file.fragments) r.noteFragment(parseSamples(seg, tracks));
     const span = r.fragmentSpan();
     // the longest of each track's last 8: video 0.7 (0.7 / 0.3 alternate), AAC 32 × 1024 / 48000
     assert.ok(Math.abs(span - 0.7) < 1e-6, `the longest track's: ${span}`);
@@ -67,7 +62,7 @@ test('WebCodecsRenderer: windows and bounds scale with the fragments (mp4mux-av.
     assert.ok(Math.abs(r.margin() - (0.05 + span)) < 1e-9, `stalls raise the margin up to a fragment: ${r.margin()}`);
     assert.equal(r.counters.stalls, 100);
     r.fragDurations.set(1, [30 - 1e-9]);
-    assert.equal(r.frameQueueLimit(), 4 * opts.maxFrameQueue, 'bounded: 4 × maxFrameQueue');
+    assert.equal(r.frameQueueLimit(), 4 * OPTS.maxFrameQueue, 'bounded: 4 × maxFrameQueue');
     r.destroy();
   } finally {
     g.requestAnimationFrame = raf;
@@ -97,8 +92,7 @@ test('WebCodecsRenderer: one underrun of audio and video is one stall; none whil
     };
     URL.createObjectURL = () => 'blob:x';
     URL.revokeObjectURL = () => {};
-    const opts = { renderDelay: 0.05, maxLag: 0.5, maxFrameQueue: 16, maxDecodeQueue: 60, muted: true };
-    const r = new WebCodecsRenderer(/** @type {any} */ ({ getContext: () => null }), opts, { onFatal() {}, onFirstFrame() {}, log() {} });
+    const r = newRenderer();
     r.openAudioOutput(48000);
     await new Promise((res) => setTimeout(res, 0));
     const msg = (d) => node.port.onmessage({ data: d });

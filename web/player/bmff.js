@@ -169,7 +169,7 @@ export function parseFragment(u8, tracks) {
   let hasVideo = false;
   /** @type {ProducerReferenceTime|null} */
   let prft = null;
-  /** @type {Array<[number, number]>} */
+  /** @type {Array<[number, number, number]>} */
   const trackEnds = [];
   for (const t of tracks.values()) if (t.handler === 'vide') keyframe = false; // until a video traf says so
   for (const moof of boxes(u8, 0, u8.length)) {
